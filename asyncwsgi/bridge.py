@@ -1,0 +1,343 @@
+"""The one place where the event loop thread and the worker threads hand data to each other.
+
+Two one-way pipes, each with flow control, and the messages that cross them:
+
+* ``InputStream`` is ``wsgi.input``. The loop ``feed``s request body bytes in; the worker reads
+  them out, blocking until they arrive. ``feed`` reports when the buffer is above its high-water
+  mark so the loop stops reading the socket; the worker asks the loop to resume once it has
+  drained the buffer to half of that.
+* ``OutputChannel`` carries ``Delivery`` messages (response head, body bytes, end) from the
+  worker to the loop with ``call_soon_threadsafe``. The worker blocks in ``send`` while the
+  transport is paused or too many bytes are in flight, so a slow reader never makes the server
+  buffer a whole response; once the client is gone ``send`` fails fast with ClientDisconnected.
+
+Every method says which thread may call it. State shared between threads is touched only
+under the object's condition lock; the loop never blocks on it for longer than a field update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+
+from .errors import ClientDisconnected
+
+# How often a blocked worker re-checks that the loop is still alive. Only matters when a
+# loop is closed without closing its connections first; normal wake-ups are notifications.
+_LIVENESS_CHECK_SECONDS = 1.0
+
+
+class ResponseHead(NamedTuple):
+    status_code: int
+    reason: bytes
+    headers: List[Tuple[bytes, bytes]]
+
+
+class FileSlice(NamedTuple):
+    """A region of an open regular file for ``loop.sendfile``."""
+
+    file: Any
+    offset: int
+    count: int
+
+
+class Delivery(NamedTuple):
+    """One worker-to-loop message. Small responses travel as exactly one of these."""
+
+    head: Optional[ResponseHead]  # send the status line and headers first
+    body: Any  # bytes-like, possibly empty
+    end: bool  # the response is complete
+    last: bool  # the job is finished: nothing more will come, release its thread slot
+    abort: bool = False  # close the connection without completing the response
+    file: Optional[FileSlice] = None  # sendfile this region (the worker waits for the reply)
+
+
+class OutputChannel:
+    """Worker-to-loop pipe for one response, with write back-pressure."""
+
+    __slots__ = ("_loop", "_sink", "_limit", "_cond", "_inflight", "_paused", "_closed", "_waiting", "_reply")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sink: Callable[[Delivery], None],
+        limit: int,
+        paused: bool,
+    ) -> None:
+        self._loop = loop
+        self._sink = sink  # [loop] runs each delivery
+        self._limit = limit
+        self._cond = threading.Condition(threading.Lock())
+        self._inflight = 0  # bytes handed to the loop and not yet written to the transport
+        self._paused = paused  # the transport is above its write high-water mark
+        self._closed = False  # the client is gone
+        self._waiting = False  # the worker is blocked in send() or call()
+        self._reply: Any = _NO_REPLY
+
+    # --- [worker] ---------------------------------------------------------------------------
+
+    def send(self, delivery: Delivery, nbytes: int) -> None:
+        """Hand ``delivery`` to the loop, first blocking while the client is not keeping up."""
+        cond = self._cond
+        with cond:
+            while not self._closed and (self._paused or self._inflight > self._limit):
+                self._waiting = True
+                cond.wait(_LIVENESS_CHECK_SECONDS)
+                if self._loop.is_closed():
+                    self._closed = True
+            self._waiting = False
+            if self._closed:
+                raise ClientDisconnected("client disconnected")
+            self._inflight += nbytes
+        self._hand_off(delivery)
+
+    def call(self, delivery: Delivery) -> Any:
+        """Send ``delivery`` and block until the loop ``reply``s (used for sendfile)."""
+        self.send(delivery, 0)
+        cond = self._cond
+        with cond:
+            while self._reply is _NO_REPLY and not self._closed:
+                self._waiting = True
+                cond.wait(_LIVENESS_CHECK_SECONDS)
+                if self._loop.is_closed():
+                    self._closed = True
+            self._waiting = False
+            reply, self._reply = self._reply, _NO_REPLY
+        if reply is _NO_REPLY:
+            raise ClientDisconnected("client disconnected")
+        return reply
+
+    def finish(self, delivery: Delivery) -> None:
+        """Send the job's last delivery: never blocks, never raises, always arrives if the loop runs."""
+        try:
+            self._loop.call_soon_threadsafe(self._sink, delivery)
+        except RuntimeError:  # the loop is closed; nothing is left to tell
+            pass
+
+    def _hand_off(self, delivery: Delivery) -> None:
+        try:
+            self._loop.call_soon_threadsafe(self._sink, delivery)
+        except RuntimeError:
+            with self._cond:
+                self._closed = True
+            raise ClientDisconnected("server loop closed") from None
+
+    # --- [loop] -----------------------------------------------------------------------------
+
+    def written(self, nbytes: int) -> None:
+        """The loop has passed ``nbytes`` of a delivery to the transport."""
+        if nbytes == 0:
+            return
+        with self._cond:
+            self._inflight -= nbytes
+            if self._waiting and not self._paused and self._inflight <= self._limit:
+                self._cond.notify()
+
+    def pause(self) -> None:
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        with self._cond:
+            self._paused = False
+            if self._waiting:
+                self._cond.notify()
+
+    def reply(self, value: Any) -> None:
+        with self._cond:
+            self._reply = value
+            self._cond.notify()
+
+    def close(self) -> None:
+        """The client is gone: wake the worker so its next send fails fast."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+
+
+_NO_REPLY = object()
+
+
+class InputStream:
+    """``wsgi.input``: a blocking file-like reader of the request body, fed by the loop."""
+
+    __slots__ = (
+        "_loop",
+        "_high_water",
+        "_low_water",
+        "_on_resume",
+        "_on_first_read",
+        "_cond",
+        "_buf",
+        "_eof",
+        "_error",
+        "_loop_paused",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        high_water: int,
+        on_resume: Callable[[], None],
+        on_first_read: Optional[Callable[[], None]] = None,
+    ) -> None:
+        self._loop = loop
+        self._high_water = high_water
+        self._low_water = high_water // 2
+        self._on_resume = on_resume  # [loop] resume reading the socket
+        self._on_first_read = on_first_read  # [loop] e.g. send 100 Continue
+        self._cond = threading.Condition(threading.Lock())
+        self._buf = bytearray()
+        self._eof = False
+        self._error: Optional[BaseException] = None
+        self._loop_paused = False  # the loop stopped reading because we were full
+
+    # --- [loop] -----------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> bool:
+        """Append body bytes; True means the buffer is full and the loop should stop reading."""
+        with self._cond:
+            self._buf += data
+            full = len(self._buf) > self._high_water
+            if full:
+                self._loop_paused = True
+            self._cond.notify()
+        return full
+
+    def feed_eof(self) -> None:
+        with self._cond:
+            self._eof = True
+            self._cond.notify()
+
+    def fail(self, exc: BaseException) -> None:
+        """Make the worker's current and later reads raise ``exc`` (client gone, bad framing)."""
+        with self._cond:
+            if not self._eof and self._error is None:
+                self._error = exc
+            self._cond.notify()
+
+    @property
+    def finished(self) -> bool:
+        return self._eof or self._error is not None
+
+    # --- [worker] ---------------------------------------------------------------------------
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        if size is None or size < 0:
+            return self._read_until(-1, newline=False)
+        if size == 0:
+            self._note_first_read()
+            return b""
+        return self._read_until(size, newline=False)
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        if size is None:
+            size = -1
+        if size == 0:
+            return b""
+        return self._read_until(size, newline=True)
+
+    def readlines(self, hint: int = -1) -> List[bytes]:
+        lines = []
+        total = 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> "InputStream":
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Apps may close ``wsgi.input``; the server owns its lifetime, so this does nothing."""
+
+    def _note_first_read(self) -> None:
+        callback = self._on_first_read
+        if callback is not None:
+            self._on_first_read = None
+            self._call_loop(callback)
+
+    def _read_until(self, size: int, newline: bool) -> bytes:
+        """Read up to ``size`` bytes (all if negative), stopping after b"\\n" when ``newline``.
+
+        Bytes are moved out of the shared buffer as they arrive, so a read larger than the
+        high-water mark (or a long line) never deadlocks against the paused socket.
+        """
+        self._note_first_read()
+        out = bytearray()
+        cond = self._cond
+        while True:
+            resume = False
+            with cond:
+                while not self._buf and not self._eof and self._error is None:
+                    cond.wait(_LIVENESS_CHECK_SECONDS)
+                    if self._loop.is_closed():
+                        self._error = ClientDisconnected("server loop closed")
+                if self._error is not None:
+                    raise self._error
+                buf = self._buf
+                want = len(buf) if size < 0 else min(len(buf), size - len(out))
+                if newline:
+                    index = buf.find(b"\n", 0, want)
+                    if index >= 0:
+                        want = index + 1
+                        newline = False  # found: stop after this chunk
+                        size = len(out) + want
+                out += buf[:want]
+                del buf[:want]
+                done = (size >= 0 and len(out) >= size) or (self._eof and not buf)
+                if self._loop_paused and len(buf) <= self._low_water:
+                    self._loop_paused = False
+                    resume = True
+            if resume:
+                self._call_loop(self._on_resume)
+            if done:
+                return bytes(out)
+
+    def _call_loop(self, callback: Callable[[], None]) -> None:
+        try:
+            self._loop.call_soon_threadsafe(callback)
+        except RuntimeError:
+            raise ClientDisconnected("server loop closed") from None
+
+
+class EmptyInput:
+    """``wsgi.input`` for requests without a body: shared, stateless, never blocks."""
+
+    __slots__ = ()
+
+    def read(self, size: Optional[int] = -1) -> bytes:
+        return b""
+
+    def readline(self, size: Optional[int] = -1) -> bytes:
+        return b""
+
+    def readlines(self, hint: int = -1) -> List[bytes]:
+        return []
+
+    def __iter__(self) -> "EmptyInput":
+        return self
+
+    def __next__(self) -> bytes:
+        raise StopIteration
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+EMPTY_INPUT = EmptyInput()

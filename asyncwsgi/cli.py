@@ -1,0 +1,170 @@
+"""The ``asyncwsgi`` command. [main thread]
+
+The only place that exits the process, configures logging and installs signal handlers.
+Flags are generated from ``Config``'s fields, so every option exists exactly once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import logging
+import signal
+import sys
+from typing import Any, Dict, List, NoReturn, Optional, Sequence
+
+from . import __version__
+from .config import Config, flag_name
+from .errors import AppImportError, ConfigError
+from .importer import import_app
+from .log import error_log
+from .loops import resolve_loop
+from .server import Server, describe, start_server
+from .types import WSGIApp
+
+_FORCED_EXIT = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not a usage dump: easy to read in a service log.
+        self.exit(2, f"asyncwsgi: error: {message} (see --help)\n")
+
+
+def _number(kind: type, name: str) -> Any:
+    def convert(text: str) -> Any:
+        try:
+            return kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag_name(name)} expects {kind.__name__}, got {text!r}") from None
+
+    return convert
+
+
+_KINDS: Dict[str, type] = {
+    "port": int,
+    "fd": int,
+    "threads": int,
+    "queue_size": int,
+    "backlog": int,
+    "keep_alive": float,
+    "graceful_timeout": float,
+    "max_head_bytes": int,
+    "input_buffer_bytes": int,
+    "output_buffer_bytes": int,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="asyncwsgi",
+        description="Serve a WSGI application over HTTP/1.1 with an asyncio event loop and a thread pool.",
+    )
+    parser.add_argument("app", help="The WSGI app as 'module:attribute' (attribute may be dotted), e.g. myproject.wsgi:application.")
+    parser.add_argument("--factory", action="store_true", help="Treat the app as a factory: call it with no arguments to get the app.")
+    parser.add_argument("--app-dir", default=".", metavar="DIR", help="Directory put first on sys.path before importing the app (default: current directory).")
+    parser.add_argument("--version", action="version", version=f"asyncwsgi {__version__}")
+    for f in dataclasses.fields(Config):
+        meta = f.metadata
+        flag = flag_name(f.name)
+        if f.default is True:
+            parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=f"Disable: {meta['help']}")
+            parser.set_defaults(**{f.name: True})
+            continue
+        kwargs: Dict[str, Any] = {"dest": f.name, "default": f.default, "help": meta["help"] + " (default: %(default)s)"}
+        if "choices" in meta:
+            kwargs["choices"] = meta["choices"]
+        if "metavar" in meta:
+            kwargs["metavar"] = meta["metavar"]
+        if f.name in _KINDS:
+            kwargs["type"] = _number(_KINDS[f.name], f.name)
+        parser.add_argument(flag, **kwargs)
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}
+    return Config(**values)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        config = config_from_args(args)
+        loop_name, loop_factory = resolve_loop(config.loop)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    _configure_logging(config.log_level, config.access_log)
+    try:
+        app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
+    except AppImportError as exc:
+        if exc.__cause__ is not None:
+            error_log.debug("import traceback", exc_info=exc.__cause__)
+        return _fail(str(exc), 1)
+    loop = loop_factory()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(_serve(app, config, loop_name))
+    except OSError as exc:
+        return _fail(f"cannot listen: {exc}", 1)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:
+    server = await start_server(app, config)
+    for address in describe(server):
+        error_log.info("asyncwsgi %s listening on %s (loop: %s, threads: %d)", __version__, address, loop_name, config.threads)
+    exit_code = await _until_signalled(server)
+    error_log.info("asyncwsgi stopped")
+    return exit_code
+
+
+async def _until_signalled(server: Server) -> int:
+    loop = asyncio.get_running_loop()
+    signals: List[int] = [signal.SIGINT, signal.SIGTERM]
+    state = {"count": 0}
+
+    def on_signal(signum: int) -> None:
+        state["count"] += 1
+        if state["count"] == 1:
+            error_log.info("received %s: shutting down gracefully (again to force)", signal.Signals(signum).name)
+            server.close()
+        else:
+            error_log.warning("received %s again: closing all connections now", signal.Signals(signum).name)
+            server.abort()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        await server.serve_forever()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    return _FORCED_EXIT if state["count"] > 1 else 0
+
+
+def _configure_logging(level: str, access_log: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
+    error = logging.getLogger("asyncwsgi.error")
+    error.addHandler(handler)
+    error.setLevel(level.upper())
+    error.propagate = False
+    access = logging.getLogger("asyncwsgi.access")
+    access_handler = logging.StreamHandler(sys.stderr)
+    access_handler.setFormatter(logging.Formatter("%(message)s"))
+    access.addHandler(access_handler)
+    access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
+    access.propagate = False
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"asyncwsgi: error: {message}", file=sys.stderr)
+    return code

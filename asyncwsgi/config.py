@@ -1,0 +1,144 @@
+"""The one configuration object, shared by the CLI, the embed API and worker processes. [both]
+
+A ``Config`` is frozen and validated once, in ``__post_init__``; everything downstream trusts it.
+Each field's metadata carries its CLI help text, so the CLI is generated from this file and
+the docs and ``--help`` can never disagree about what exists. No I/O, logging or env reads here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+from .errors import ConfigError
+
+LoopName = Literal["auto", "asyncio", "uvloop"]
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+LOOP_CHOICES: tuple[str, ...] = ("auto", "asyncio", "uvloop")
+LOG_LEVELS: tuple[str, ...] = ("critical", "error", "warning", "info", "debug")
+
+
+def _opt(default: Any, help: str, **extra: Any) -> Any:
+    return field(default=default, metadata={"help": help, **extra})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Server settings. Seconds are floats, sizes are ``*_bytes`` ints, choices are Literals."""
+
+    host: str = _opt("127.0.0.1", "Interface to bind (0.0.0.0 for all IPv4, :: for all IPv6).")
+    port: int = _opt(8000, "TCP port to bind; 0 picks a free port.")
+    uds: Optional[str] = _opt(None, "Serve on this Unix domain socket path instead of TCP.", metavar="PATH")
+    fd: Optional[int] = _opt(None, "Serve on an already-bound listening socket inherited as this file descriptor.", metavar="N")
+    threads: int = _opt(8, "Worker threads running the WSGI app.")
+    queue_size: int = _opt(
+        32,
+        "Requests that may wait for a free thread; beyond this, connections are not read "
+        "(back-pressure through TCP).",
+    )
+    backlog: int = _opt(2048, "Listen backlog: connections the kernel holds before accept.")
+    keep_alive: float = _opt(5.0, "Seconds an idle keep-alive connection is kept open.", metavar="SECONDS")
+    graceful_timeout: float = _opt(
+        30.0, "Seconds to let in-flight requests finish on shutdown before closing them.", metavar="SECONDS"
+    )
+    loop: LoopName = _opt("auto", "Event loop: auto (uvloop when installed), asyncio or uvloop.", choices=LOOP_CHOICES)
+    max_head_bytes: int = _opt(
+        65536, "Largest request line plus headers accepted; larger gets 431.", metavar="BYTES"
+    )
+    input_buffer_bytes: int = _opt(
+        65536, "Request body bytes buffered ahead of the app before the socket stops being read.", metavar="BYTES"
+    )
+    output_buffer_bytes: int = _opt(
+        65536, "Response bytes buffered toward a slow client before the app's writes block.", metavar="BYTES"
+    )
+    url_scheme: Literal["http", "https"] = _opt(
+        "http", "wsgi.url_scheme reported to the app (https when TLS ends at a proxy).", choices=("http", "https")
+    )
+    server_header: bool = _opt(True, "Send a 'Server: asyncwsgi' header.")
+    access_log: bool = _opt(True, "Log one line per request to the asyncwsgi.access logger.")
+    log_level: LogLevel = _opt("info", "Log level for the CLI's stderr logging.", choices=LOG_LEVELS)
+
+    def __post_init__(self) -> None:
+        _check_type(self)
+        if not 0 <= self.port <= 65535:
+            _fail("port", f"must be between 0 and 65535, got {self.port}")
+        if self.uds is not None and self.fd is not None:
+            raise ConfigError("--uds and --fd are mutually exclusive")
+        if self.uds == "":
+            _fail("uds", "must not be empty")
+        if self.fd is not None and self.fd < 0:
+            _fail("fd", f"must be >= 0, got {self.fd}")
+        _at_least(self, "threads", 1)
+        _at_least(self, "queue_size", 0)
+        _at_least(self, "backlog", 1)
+        _at_least(self, "max_head_bytes", 1024)
+        _at_least(self, "input_buffer_bytes", 1024)
+        _at_least(self, "output_buffer_bytes", 1024)
+        for name in ("keep_alive", "graceful_timeout"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                _fail(name, f"must be a finite number of seconds >= 0, got {value}")
+        for name, choices in (("loop", LOOP_CHOICES), ("log_level", LOG_LEVELS), ("url_scheme", ("http", "https"))):
+            if getattr(self, name) not in choices:
+                _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_options(cls, base: Optional["Config"] = None, **options: Any) -> "Config":
+        """Build a Config from keyword options, naming any unknown one in the error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ConfigError(f"unknown option(s): {', '.join(unknown)}")
+        if base is None:
+            return cls(**options)
+        return dataclasses.replace(base, **options)
+
+
+def flag_name(field_name: str) -> str:
+    """The CLI flag for a Config field, used in every error message."""
+    return "--" + field_name.replace("_", "-")
+
+
+def _fail(name: str, message: str) -> None:
+    raise ConfigError(f"{flag_name(name)} {message}")
+
+
+def _at_least(config: Config, name: str, minimum: int) -> None:
+    value = getattr(config, name)
+    if value < minimum:
+        _fail(name, f"must be >= {minimum}, got {value}")
+
+
+_FIELD_TYPES = {
+    "host": (str,),
+    "port": (int,),
+    "uds": (str, type(None)),
+    "fd": (int, type(None)),
+    "threads": (int,),
+    "queue_size": (int,),
+    "backlog": (int,),
+    "keep_alive": (int, float),
+    "graceful_timeout": (int, float),
+    "loop": (str,),
+    "max_head_bytes": (int,),
+    "input_buffer_bytes": (int,),
+    "output_buffer_bytes": (int,),
+    "url_scheme": (str,),
+    "server_header": (bool,),
+    "access_log": (bool,),
+    "log_level": (str,),
+}
+
+
+def _check_type(config: Config) -> None:
+    # Annotations are strings under `from __future__ import annotations`, so the runtime
+    # types live in one table; a test keeps it in step with the dataclass fields.
+    for name, types in _FIELD_TYPES.items():
+        value = getattr(config, name)
+        bool_for_number = isinstance(value, bool) and bool not in types
+        if bool_for_number or not isinstance(value, types):
+            expected = " or ".join("None" if t is type(None) else t.__name__ for t in types)
+            _fail(name, f"must be {expected}, got {value!r}")

@@ -1,0 +1,47 @@
+"""What every connection of one server shares. [loop]"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from email.utils import formatdate
+from typing import TYPE_CHECKING, Callable, Optional, Set
+
+from .config import Config
+from .environ import EnvironBuilder
+from .executor import WorkerPool
+from .types import WSGIApp
+
+if TYPE_CHECKING:
+    from .protocol import HTTPProtocol
+
+SERVER_HEADER = b"asyncwsgi"
+
+
+class ServerContext:
+    """Config, app, pool, environ template and the registry of open connections."""
+
+    def __init__(self, config: Config, app: WSGIApp, loop: asyncio.AbstractEventLoop, pool: WorkerPool) -> None:
+        from .wsgi import FileWrapper
+
+        self.config = config
+        self.app = app
+        self.loop = loop
+        self.pool = pool
+        self.environ = EnvironBuilder(url_scheme=config.url_scheme, multiprocess=False, file_wrapper=FileWrapper)
+        self.connections: Set["HTTPProtocol"] = set()
+        self.draining = False  # the server is shutting down: finish current responses, then close
+        # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
+        self.sendfile_ok = isinstance(loop, asyncio.BaseEventLoop)
+        self.server_header: Optional[bytes] = SERVER_HEADER if config.server_header else None
+        self.on_connection_lost: Optional[Callable[[], None]] = None
+        self._date_second = -1
+        self._date = b""
+
+    def date_header(self) -> bytes:
+        """RFC 9110 §6.6.1 Date, formatted at most once a second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            self._date = formatdate(now, usegmt=True).encode("ascii")
+        return self._date

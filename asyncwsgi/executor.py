@@ -1,0 +1,109 @@
+"""A bounded pool of worker threads that run WSGI apps. [loop: admission; worker: job loop]
+
+Admission is decided on the loop thread alone, so it needs no lock: at most
+``threads + queue_size`` jobs are admitted (running or queued) at once. A caller that finds
+the pool full registers a waiter and stops reading its connection; that is how saturation
+turns into TCP back-pressure instead of an unbounded queue (``ThreadPoolExecutor.submit``
+would queue forever). A slot is released on the loop thread when the job's last hand-off
+arrives there, which every job sends exactly once (see ``bridge.OutputChannel.finish``).
+"""
+
+from __future__ import annotations
+
+import collections
+import queue
+import threading
+from typing import Callable, Deque, List, Optional
+
+from .log import error_log
+
+Job = Callable[[], None]
+Waiter = Callable[[], None]
+"""Called on the loop when a slot frees; it calls ``admit`` if it still wants the slot."""
+
+_STOP = None
+
+
+class WorkerPool:
+    """N threads fed from one queue; bounded admission decided on the loop thread."""
+
+    def __init__(self, threads: int, queue_size: int, name: str = "asyncwsgi-worker") -> None:
+        self.threads = threads
+        self.capacity = threads + queue_size
+        self._name = name
+        self._jobs: "queue.SimpleQueue[Optional[Job]]" = queue.SimpleQueue()
+        self._workers: List[threading.Thread] = []
+        self._admitted = 0  # [loop] jobs admitted and not yet released
+        self._waiters: Deque[Waiter] = collections.deque()  # [loop]
+
+    # --- [loop] -----------------------------------------------------------------------------
+
+    @property
+    def admitted(self) -> int:
+        return self._admitted
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def try_submit(self, job: Job) -> bool:
+        """Run ``job`` on a worker if a slot is free; False means the caller must wait."""
+        if self._admitted >= self.capacity or self._waiters:
+            return False
+        self._admitted += 1
+        self._jobs.put(job)
+        return True
+
+    def wait_for_slot(self, waiter: Waiter) -> None:
+        """Call ``waiter`` once a slot may be free, in FIFO order; it decides whether to ``admit``."""
+        self._waiters.append(waiter)
+
+    def release(self) -> None:
+        """A job has finished: hand its slot to the oldest waiter that still wants one."""
+        self._admitted -= 1
+        while self._waiters and self._admitted < self.capacity:
+            waiter = self._waiters.popleft()
+            waiter()
+
+    def admit(self, job: Job) -> None:
+        """Submit ``job`` from inside a waiter callback (the slot is known to be free)."""
+        self._admitted += 1
+        self._jobs.put(job)
+
+    # --- [main / loop] lifecycle ------------------------------------------------------------
+
+    def start(self) -> None:
+        for index in range(self.threads):
+            thread = threading.Thread(target=self._work, name=f"{self._name}-{index}", daemon=True)
+            thread.start()
+            self._workers.append(thread)
+
+    def shutdown(self) -> None:
+        """Ask every thread to exit once it is idle. Does not wait (an app may be stuck)."""
+        self._waiters.clear()
+        for _ in self._workers:
+            self._jobs.put(_STOP)
+
+    def join(self, timeout: float) -> List[threading.Thread]:
+        """Wait up to ``timeout`` seconds in total; return the threads still running."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        for thread in self._workers:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t for t in self._workers if t.is_alive()]
+        self._workers = alive
+        return alive
+
+    # --- [worker] ---------------------------------------------------------------------------
+
+    def _work(self) -> None:
+        jobs = self._jobs
+        while True:
+            job = jobs.get()
+            if job is _STOP:
+                return
+            try:
+                job()
+            except BaseException:  # a job must never kill its thread
+                error_log.exception("unexpected error in worker thread")

@@ -1,0 +1,49 @@
+"""Turn an app spec such as ``"pkg.mod:attr.sub"`` into a WSGI callable. [main thread, at startup]"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any, Optional
+
+from .errors import AppImportError
+from .types import WSGIApp
+
+
+def import_app(spec: str, *, factory: bool = False, app_dir: Optional[str] = ".") -> WSGIApp:
+    """Import ``module:attribute`` (attribute may be dotted); with ``factory``, call it for the app.
+
+    ``app_dir`` is put first on ``sys.path`` so that ``asyncwsgi app:application`` finds ``app.py``
+    in the current directory, as users expect from gunicorn and uvicorn.
+    """
+    module_name, sep, attr_path = spec.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise AppImportError(f"app must be given as 'module:attribute', got {spec!r}")
+    if app_dir is not None:
+        path = os.path.abspath(app_dir)
+        if path not in sys.path:
+            sys.path.insert(0, path)
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise AppImportError(f"could not import module {module_name!r}: {exc}") from None
+        raise AppImportError(f"error while importing {module_name!r}: {exc!r}") from exc
+    except Exception as exc:
+        raise AppImportError(f"error while importing {module_name!r}: {exc!r}") from exc
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise AppImportError(f"{module_name!r} has no attribute {attr_path!r}") from None
+    if factory:
+        if not callable(obj):
+            raise AppImportError(f"--factory given but {spec!r} is not callable")
+        try:
+            obj = obj()
+        except Exception as exc:
+            raise AppImportError(f"app factory {spec!r} raised {exc!r}") from exc
+    if not callable(obj):
+        raise AppImportError(f"{spec!r} is not a callable WSGI application (got {type(obj).__name__})")
+    return obj  # type: ignore[no-any-return]

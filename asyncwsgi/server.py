@@ -1,0 +1,206 @@
+"""Listeners, the connection registry and graceful shutdown: the embed API. [loop]
+
+``Server`` mirrors ``asyncio.Server`` (``sockets``, ``close()``, ``wait_closed()``,
+``is_serving()``, ``serve_forever()``, ``async with``) so it drops into asyncio programs.
+Nothing here installs signal handlers, configures logging or touches global state: that is
+the CLI's job. The caller's running loop is used as is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import stat
+import threading
+from typing import Any, List, Optional, Tuple
+
+from .config import Config
+from .context import ServerContext
+from .executor import WorkerPool
+from .log import error_log
+from .protocol import HTTPProtocol
+from .types import WSGIApp
+
+# After the graceful timeout, how long to wait for worker threads to notice and exit.
+_THREAD_EXIT_SECONDS = 2.0
+
+
+class Server:
+    """A running asyncwsgi server on the current event loop."""
+
+    def __init__(self, ctx: ServerContext, listener: asyncio.AbstractServer, uds_path: Optional[str]) -> None:
+        self._ctx = ctx
+        self._listener = listener
+        self._uds_path = uds_path
+        self._all_closed = asyncio.Event()
+        self._forced = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._closing = False
+        self._closed_task: Optional["asyncio.Task[None]"] = None
+        ctx.on_connection_lost = self._on_connection_lost
+
+    @property
+    def config(self) -> Config:
+        return self._ctx.config
+
+    @property
+    def sockets(self) -> Tuple[socket.socket, ...]:
+        return tuple(self._listener.sockets or ())
+
+    @property
+    def connections(self) -> int:
+        """Open client connections (a gauge for tests and monitoring)."""
+        return len(self._ctx.connections)
+
+    def is_serving(self) -> bool:
+        return not self._closing and self._listener.is_serving()
+
+    def close(self) -> None:
+        """Stop accepting; close idle connections now and busy ones after their response."""
+        if self._closing:
+            return
+        self._closing = True
+        self._stopping.set()
+        self._ctx.draining = True
+        self._listener.close()
+        for protocol in list(self._ctx.connections):
+            protocol.shutdown()
+        self._on_connection_lost()
+
+    def abort(self) -> None:
+        """Close every connection at once, in-flight requests included (a second Ctrl-C)."""
+        self.close()
+        self._forced.set()
+
+    async def wait_closed(self) -> None:
+        """Wait until shutdown is complete: connections closed, worker threads exited.
+
+        In-flight requests get ``graceful_timeout`` seconds; then their connections are aborted.
+        """
+        if not self._closing:
+            self.close()
+        if self._closed_task is None:
+            self._closed_task = asyncio.ensure_future(self._shutdown())
+        await asyncio.shield(self._closed_task)
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled or closed; either way, return after a graceful shutdown."""
+        try:
+            await self._stopping.wait()
+        finally:
+            self.close()
+            await self.wait_closed()
+
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _on_connection_lost(self) -> None:
+        if self._closing and not self._ctx.connections:
+            self._all_closed.set()
+
+    async def _shutdown(self) -> None:
+        ctx = self._ctx
+        waits = [asyncio.ensure_future(self._all_closed.wait()), asyncio.ensure_future(self._forced.wait())]
+        try:
+            await asyncio.wait(waits, timeout=ctx.config.graceful_timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waits:
+                waiter.cancel()
+        if ctx.connections:
+            error_log.warning("graceful timeout: closing %d connection(s) with requests in flight", len(ctx.connections))
+            for protocol in list(ctx.connections):
+                protocol.abort()
+            await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked workers
+        ctx.pool.shutdown()
+        stuck = await _join_threads(ctx.pool, _THREAD_EXIT_SECONDS)
+        if stuck:
+            error_log.warning("%d worker thread(s) still running the app after shutdown", len(stuck))
+        await self._listener.wait_closed()
+        if self._uds_path is not None:
+            _remove_socket_file(self._uds_path)
+
+
+async def _join_threads(pool: WorkerPool, timeout: float) -> List[threading.Thread]:
+    """Join the pool's threads without blocking the loop (and without the loop's default executor)."""
+    loop = asyncio.get_running_loop()
+    done: "asyncio.Future[List[threading.Thread]]" = loop.create_future()
+
+    def join() -> None:
+        alive = pool.join(timeout)
+        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(alive))
+
+    threading.Thread(target=join, name="asyncwsgi-shutdown", daemon=True).start()
+    return await done
+
+
+async def start_server(app: WSGIApp, config: Optional[Config] = None, **options: Any) -> Server:
+    """Start serving ``app`` on the running loop and return once listening.
+
+    Options are ``Config`` fields (``host``, ``port``, ``threads``, ...); with ``config`` given,
+    they override its values. Port 0 picks a free port: read it back from ``server.sockets``.
+    """
+    config = Config.from_options(config, **options)
+    loop = asyncio.get_running_loop()
+    pool = WorkerPool(config.threads, config.queue_size)
+    ctx = ServerContext(config, app, loop, pool)
+
+    def factory() -> HTTPProtocol:
+        return HTTPProtocol(ctx)
+
+    uds_path: Optional[str] = None
+    try:
+        if config.fd is not None:
+            sock = socket.socket(fileno=config.fd)
+            if sock.family == socket.AF_UNIX:
+                listener = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
+            else:
+                listener = await loop.create_server(factory, sock=sock, backlog=config.backlog)
+        elif config.uds is not None:
+            _remove_socket_file(config.uds)
+            listener = await loop.create_unix_server(factory, config.uds, backlog=config.backlog)
+            uds_path = config.uds
+        else:
+            listener = await loop.create_server(
+                factory, config.host, config.port, backlog=config.backlog, reuse_address=True
+            )
+    except BaseException:
+        pool.shutdown()
+        raise
+    pool.start()
+    return Server(ctx, listener, uds_path)
+
+
+async def serve(app: WSGIApp, config: Optional[Config] = None, **options: Any) -> None:
+    """Serve ``app`` until the calling task is cancelled, then shut down gracefully."""
+    server = await start_server(app, config, **options)
+    await server.serve_forever()
+
+
+def _remove_socket_file(path: str) -> None:
+    """Remove a stale Unix socket left by an earlier run; never remove anything else."""
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def describe(server: Server) -> List[str]:
+    """Human-readable addresses the server listens on, for the startup log line."""
+    out = []
+    for sock in server.sockets:
+        name = sock.getsockname()
+        if sock.family == socket.AF_UNIX:
+            out.append(f"unix:{name}")
+        elif sock.family == socket.AF_INET6:
+            out.append(f"http://[{name[0]}]:{name[1]}")
+        else:
+            out.append(f"http://{name[0]}:{name[1]}")
+    return out

@@ -1,0 +1,12 @@
+"""WSGI type aliases (``wsgiref.types`` exists only from Python 3.11)."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Any, Callable, Iterable, Optional, Tuple, Type
+
+ExcInfo = Tuple[Type[BaseException], BaseException, Optional[TracebackType]]
+WriteCallable = Callable[[bytes], Any]
+StartResponse = Callable[..., WriteCallable]
+Environ = dict
+WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]

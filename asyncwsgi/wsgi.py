@@ -1,0 +1,276 @@
+"""The WSGI side of one request: call the app, validate what it says, stream what it yields. [worker]
+
+Everything in this module runs on a worker thread. It never touches the socket or the h11
+connection; it only produces ``Delivery`` messages for ``bridge.OutputChannel``. Rules kept
+here, from PEP 3333:
+
+* status and headers are validated in ``start_response`` (CR/LF and control bytes, header
+  name tokens, hop-by-hop headers), so a bad app gets a 500, never a split response;
+* ``exc_info`` may replace the headers until they are sent, and is re-raised after;
+* headers go out with the first non-empty body chunk (or at the end, if there is none);
+* the iterable's ``close()`` is always called, after a normal response, an app error, and a
+  client disconnect alike;
+* a short body returned as a list goes to the loop in one hand-off, with a Content-Length.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import stat
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
+
+from .bridge import Delivery, FileSlice, OutputChannel, ResponseHead
+from .errors import ClientDisconnected, RequestBodyError
+from .log import error_log
+from .types import Environ, ExcInfo, WriteCallable, WSGIApp
+
+# A list/tuple body up to this size crosses to the loop in a single hand-off.
+ONE_HOP_BYTES = 64 * 1024
+# Larger chunks are sliced (without copying) so back-pressure acts at this granularity.
+SLICE_BYTES = 256 * 1024
+
+_STATUS_RE = re.compile(r"([0-9]{3}) ([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+# RFC 9110 §7.6.1: these describe one connection, which is the server's business, not the app's.
+_HOP_BY_HOP = frozenset(
+    {"keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
+)
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+_ABORT = Delivery(None, b"", end=False, last=True, abort=True)
+
+
+class FileWrapper:
+    """``wsgi.file_wrapper``: lets the server send a file with ``sendfile`` (PEP 3333)."""
+
+    def __init__(self, filelike: Any, blksize: int = 8192) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while True:
+            data = read(self.blksize)
+            if not data:
+                return
+            yield data
+
+
+def make_head(status: Any, headers: Any) -> Tuple[ResponseHead, bool]:
+    """Validate the app's status and headers; return the head and whether it set Content-Length.
+
+    Raises ValueError/TypeError for anything that could corrupt the response framing.
+    """
+    if type(status) is not str:
+        raise TypeError(f"status must be str, got {type(status).__name__}")
+    match = _STATUS_RE.match(status)
+    if match is None:
+        raise ValueError(f"invalid status line {status!r}")
+    code = int(match.group(1))
+    if code < 200:
+        raise ValueError(f"status {code} cannot be a final response")
+    if type(headers) is not list:
+        raise TypeError(f"headers must be a list, got {type(headers).__name__}")
+    out: List[Tuple[bytes, bytes]] = []
+    has_length = False
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise TypeError(f"header must be a (name, value) tuple, got {item!r}")
+        name, value = item
+        if type(name) is not str or type(value) is not str:
+            raise TypeError(f"header name and value must be str, got {item!r}")
+        if _TOKEN_RE.match(name) is None:
+            raise ValueError(f"invalid header name {name!r}")
+        if _BAD_VALUE_RE.search(value) is not None:
+            raise ValueError(f"invalid characters in header {name!r}: {value!r}")
+        lower = name.lower()
+        if lower in _HOP_BY_HOP:
+            raise ValueError(f"hop-by-hop header {name!r} is not allowed from a WSGI app (PEP 3333)")
+        if lower == "connection":
+            # "Connection: close" from the app is honoured; any other value is the server's call.
+            if "close" not in [t.strip().lower() for t in value.split(",")]:
+                continue
+            value = "close"
+        elif lower == "content-length":
+            has_length = True
+        out.append((name.encode("latin-1"), value.strip(" \t").encode("latin-1")))
+    reason = match.group(2).encode("latin-1")
+    return ResponseHead(code, reason, out), has_length
+
+
+def _error_head(code: int, reason: bytes, body: bytes) -> ResponseHead:
+    return ResponseHead(
+        code,
+        reason,
+        [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", str(len(body)).encode())],
+    )
+
+
+_500_BODY = b"Internal Server Error\n"
+_400_BODY = b"Bad Request\n"
+
+
+class WSGICall:
+    """One application call on a worker thread, from ``app(environ, start_response)`` to ``close()``."""
+
+    __slots__ = ("app", "environ", "channel", "sendfile_ok", "head", "has_length", "head_sent")
+
+    def __init__(self, app: WSGIApp, environ: Environ, channel: OutputChannel, sendfile_ok: bool) -> None:
+        self.app = app
+        self.environ = environ
+        self.channel = channel
+        self.sendfile_ok = sendfile_ok
+        self.head: Optional[ResponseHead] = None
+        self.has_length = False
+        self.head_sent = False
+
+    def run(self) -> None:
+        """The pool job. Always ends with exactly one ``last`` delivery, whatever the app does."""
+        final = _ABORT
+        try:
+            final = self._call_app()
+        except ClientDisconnected:
+            error_log.debug("client disconnected during %s", self._request_line())
+        except RequestBodyError as exc:
+            error_log.info("bad request body for %s: %s", self._request_line(), exc)
+            if not self.head_sent:
+                final = Delivery(_error_head(400, b"Bad Request", _400_BODY), _400_BODY, end=True, last=True)
+        except Exception:
+            error_log.exception("error in WSGI application handling %s", self._request_line())
+            if not self.head_sent:
+                final = Delivery(_error_head(500, b"Internal Server Error", _500_BODY), _500_BODY, end=True, last=True)
+        finally:
+            self.channel.finish(final)
+
+    def start_response(self, status: str, headers: List[Tuple[str, str]], exc_info: Optional[ExcInfo] = None) -> WriteCallable:
+        if exc_info is not None:
+            try:
+                if self.head_sent:
+                    raise exc_info[1].with_traceback(exc_info[2])
+            finally:
+                exc_info = None  # break the traceback reference cycle (PEP 3333)
+        elif self.head is not None:
+            raise AssertionError("start_response() called a second time without exc_info")
+        self.head, self.has_length = make_head(status, headers)
+        return self.write
+
+    def write(self, data: bytes) -> None:
+        """PEP 3333's legacy ``write()``: blocks until the loop has taken the bytes."""
+        if self.head is None:
+            raise AssertionError("write() called before start_response()")
+        self._send(data)
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _call_app(self) -> Delivery:
+        result = self.app(self.environ, self.start_response)
+        try:
+            body = self._consume(result)
+        finally:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        return self._final(body)
+
+    def _consume(self, result: Iterable[bytes]) -> bytes:
+        """Stream the iterable; return the bytes still to send with the final hand-off."""
+        kind = type(result)
+        if (kind is list or kind is tuple) and not self.head_sent:
+            total = 0
+            for chunk in result:  # type: ignore[union-attr]
+                if type(chunk) is not bytes:
+                    _check_chunk(chunk)
+                total += len(chunk)
+                if total > ONE_HOP_BYTES:
+                    break
+            else:
+                return b"".join(result)  # type: ignore[arg-type]
+        elif kind is FileWrapper and self.sendfile_ok and not self.head_sent:
+            if self._sendfile(result):  # type: ignore[arg-type]
+                return b""
+        for chunk in result:
+            self._send(chunk)
+        return b""
+
+    def _send(self, data: Any) -> None:
+        if type(data) is not bytes:
+            _check_chunk(data)
+        if not data:
+            return  # headers wait for the first non-empty chunk (PEP 3333)
+        head = None
+        if not self.head_sent:
+            head = self._require_head()
+            self.head_sent = True
+        size = len(data)
+        if size <= SLICE_BYTES:
+            self.channel.send(Delivery(head, data, False, False), size)
+            return
+        view = memoryview(data)
+        for start in range(0, size, SLICE_BYTES):
+            piece = view[start : start + SLICE_BYTES]
+            self.channel.send(Delivery(head, piece, False, False), len(piece))
+            head = None
+
+    def _final(self, body: bytes) -> Delivery:
+        head = None
+        if not self.head_sent:
+            head = self._require_head()
+            if not self.has_length and head.status_code not in _NO_BODY_STATUSES:
+                # Nothing has been sent yet, so ``body`` is the whole body: frame it by length
+                # rather than chunked, which also lets HTTP/1.0 clients keep the connection.
+                head.headers.append((b"Content-Length", str(len(body)).encode()))
+            self.head_sent = True
+        return Delivery(head, body, end=True, last=True)
+
+    def _sendfile(self, wrapper: FileWrapper) -> bool:
+        """Send a regular file with ``loop.sendfile``; False if it is not one (iterate instead)."""
+        filelike = wrapper.filelike
+        try:
+            fileno = filelike.fileno()
+            info = os.fstat(fileno)
+            offset = filelike.tell()
+        except (AttributeError, OSError, io.UnsupportedOperation):
+            return False
+        if not stat.S_ISREG(info.st_mode):
+            return False
+        head = self._require_head()
+        count = max(0, info.st_size - offset)
+        if self.has_length:
+            declared = _declared_length(head)
+            if declared is not None:
+                count = min(count, declared)
+        elif head.status_code not in _NO_BODY_STATUSES:
+            head.headers.append((b"Content-Length", str(count).encode()))
+        self.head_sent = True
+        sent = self.channel.call(Delivery(head, b"", False, False, file=FileSlice(filelike, offset, count)))
+        filelike.seek(offset + sent)
+        return True
+
+    def _require_head(self) -> ResponseHead:
+        if self.head is None:
+            raise AssertionError("the application returned a body without calling start_response()")
+        return self.head
+
+    def _request_line(self) -> str:
+        env = self.environ
+        return f"{env.get('REQUEST_METHOD')} {env.get('RAW_URI')}"
+
+
+def _check_chunk(chunk: Any) -> None:
+    if not isinstance(chunk, (bytes, bytearray, memoryview)):
+        raise TypeError(f"the application must yield bytes, got {type(chunk).__name__}")
+
+
+def _declared_length(head: ResponseHead) -> Optional[int]:
+    for name, value in head.headers:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
