@@ -143,8 +143,12 @@ class Exchange:
             if d.head is not None:
                 out.append(conn.send(self._response(d.head)))
             if d.abort:
-                error_log.debug("aborting response to %s", self.request_line())
-                protocol.abort()
+                # Flush what was sent, then close: the unterminated body tells the client the
+                # response is incomplete, and it is never mistaken for a whole one.
+                error_log.debug("abandoning response to %s", self.request_line())
+                protocol.writelines(out)
+                out = []
+                protocol.close()
             else:
                 body = d.body
                 if body and self.body_allowed:
@@ -161,7 +165,7 @@ class Exchange:
             # The app broke HTTP framing (e.g. fewer bytes than its Content-Length): all we can
             # do with a half-sent response is close the connection.
             error_log.error("response to %s violates HTTP framing: %s; closing", self.request_line(), exc)
-            protocol.abort()
+            protocol.close()
         self.channel.written(len(d.body))
         if d.last:
             self._finish()

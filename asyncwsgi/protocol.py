@@ -38,7 +38,13 @@ _DRAIN_LIMIT_BYTES = 1024 * 1024
 # Seconds we keep reading (and discarding) after sending an error, before closing.
 _LINGER_SECONDS = 2.0
 
-_REASONS = {400: b"Bad Request", 413: b"Content Too Large", 431: b"Request Header Fields Too Large", 501: b"Not Implemented"}
+_REASONS = {
+    400: b"Bad Request",
+    413: b"Content Too Large",
+    431: b"Request Header Fields Too Large",
+    501: b"Not Implemented",
+    505: b"HTTP Version Not Supported",
+}
 
 
 class HTTPProtocol(asyncio.Protocol):
@@ -148,6 +154,8 @@ class HTTPProtocol(asyncio.Protocol):
                     exchange.on_body(event.data)  # type: ignore[union-attr]
             elif kind is h11.Request:
                 self._on_request(event)  # type: ignore[arg-type]
+                if self._lingering or self.transport.is_closing():
+                    return  # rejected: nothing after it on this connection is processed
             elif kind is h11.EndOfMessage:
                 exchange = self.exchange
                 assert exchange is not None
@@ -168,14 +176,25 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _on_request(self, request: h11.Request) -> None:
         self._cancel_timer()
+        if request.http_version[:2] != b"1.":
+            # h11 parses any single-digit version; we speak HTTP/1.x only (RFC 9110 §15.6.6).
+            self.send_error(505, f"unsupported HTTP version {request.http_version!r}", request)
+            return
         headers = request.headers
         try:
             content_length = transfer_encoding = False
-            for name, _ in headers:
+            # h11 bounds only heads still incomplete; one that arrives whole in a single read
+            # is parsed whatever its size, so the limit is enforced again here.
+            head_bytes = len(request.method) + len(request.target) + 12
+            for name, value in headers:
+                head_bytes += len(name) + len(value) + 4
                 if name == b"content-length":
                     content_length = True
                 elif name == b"transfer-encoding":
                     transfer_encoding = True
+            if head_bytes > self.ctx.config.max_head_bytes:
+                self.send_error(431, f"request head of {head_bytes} bytes is over --max-head-bytes", request)
+                return
             if content_length and transfer_encoding:
                 # RFC 9112 §6.1: ambiguous framing is how requests get smuggled; refuse it.
                 raise BadTarget("Content-Length together with Transfer-Encoding")

@@ -1,0 +1,160 @@
+"""Small WSGI apps, each exercising one behaviour."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+
+def hello(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"Hello, world!"]
+
+
+def hello_factory():
+    return hello
+
+
+class Nested:
+    class Inner:
+        app = staticmethod(hello)
+
+
+def echo(environ, start_response):
+    """Answer with the request body, read in one read()."""
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def environ_dump(environ, start_response):
+    """Answer with the str-valued CGI keys of the environ, as JSON."""
+    data = {k: v for k, v in environ.items() if isinstance(v, str)}
+    data["wsgi.version"] = list(environ["wsgi.version"])
+    for key in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "wsgi.input_terminated"):
+        data[key] = environ[key]
+    body = json.dumps(data).encode()
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [body]
+
+
+def stream(environ, start_response):
+    """Three chunks from a generator, so the length is unknown (chunked on 1.1)."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body():
+        yield b"one,"
+        yield b""
+        yield b"two,"
+        yield b"three"
+
+    return body()
+
+
+def no_body(environ, start_response):
+    start_response("204 No Content", [])
+    return []
+
+
+def path_echo(environ, start_response):
+    body = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} ?{environ['QUERY_STRING']}".encode("latin-1")
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [body]
+
+
+def ignores_body(environ, start_response):
+    """Answers without reading the request body."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ignored"]
+
+
+def boom(environ, start_response):
+    raise RuntimeError("boom before start_response")
+
+
+def boom_after_headers(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+
+    def body():
+        yield b"partial"
+        raise RuntimeError("boom after headers")
+
+    return body()
+
+
+def bad_header(environ, start_response):
+    start_response("200 OK", [("X-Evil", "a\r\nSet-Cookie: pwned=1")])
+    return [b"never"]
+
+
+def bad_status(environ, start_response):
+    start_response("200 OK\r\nX-Evil: 1", [])
+    return [b"never"]
+
+
+def hop_by_hop(environ, start_response):
+    start_response("200 OK", [("Transfer-Encoding", "chunked")])
+    return [b"never"]
+
+
+def app_closes(environ, start_response):
+    start_response("200 OK", [("Connection", "close"), ("Content-Type", "text/plain")])
+    return [b"bye"]
+
+
+def write_callable(environ, start_response):
+    write = start_response("200 OK", [("Content-Type", "text/plain")])
+    write(b"written,")
+    return [b"returned"]
+
+
+def short_content_length(environ, start_response):
+    start_response("200 OK", [("Content-Length", "100")])
+    return iter([b"only ten b"])
+
+
+def exc_info_replace(environ, start_response):
+    """Calls start_response, fails, then replaces the headers via exc_info (allowed: nothing sent)."""
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    try:
+        raise ValueError("oops")
+    except ValueError:
+        import sys
+
+        start_response("503 Service Unavailable", [("Content-Type", "text/plain")], sys.exc_info())
+    return [b"replaced"]
+
+
+def slow(environ, start_response):
+    delay = float(environ.get("QUERY_STRING") or "0.2")
+    time.sleep(delay)
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"slept"]
+
+
+class Tracker:
+    """An app whose iterable records close() and how far the app got; for disconnect tests."""
+
+    def __init__(self, chunk: bytes = b"x" * 65536, chunks: int = 10_000) -> None:
+        self.chunk = chunk
+        self.chunks = chunks
+        self.produced = 0
+        self.closed = threading.Event()
+        self.started = threading.Event()
+
+    def __call__(self, environ, start_response):
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        tracker = self
+
+        class Body:
+            def __iter__(self):
+                tracker.started.set()
+                for _ in range(tracker.chunks):
+                    tracker.produced += 1
+                    yield tracker.chunk
+
+            def close(self):
+                tracker.closed.set()
+
+        return Body()

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Iterator, List
+
+import pytest
+
+from tests.helpers import ServerThread
+
+LOOPS = ["asyncio", "uvloop"]
+
+
+@pytest.fixture(params=LOOPS)
+def loop_name(request: pytest.FixtureRequest) -> str:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def serve(loop_name: str) -> Iterator[Callable[..., ServerThread]]:
+    """Start servers on the parametrized loop; stop them and check no thread leaked."""
+    before = {t.ident for t in threading.enumerate()}
+    started: List[ServerThread] = []
+
+    def start(app: Any, **options: Any) -> ServerThread:
+        server = ServerThread(app, loop=loop_name, **options)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
+    leaked = [t for t in threading.enumerate() if t.ident not in before and t.is_alive() and t.name.startswith("asyncwsgi")]
+    for thread in leaked:
+        thread.join(5)
+    leaked = [t.name for t in leaked if t.is_alive()]
+    assert not leaked, f"threads leaked after server stop: {leaked}"

@@ -1,0 +1,218 @@
+"""Test helpers: run a server on its own loop thread, speak raw HTTP to it."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+from asyncwsgi import Server, start_server
+from asyncwsgi.loops import resolve_loop
+
+WAIT = 10.0  # the bound on every wait in the tests, in seconds
+
+
+class ServerThread:
+    """An asyncwsgi server on a fresh event loop of the chosen kind, in a background thread."""
+
+    def __init__(self, app: Any, loop: str = "asyncio", **options: Any) -> None:
+        options.setdefault("port", 0)
+        options.setdefault("access_log", False)
+        self.app = app
+        self.options = options
+        _, factory = resolve_loop(loop)
+        self.loop = factory()
+        self.server: Optional[Server] = None
+        self._ready = threading.Event()
+        self._error: Optional[BaseException] = None
+        self._thread = threading.Thread(target=self._run, name="test-server-loop", daemon=True)
+
+    def start(self) -> "ServerThread":
+        self._thread.start()
+        assert self._ready.wait(WAIT), "server did not start"
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+        try:
+            self.server = self.loop.run_until_complete(start_server(self.app, **self.options))
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            return
+        self._ready.set()
+        self.loop.run_forever()
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def on_loop(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` on the loop thread and return its result."""
+        future: "asyncio.Future[Any]" = asyncio.run_coroutine_threadsafe(_call(fn), self.loop)  # type: ignore[assignment]
+        return future.result(WAIT)
+
+    def stop(self, timeout: float = WAIT) -> None:
+        if not self._thread.is_alive():
+            return
+        if self.server is not None:
+            future = asyncio.run_coroutine_threadsafe(_close(self.server), self.loop)
+            future.result(timeout)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "server loop thread did not stop"
+
+
+async def _call(fn: Callable[[], Any]) -> Any:
+    return fn()
+
+
+async def _close(server: Server) -> None:
+    server.close()
+    await server.wait_closed()
+
+
+def connect(port: int, timeout: float = WAIT) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return sock
+
+
+@dataclass
+class Response:
+    status: int
+    reason: bytes
+    version: bytes
+    headers: List[Tuple[bytes, bytes]]
+    body: bytes
+    raw: bytes
+    trailers: List[Tuple[bytes, bytes]] = field(default_factory=list)
+
+    def header(self, name: bytes) -> Optional[bytes]:
+        values = [v for k, v in self.headers if k.lower() == name.lower()]
+        return b",".join(values) if values else None
+
+    @property
+    def header_names(self) -> List[bytes]:
+        return [k.lower() for k, _ in self.headers]
+
+
+class Reader:
+    """Reads HTTP/1.1 responses off a socket, byte-exact, supporting pipelining."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.received = b""  # everything read so far, for byte-level assertions
+        self.eof = False
+
+    def _fill(self) -> bool:
+        data = self.sock.recv(65536)
+        if not data:
+            self.eof = True
+            return False
+        self.buf += data
+        self.received += data
+        return True
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            if not self._fill():
+                raise EOFError(f"connection closed mid-line; have {self.buf!r}")
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def _exact(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._fill():
+                raise EOFError("connection closed mid-body")
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response(self, head_request: bool = False) -> Response:
+        start = len(self.buf)
+        raw_parts: List[bytes] = []
+        status_line = self._line()
+        raw_parts.append(status_line + b"\r\n")
+        version, code, reason = (status_line.split(b" ", 2) + [b""])[:3]
+        headers: List[Tuple[bytes, bytes]] = []
+        while True:
+            line = self._line()
+            raw_parts.append(line + b"\r\n")
+            if not line:
+                break
+            name, _, value = line.partition(b":")
+            headers.append((name, value.strip()))
+        resp = Response(int(code), reason, version, headers, b"", b"")
+        status = resp.status
+        body = b""
+        if head_request or status in (204, 304) or 100 <= status < 200:
+            pass
+        elif resp.header(b"transfer-encoding") == b"chunked":
+            while True:
+                size_line = self._line()
+                raw_parts.append(size_line + b"\r\n")
+                size = int(size_line.split(b";")[0], 16)
+                if size == 0:
+                    while True:
+                        line = self._line()
+                        raw_parts.append(line + b"\r\n")
+                        if not line:
+                            break
+                        name, _, value = line.partition(b":")
+                        resp.trailers.append((name, value.strip()))
+                    break
+                chunk = self._exact(size)
+                body += chunk
+                raw_parts.append(chunk + self._exact(2))
+        elif resp.header(b"content-length") is not None:
+            body = self._exact(int(resp.header(b"content-length") or 0))
+            raw_parts.append(body)
+        else:  # close-delimited
+            while self._fill():
+                pass
+            body, self.buf = self.buf, b""
+            raw_parts.append(body)
+        del start
+        resp.body = body
+        resp.raw = b"".join(raw_parts)
+        return resp
+
+    def closed(self, timeout: float = WAIT) -> bool:
+        """True once the server has closed the connection (EOF or reset) with nothing more sent."""
+        self.sock.settimeout(timeout)
+        try:
+            while self._fill():
+                pass
+        except ConnectionResetError:
+            return True
+        return self.eof and not self.buf
+
+
+def request(port: int, data: bytes, head_request: bool = False) -> Response:
+    """Send raw bytes on a new connection and read one response."""
+    with connect(port) as sock:
+        sock.sendall(data)
+        return Reader(sock).response(head_request=head_request)
+
+
+def get(path: str = "/", host: bytes = b"t", extra: bytes = b"") -> bytes:
+    return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\n" + extra + b"\r\n"
+
+
+def thread_names() -> Dict[str, int]:
+    names: Dict[str, int] = {}
+    for thread in threading.enumerate():
+        key = thread.name.rsplit("-", 1)[0]
+        names[key] = names.get(key, 0) + 1
+    return names

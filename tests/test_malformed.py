@@ -1,0 +1,110 @@
+"""Malformed and ambiguous requests: the right 4xx, a closed connection, and the server keeps serving.
+
+Each case is raw bytes, the status expected, and a good request pipelined right behind the bad
+one, which must never be dispatched (the app would see it as a second request).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.apps import basic
+from tests.helpers import Reader, connect, get, request
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+
+CASES = [
+    ("garbage", b"\x00\x01\x02garbage\r\n\r\n", 400),
+    ("no-version", b"GET /\r\n\r\n", 400),
+    ("bad-version", b"GET / HTTP/2.7\r\nHost: t\r\n\r\n", 505),
+    ("space-in-target", b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    ("missing-host-1.1", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("duplicate-host", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("invalid-host", b"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400),
+    ("host-with-path", b"GET / HTTP/1.1\r\nHost: evil.com/x\r\n\r\n", 400),
+    ("cl-and-te", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("conflicting-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400),
+    ("plus-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello", 400),
+    ("negative-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400),
+    ("hex-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0x5\r\n\r\nhello", 400),
+    ("te-gzip", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+    ("space-before-colon", b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400),
+    ("nul-in-value", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x00b\r\n\r\n", 400),
+    ("ctl-in-name", b"GET / HTTP/1.1\r\nHost: t\r\nX\x01A: a\r\n\r\n", 400),
+    ("bad-method", b"G(T / HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    ("authority-form", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 400),
+    ("asterisk-not-options", b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    ("absolute-form-bad-scheme", b"GET ftp://x/y HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+    ("fragment", b"GET /a#b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
+    ("header-too-large", b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+]
+
+
+@pytest.mark.parametrize("raw,status", [pytest.param(raw, status, id=name) for name, raw, status in CASES])
+def test_malformed_request(serve, raw, status, caplog):
+    seen = []
+
+    def app(environ, start_response):
+        seen.append(environ["PATH_INFO"])
+        return basic.hello(environ, start_response)
+
+    srv = serve(app)
+    caplog.set_level(logging.INFO, logger="asyncwsgi")
+    with connect(srv.port) as sock:
+        try:
+            sock.sendall(raw + SMUGGLED)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reader = Reader(sock)
+        resp = reader.response()
+        assert resp.status == status
+        assert resp.header(b"connection") == b"close"
+        assert reader.closed()
+    assert "/smuggled" not in seen
+    # The server still serves a good client.
+    assert request(srv.port, get("/")).body == b"Hello, world!"
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_bad_chunked_body_gives_400_when_app_reads(serve):
+    srv = serve(basic.echo)
+    raw = b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n"
+    with connect(srv.port) as sock:
+        sock.sendall(raw + SMUGGLED)
+        reader = Reader(sock)
+        resp = reader.response()
+        assert resp.status == 400
+        assert reader.closed()
+    assert request(srv.port, get("/")).status == 200
+
+
+def test_underscore_header_cannot_spoof_dash_header(serve):
+    import json
+
+    srv = serve(basic.environ_dump)
+    resp = request(srv.port, get("/", extra=b"X-Forwarded-For: 1.2.3.4\r\nX_Forwarded_For: 6.6.6.6\r\n"))
+    env = json.loads(resp.body)
+    assert env["HTTP_X_FORWARDED_FOR"] == "1.2.3.4"
+
+
+def test_eof_mid_head_closes_quietly(serve, caplog):
+    srv = serve(basic.hello)
+    with connect(srv.port) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\nHo")
+        sock.shutdown(1)
+        reader = Reader(sock)
+        # h11 reports the truncated head; we answer 400 and close.
+        assert reader.response().status == 400
+        assert reader.closed()
+    assert request(srv.port, get("/")).status == 200
+
+
+def test_obs_fold_is_unfolded_to_a_space(serve):
+    """RFC 9112 §5.2 lets a server replace obs-fold with SP instead of rejecting; h11 does so."""
+    import json
+
+    srv = serve(basic.environ_dump)
+    resp = request(srv.port, b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n  b\r\n\r\n")
+    assert json.loads(resp.body)["HTTP_X_A"] == "a b"
