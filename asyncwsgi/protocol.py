@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 import h11
 
 from .environ import BadTarget, check_host, split_target
+from .errors import ClientDisconnected, RequestBodyError
 from .exchange import Exchange
 from .log import error_log, log_access
 
@@ -105,6 +106,10 @@ class HTTPProtocol(asyncio.Protocol):
         if self._lingering:
             self.transport.close()
             return False
+        exchange = self.exchange
+        if exchange is not None and exchange.state != "DONE" and self.conn.their_state is h11.SEND_BODY:
+            # EOF before the body ended is the client going away, not a malformed body.
+            exchange.body.fail(ClientDisconnected("client closed the connection mid-body"))  # type: ignore[union-attr]
         self.conn.receive_data(b"")
         self._process()
         # Keep the write side open: a response in progress still goes out (half-close).
@@ -225,8 +230,6 @@ class HTTPProtocol(asyncio.Protocol):
         if exchange is not None and exchange.state != "DONE":
             # The head was fine but the body is not: the app is already running, so tell it
             # through wsgi.input and close once its response is out.
-            from .errors import RequestBodyError
-
             error_log.info("bad request body from %s: %s", self._peer(), exc)
             exchange.body.fail(RequestBodyError(str(exc)))  # type: ignore[union-attr]
             self._pause_reading(_PAUSE_BODY)

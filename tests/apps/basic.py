@@ -158,3 +158,11 @@ class Tracker:
                 tracker.closed.set()
 
         return Body()
+
+
+def announced_slow(environ, start_response):
+    """Like ``slow``, but says on wsgi.errors when it has started, so tests can wait for that."""
+    errors = environ["wsgi.errors"]
+    errors.write(f"app started {environ['QUERY_STRING']}\n")
+    errors.flush()
+    return slow(environ, start_response)

@@ -1,0 +1,199 @@
+"""The asyncwsgi command: flags, errors, signals, listeners. Each test runs a real process."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import socket
+import tempfile
+import threading
+
+import pytest
+
+from asyncwsgi import __version__
+from asyncwsgi.cli import build_parser
+from asyncwsgi.config import Config, flag_name
+from tests.helpers import Reader
+from tests.proc import WAIT, CLIServer, run_cli, wait_for
+
+
+def _get(port: int, path: str = "/") -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: t\r\n\r\n")
+        return Reader(sock).response().body
+
+
+def test_version():
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"asyncwsgi {__version__}"
+
+
+def test_help_documents_every_config_field():
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for f in dataclasses.fields(Config):
+        flag = flag_name(f.name)
+        expected = f"--no-{flag[2:]}" if f.default is True else flag
+        assert expected in result.stdout, f"{expected} missing from --help"
+    for flag in ("--factory", "--app-dir", "--version"):
+        assert flag in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args,needle,code",
+    [
+        (["nosuchmodule_xyz:app"], "could not import module 'nosuchmodule_xyz'", 1),
+        (["tests.apps.basic:missing"], "has no attribute 'missing'", 1),
+        (["tests.apps.basic"], "'module:attribute'", 1),
+        (["tests.apps.basic:Tracker.__init__.__doc__"], "not a callable", 1),
+        (["tests.apps.basic:hello", "--no-such-flag"], "unrecognized arguments: --no-such-flag", 2),
+        (["tests.apps.basic:hello", "--threads", "0"], "--threads must be >= 1, got 0", 2),
+        (["tests.apps.basic:hello", "--threads", "many"], "--threads expects int, got 'many'", 2),
+        (["tests.apps.basic:hello", "--loop", "tokio"], "invalid choice: 'tokio'", 2),
+        (["tests.apps.basic:hello", "--keep-alive", "nan"], "--keep-alive must be a finite number", 2),
+        (["tests.apps.basic:hello", "--uds", "/tmp/x.sock", "--fd", "3"], "--uds and --fd are mutually exclusive", 2),
+        (["tests.apps.basic:hello", "--port", "70000"], "--port must be between 0 and 65535", 2),
+    ],
+    ids=["no-module", "no-attr", "no-colon", "not-callable", "unknown-flag", "bad-threads", "not-int", "bad-loop", "nan", "uds-and-fd", "bad-port"],
+)
+def test_bad_invocation_is_one_line_and_nonzero(args, needle, code):
+    result = run_cli(*args)
+    assert result.returncode == code
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("asyncwsgi: error:")
+    assert needle in lines[0]
+
+
+def test_port_in_use_is_one_line_error():
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("tests.apps.basic:hello", "--port", str(port))
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("asyncwsgi: error: cannot listen")
+
+
+def test_error_inside_app_module_is_reported():
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(os.path.join(tmp, "broken_app.py"), "w") as f:
+            f.write("import nonexistent_dependency_xyz\n")
+        result = run_cli("broken_app:app", "--app-dir", tmp)
+    assert result.returncode == 1
+    assert "error while importing 'broken_app'" in result.stderr
+    assert "nonexistent_dependency_xyz" in result.stderr
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_serve_then_sigterm_exits_zero(loop):
+    with CLIServer("tests.apps.basic:hello", "--port", "0", "--loop", loop, "--threads", "3") as server:
+        server.wait_listening()
+        assert _get(server.port) == b"Hello, world!"
+        server.signal(signal.SIGTERM)
+        assert server.wait() == 0
+    out = server.output()
+    assert f"(loop: {loop}, threads: 3)" in out
+    assert '"GET / HTTP/1.1" 200 13' in out  # the access log line
+
+
+def test_sigint_lets_in_flight_request_finish():
+    with CLIServer("tests.apps.basic:announced_slow", "--port", "0") as server:
+        server.wait_listening()
+        result = []
+        client = threading.Thread(target=lambda: result.append(_get(server.port, "/?0.5")))
+        client.start()
+        assert wait_for(lambda: "app started 0.5" in server.output())
+        server.signal(signal.SIGINT)
+        client.join(WAIT)
+        assert server.wait() == 0
+    assert result == [b"slept"]
+    assert "shutting down gracefully" in server.output()
+
+
+def test_second_signal_forces_exit():
+    with CLIServer("tests.apps.basic:announced_slow", "--port", "0", "--graceful-timeout", "60") as server:
+        server.wait_listening()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+            sock.sendall(b"GET /?30 HTTP/1.1\r\nHost: t\r\n\r\n")
+            assert wait_for(lambda: "app started 30" in server.output())
+            server.signal(signal.SIGTERM)
+            assert wait_for(lambda: "shutting down gracefully" in server.output())
+            assert server.proc.poll() is None  # still draining the 30 s request
+            server.signal(signal.SIGTERM)
+            assert server.wait() == 1
+            assert Reader(sock).closed()
+
+
+def test_no_access_log():
+    with CLIServer("tests.apps.basic:hello", "--port", "0", "--no-access-log") as server:
+        server.wait_listening()
+        assert _get(server.port) == b"Hello, world!"
+        server.signal()
+        assert server.wait() == 0
+    assert "GET / HTTP/1.1" not in server.output()
+
+
+def test_log_level_warning_hides_info():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        fd = listener.fileno()
+        args = ("tests.apps.basic:hello", "--fd", str(fd), "--log-level", "warning", "--no-access-log")
+        with CLIServer(*args, pass_fds=(fd,)) as server:
+            # No startup line at this level: the answer to a request shows it is up.
+            assert _get(listener.getsockname()[1]) == b"Hello, world!"
+            server.signal()
+            assert server.wait() == 0
+    assert "listening" not in server.output()
+    assert "stopped" not in server.output()
+
+
+def test_factory_dotted_attr_and_app_dir():
+    with CLIServer("tests.apps.basic:hello_factory", "--factory", "--port", "0") as server:
+        assert _get(server.wait_listening().port) == b"Hello, world!"
+    with CLIServer("tests.apps.basic:Nested.Inner.app", "--port", "0") as server:
+        assert _get(server.wait_listening().port) == b"Hello, world!"
+    with CLIServer("hello:app", "--app-dir", "examples", "--port", "0") as server:
+        assert _get(server.wait_listening().port) == b"Hello, world!"
+
+
+def test_unix_socket_listener():
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "s.sock")
+        with CLIServer("tests.apps.basic:hello", "--uds", path) as server:
+            server.wait_listening()
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.settimeout(WAIT)
+                sock.connect(path)
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                assert Reader(sock).response().body == b"Hello, world!"
+            server.signal()
+            assert server.wait() == 0
+        assert not os.path.exists(path)  # the socket file is removed on shutdown
+
+
+def test_inherited_fd_listener():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    try:
+        with CLIServer("tests.apps.basic:hello", "--fd", str(fd), pass_fds=(fd,)) as server:
+            server.wait_listening()
+            assert server.port == port
+            assert _get(port) == b"Hello, world!"
+            server.signal()
+            assert server.wait() == 0
+    finally:
+        listener.close()
+
+
+def test_parser_defaults_match_config():
+    args = build_parser().parse_args(["x:y"])
+    for f in dataclasses.fields(Config):
+        assert getattr(args, f.name) == f.default
+
