@@ -136,8 +136,11 @@ async def _join_threads(pool: WorkerPool, timeout: float) -> List[threading.Thre
         alive = pool.join(timeout)
         loop.call_soon_threadsafe(lambda: done.done() or done.set_result(alive))
 
-    threading.Thread(target=join, name="asyncwsgi-shutdown", daemon=True).start()
-    return await done
+    joiner = threading.Thread(target=join, name="asyncwsgi-shutdown", daemon=True)
+    joiner.start()
+    alive = await done
+    joiner.join(1.0)  # it has only to return: wait_closed() must leave no thread of ours behind
+    return alive
 
 
 async def start_server(app: WSGIApp, config: Optional[Config] = None, **options: Any) -> Server:

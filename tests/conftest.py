@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import asyncio
 import threading
-from typing import Any, Callable, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
+from asyncwsgi.loops import resolve_loop
 from tests.helpers import ServerThread
 
 LOOPS = ["asyncio", "uvloop"]
@@ -34,3 +36,8 @@ def serve(loop_name: str) -> Iterator[Callable[..., ServerThread]]:
         thread.join(5)
     leaked = [t.name for t in leaked if t.is_alive()]
     assert not leaked, f"threads leaked after server stop: {leaked}"
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Run every async test on the stdlib loop and on uvloop."""
+    return {name: resolve_loop(name)[1] for name in LOOPS}
