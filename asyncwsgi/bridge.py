@@ -39,7 +39,7 @@ class FileSlice(NamedTuple):
 
     file: Any
     offset: int
-    count: int
+    length: int
 
 
 class Delivery(NamedTuple):
@@ -56,7 +56,7 @@ class Delivery(NamedTuple):
 class OutputChannel:
     """Worker-to-loop pipe for one response, with write back-pressure."""
 
-    __slots__ = ("_loop", "_sink", "_limit", "_cond", "_inflight", "_paused", "_closed", "_waiting", "_reply")
+    __slots__ = ("_closed", "_cond", "_inflight", "_limit", "_loop", "_paused", "_reply", "_sink", "_waiting")
 
     def __init__(
         self,
@@ -163,16 +163,16 @@ class InputStream:
     """``wsgi.input``: a blocking file-like reader of the request body, fed by the loop."""
 
     __slots__ = (
-        "_loop",
-        "_high_water",
-        "_low_water",
-        "_on_resume",
-        "_on_first_read",
-        "_cond",
         "_buf",
+        "_cond",
         "_eof",
         "_error",
+        "_high_water",
+        "_loop",
         "_loop_paused",
+        "_low_water",
+        "_on_first_read",
+        "_on_resume",
     )
 
     def __init__(
@@ -248,7 +248,7 @@ class InputStream:
                 break
         return lines
 
-    def __iter__(self) -> "InputStream":
+    def __iter__(self) -> InputStream:
         return self
 
     def __next__(self) -> bytes:
@@ -327,7 +327,7 @@ class EmptyInput:
     def readlines(self, hint: int = -1) -> List[bytes]:
         return []
 
-    def __iter__(self) -> "EmptyInput":
+    def __iter__(self) -> EmptyInput:
         return self
 
     def __next__(self) -> bytes:

@@ -61,9 +61,18 @@ def build_parser() -> argparse.ArgumentParser:
         prog="asyncwsgi",
         description="Serve a WSGI application over HTTP/1.1 with an asyncio event loop and a thread pool.",
     )
-    parser.add_argument("app", help="The WSGI app as 'module:attribute' (attribute may be dotted), e.g. myproject.wsgi:application.")
-    parser.add_argument("--factory", action="store_true", help="Treat the app as a factory: call it with no arguments to get the app.")
-    parser.add_argument("--app-dir", default=".", metavar="DIR", help="Directory put first on sys.path before importing the app (default: current directory).")
+    parser.add_argument(
+        "app", help="The WSGI app as 'module:attribute' (attribute may be dotted), e.g. myproject.wsgi:application."
+    )
+    parser.add_argument(
+        "--factory", action="store_true", help="Treat the app as a factory: call it with no arguments to get the app."
+    )
+    parser.add_argument(
+        "--app-dir",
+        default=".",
+        metavar="DIR",
+        help="Directory put first on sys.path before importing the app (default: current directory).",
+    )
     parser.add_argument("--version", action="version", version=f"asyncwsgi {__version__}")
     for f in dataclasses.fields(Config):
         meta = f.metadata
@@ -72,7 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=f"Disable: {meta['help']}")
             parser.set_defaults(**{f.name: True})
             continue
-        kwargs: Dict[str, Any] = {"dest": f.name, "default": f.default, "help": meta["help"] + " (default: %(default)s)"}
+        kwargs: Dict[str, Any] = {
+            "dest": f.name,
+            "default": f.default,
+            "help": meta["help"] + " (default: %(default)s)",
+        }
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
         if "metavar" in meta:
@@ -120,7 +133,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:
     server = await start_server(app, config)
     for address in describe(server):
-        error_log.info("asyncwsgi %s listening on %s (loop: %s, threads: %d)", __version__, address, loop_name, config.threads)
+        error_log.info(
+            "asyncwsgi %s listening on %s (loop: %s, threads: %d)", __version__, address, loop_name, config.threads
+        )
     exit_code = await _until_signalled(server)
     error_log.info("asyncwsgi stopped")
     return exit_code

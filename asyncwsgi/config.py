@@ -32,12 +32,13 @@ class Config:
     host: str = _opt("127.0.0.1", "Interface to bind (0.0.0.0 for all IPv4, :: for all IPv6).")
     port: int = _opt(8000, "TCP port to bind; 0 picks a free port.")
     uds: Optional[str] = _opt(None, "Serve on this Unix domain socket path instead of TCP.", metavar="PATH")
-    fd: Optional[int] = _opt(None, "Serve on an already-bound listening socket inherited as this file descriptor.", metavar="N")
+    fd: Optional[int] = _opt(
+        None, "Serve on an already-bound listening socket inherited as this file descriptor.", metavar="N"
+    )
     threads: int = _opt(8, "Worker threads running the WSGI app.")
     queue_size: int = _opt(
         32,
-        "Requests that may wait for a free thread; beyond this, connections are not read "
-        "(back-pressure through TCP).",
+        "Requests that may wait for a free thread; beyond this, connections are not read (back-pressure through TCP).",
     )
     backlog: int = _opt(2048, "Listen backlog: connections the kernel holds before accept.")
     keep_alive: float = _opt(5.0, "Seconds an idle keep-alive connection is kept open.", metavar="SECONDS")
@@ -45,9 +46,7 @@ class Config:
         30.0, "Seconds to let in-flight requests finish on shutdown before closing them.", metavar="SECONDS"
     )
     loop: LoopName = _opt("auto", "Event loop: auto (uvloop when installed), asyncio or uvloop.", choices=LOOP_CHOICES)
-    max_head_bytes: int = _opt(
-        65536, "Largest request line plus headers accepted; larger gets 431.", metavar="BYTES"
-    )
+    max_head_bytes: int = _opt(65536, "Largest request line plus headers accepted; larger gets 431.", metavar="BYTES")
     input_buffer_bytes: int = _opt(
         65536, "Request body bytes buffered ahead of the app before the socket stops being read.", metavar="BYTES"
     )
@@ -86,7 +85,7 @@ class Config:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
 
     @classmethod
-    def from_options(cls, base: Optional["Config"] = None, **options: Any) -> "Config":
+    def from_options(cls, base: Optional[Config] = None, **options: Any) -> Config:
         """Build a Config from keyword options, naming any unknown one in the error."""
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(options) - known)

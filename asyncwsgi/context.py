@@ -29,7 +29,7 @@ class ServerContext:
         self.loop = loop
         self.pool = pool
         self.environ = EnvironBuilder(url_scheme=config.url_scheme, multiprocess=False, file_wrapper=FileWrapper)
-        self.connections: Set["HTTPProtocol"] = set()
+        self.connections: Set[HTTPProtocol] = set()
         self.draining = False  # the server is shutting down: finish current responses, then close
         # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
         self.sendfile_ok = isinstance(loop, asyncio.BaseEventLoop)

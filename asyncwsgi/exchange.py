@@ -47,21 +47,21 @@ class _Sized:
 
 class Exchange:
     __slots__ = (
-        "protocol",
-        "request",
-        "environ",
         "body",
-        "channel",
-        "call",
-        "state",
-        "status",
         "body_allowed",
         "bytes_out",
-        "started",
+        "call",
+        "channel",
+        "environ",
+        "protocol",
+        "request",
         "sendfile_task",
+        "started",
+        "state",
+        "status",
     )
 
-    def __init__(self, protocol: "HTTPProtocol", request: h11.Request, environ: Environ, has_body: bool) -> None:
+    def __init__(self, protocol: HTTPProtocol, request: h11.Request, environ: Environ, has_body: bool) -> None:
         ctx = protocol.ctx
         self.protocol = protocol
         self.request = request
@@ -82,7 +82,7 @@ class Exchange:
         self.body_allowed = request.method != b"HEAD"
         self.bytes_out = 0
         self.started = ctx.loop.time()
-        self.sendfile_task: Optional["asyncio.Task[Any]"] = None
+        self.sendfile_task: Optional[asyncio.Task[Any]] = None
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -152,7 +152,7 @@ class Exchange:
             else:
                 body = d.body
                 if body and self.body_allowed:
-                    out.extend(conn.send_with_data_passthrough(h11.Data(data=body)))
+                    out.extend(_passthrough(conn, h11.Data(data=body)))
                     self.bytes_out += len(body)
                 if d.file is not None:
                     self._sendfile(out, d.file)
@@ -185,11 +185,11 @@ class Exchange:
         return h11.Response(status_code=head.status_code, reason=head.reason, headers=headers)
 
     def _sendfile(self, out: List[Any], region: FileSlice) -> None:
-        if not self.body_allowed or region.count == 0:
+        if not self.body_allowed or region.length == 0:
             self.protocol.writelines(out)
             self.channel.reply(0)
             return
-        pieces = self.protocol.conn.send_with_data_passthrough(h11.Data(data=_Sized(region.count)))  # type: ignore[arg-type]
+        pieces = _passthrough(self.protocol.conn, h11.Data(data=_Sized(region.length)))  # type: ignore[arg-type]
         split = next(i for i, piece in enumerate(pieces) if type(piece) is _Sized)
         self.protocol.writelines(out + pieces[:split])
         self.sendfile_task = self.protocol.ctx.loop.create_task(self._run_sendfile(region, pieces[split + 1 :]))
@@ -198,7 +198,7 @@ class Exchange:
         protocol = self.protocol
         loop = protocol.ctx.loop
         try:
-            sent = await loop.sendfile(protocol.transport, region.file, region.offset, region.count, fallback=False)  # type: ignore[arg-type]
+            sent = await loop.sendfile(protocol.transport, region.file, region.offset, region.length, fallback=False)
         except asyncio.CancelledError:
             return
         except Exception as exc:
@@ -225,8 +225,7 @@ class Exchange:
     # --- helpers ------------------------------------------------------------------------------
 
     def request_line(self) -> str:
-        req = self.request
-        return f"{req.method.decode('ascii')} {req.target.decode('latin-1')} HTTP/{req.http_version.decode('ascii')}"
+        return request_line(self.request)
 
     def _log(self) -> None:
         env = self.environ
@@ -239,3 +238,16 @@ class Exchange:
             env.get("HTTP_USER_AGENT", "-"),
             self.protocol.ctx.loop.time() - self.started,
         )
+
+
+def _passthrough(conn: h11.Connection, event: h11.Data) -> List[Any]:
+    """h11's framing pieces around ``event.data``, which is passed through uncopied."""
+    pieces = conn.send_with_data_passthrough(event)
+    assert pieces is not None  # None only for ConnectionClosed
+    return pieces
+
+
+def request_line(request: h11.Request) -> str:
+    """The request line as text, for logs (escaped by the log module, not here)."""
+    method = request.method.decode("ascii")
+    return f"{method} {request.target.decode('latin-1')} HTTP/{request.http_version.decode('ascii')}"

@@ -31,7 +31,7 @@ class WorkerPool:
         self.threads = threads
         self.capacity = threads + queue_size
         self._name = name
-        self._jobs: "queue.SimpleQueue[Optional[Job]]" = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Optional[Job]] = queue.SimpleQueue()
         self._workers: List[threading.Thread] = []
         self._admitted = 0  # [loop] jobs admitted and not yet released
         self._waiters: Deque[Waiter] = collections.deque()  # [loop]

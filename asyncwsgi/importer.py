@@ -46,4 +46,4 @@ def import_app(spec: str, *, factory: bool = False, app_dir: Optional[str] = "."
             raise AppImportError(f"app factory {spec!r} raised {exc!r}") from exc
     if not callable(obj):
         raise AppImportError(f"{spec!r} is not a callable WSGI application (got {type(obj).__name__})")
-    return obj  # type: ignore[no-any-return]
+    return obj  # type: ignore[no-any-return,unused-ignore]

@@ -12,7 +12,7 @@ import time
 error_log = logging.getLogger("asyncwsgi.error")
 access_log = logging.getLogger("asyncwsgi.access")
 
-_ESCAPES = {i: f"\\x{i:02x}" for i in list(range(0x20)) + [0x7F]}
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
 _ESCAPES[ord('"')] = '\\"'
 _ESCAPES[ord("\\")] = "\\\\"
 

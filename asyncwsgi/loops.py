@@ -23,8 +23,6 @@ def resolve_loop(name: str) -> tuple[str, LoopFactory]:
         except ImportError:
             if name == "auto":
                 return "asyncio", asyncio.SelectorEventLoop
-            raise LoopUnavailable(
-                "--loop uvloop: uvloop is not installed (pip install 'asyncwsgi[uvloop]')"
-            ) from None
+            raise LoopUnavailable("--loop uvloop: uvloop is not installed (pip install 'asyncwsgi[uvloop]')") from None
         return "uvloop", uvloop.new_event_loop
     raise LoopUnavailable(f"--loop must be one of auto, asyncio, uvloop; got {name!r}")

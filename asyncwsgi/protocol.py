@@ -22,7 +22,7 @@ import h11
 
 from .environ import BadTarget, check_host, split_target
 from .errors import ClientDisconnected, RequestBodyError
-from .exchange import Exchange
+from .exchange import Exchange, request_line
 from .log import error_log, log_access
 
 if TYPE_CHECKING:
@@ -50,21 +50,21 @@ _REASONS = {
 
 class HTTPProtocol(asyncio.Protocol):
     __slots__ = (
-        "ctx",
-        "transport",
-        "conn",
-        "exchange",
-        "client",
-        "server",
-        "lost",
-        "write_paused",
-        "_read_pauses",
-        "_timer",
         "_drained",
         "_lingering",
+        "_read_pauses",
+        "_timer",
+        "client",
+        "conn",
+        "ctx",
+        "exchange",
+        "lost",
+        "server",
+        "transport",
+        "write_paused",
     )
 
-    def __init__(self, ctx: "ServerContext") -> None:
+    def __init__(self, ctx: ServerContext) -> None:
         self.ctx = ctx
         self.transport: Any = None
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.config.max_head_bytes)
@@ -310,7 +310,7 @@ class HTTPProtocol(asyncio.Protocol):
             except h11.LocalProtocolError:
                 pass
             if self.ctx.config.access_log:
-                line = "-" if request is None else _request_line(request)
+                line = "-" if request is None else request_line(request)
                 log_access(self.client[0] if self.client else "-", line, status, len(body), "-", "-", 0.0)
         self._linger()
 
@@ -402,7 +402,3 @@ def _content_length(headers: Any) -> int:
         if name == b"content-length":
             return int(value)  # h11 has already validated it
     return 0
-
-
-def _request_line(request: h11.Request) -> str:
-    return f"{request.method.decode('ascii')} {request.target.decode('latin-1')} HTTP/{request.http_version.decode('ascii')}"

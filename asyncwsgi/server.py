@@ -29,7 +29,7 @@ _THREAD_EXIT_SECONDS = 2.0
 class Server:
     """A running asyncwsgi server on the current event loop."""
 
-    def __init__(self, ctx: ServerContext, listener: asyncio.AbstractServer, uds_path: Optional[str]) -> None:
+    def __init__(self, ctx: ServerContext, listener: asyncio.Server, uds_path: Optional[str]) -> None:
         self._ctx = ctx
         self._listener = listener
         self._uds_path = uds_path
@@ -37,7 +37,7 @@ class Server:
         self._forced = asyncio.Event()
         self._stopping = asyncio.Event()
         self._closing = False
-        self._closed_task: Optional["asyncio.Task[None]"] = None
+        self._closed_task: Optional[asyncio.Task[None]] = None
         ctx.on_connection_lost = self._on_connection_lost
 
     @property
@@ -92,7 +92,7 @@ class Server:
             self.close()
             await self.wait_closed()
 
-    async def __aenter__(self) -> "Server":
+    async def __aenter__(self) -> Server:
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
@@ -114,7 +114,9 @@ class Server:
             for waiter in waits:
                 waiter.cancel()
         if ctx.connections:
-            error_log.warning("graceful timeout: closing %d connection(s) with requests in flight", len(ctx.connections))
+            error_log.warning(
+                "graceful timeout: closing %d connection(s) with requests in flight", len(ctx.connections)
+            )
             for protocol in list(ctx.connections):
                 protocol.abort()
             await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked workers
@@ -130,11 +132,14 @@ class Server:
 async def _join_threads(pool: WorkerPool, timeout: float) -> List[threading.Thread]:
     """Join the pool's threads without blocking the loop (and without the loop's default executor)."""
     loop = asyncio.get_running_loop()
-    done: "asyncio.Future[List[threading.Thread]]" = loop.create_future()
+    done: asyncio.Future[List[threading.Thread]] = loop.create_future()
+
+    def report(alive: List[threading.Thread]) -> None:
+        if not done.done():
+            done.set_result(alive)
 
     def join() -> None:
-        alive = pool.join(timeout)
-        loop.call_soon_threadsafe(lambda: done.done() or done.set_result(alive))
+        loop.call_soon_threadsafe(report, pool.join(timeout))
 
     joiner = threading.Thread(target=join, name="asyncwsgi-shutdown", daemon=True)
     joiner.start()

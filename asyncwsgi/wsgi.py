@@ -30,6 +30,8 @@ from .types import Environ, ExcInfo, WriteCallable, WSGIApp
 ONE_HOP_BYTES = 64 * 1024
 # Larger chunks are sliced (without copying) so back-pressure acts at this granularity.
 SLICE_BYTES = 256 * 1024
+# Read size for file_wrapper files on loops without native sendfile (uvloop).
+SENDFILE_FALLBACK_BLOCK = 256 * 1024
 
 _STATUS_RE = re.compile(r"([0-9]{3}) ([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
@@ -118,7 +120,7 @@ _400_BODY = b"Bad Request\n"
 class WSGICall:
     """One application call on a worker thread, from ``app(environ, start_response)`` to ``close()``."""
 
-    __slots__ = ("app", "environ", "channel", "sendfile_ok", "head", "has_length", "head_sent")
+    __slots__ = ("app", "channel", "environ", "has_length", "head", "head_sent", "sendfile_ok")
 
     def __init__(self, app: WSGIApp, environ: Environ, channel: OutputChannel, sendfile_ok: bool) -> None:
         self.app = app
@@ -147,7 +149,9 @@ class WSGICall:
         finally:
             self.channel.finish(final)
 
-    def start_response(self, status: str, headers: List[Tuple[str, str]], exc_info: Optional[ExcInfo] = None) -> WriteCallable:
+    def start_response(
+        self, status: str, headers: List[Tuple[str, str]], exc_info: Optional[ExcInfo] = None
+    ) -> WriteCallable:
         if exc_info is not None:
             try:
                 if self.head_sent:
@@ -182,16 +186,16 @@ class WSGICall:
         kind = type(result)
         if (kind is list or kind is tuple) and not self.head_sent:
             total = 0
-            for chunk in result:  # type: ignore[union-attr]
+            for chunk in result:
                 if type(chunk) is not bytes:
                     _check_chunk(chunk)
                 total += len(chunk)
                 if total > ONE_HOP_BYTES:
                     break
             else:
-                return b"".join(result)  # type: ignore[arg-type]
-        elif kind is FileWrapper and self.sendfile_ok and not self.head_sent:
-            if self._sendfile(result):  # type: ignore[arg-type]
+                return b"".join(result)
+        elif kind is FileWrapper and not self.head_sent:
+            if self._send_regular_file(result):  # type: ignore[arg-type]
                 return b""
         for chunk in result:
             self._send(chunk)
@@ -227,12 +231,12 @@ class WSGICall:
             self.head_sent = True
         return Delivery(head, body, end=True, last=True)
 
-    def _sendfile(self, wrapper: FileWrapper) -> bool:
-        """Send a regular file with ``loop.sendfile``; False if it is not one (iterate instead)."""
+    def _send_regular_file(self, wrapper: FileWrapper) -> bool:
+        """Send a regular file with a known length: ``loop.sendfile`` where the loop has it,
+        else reads through the channel. False if it is not a regular file (iterate instead)."""
         filelike = wrapper.filelike
         try:
-            fileno = filelike.fileno()
-            info = os.fstat(fileno)
+            info = os.fstat(filelike.fileno())
             offset = filelike.tell()
         except (AttributeError, OSError, io.UnsupportedOperation):
             return False
@@ -246,10 +250,27 @@ class WSGICall:
                 count = min(count, declared)
         elif head.status_code not in _NO_BODY_STATUSES:
             head.headers.append((b"Content-Length", str(count).encode()))
-        self.head_sent = True
-        sent = self.channel.call(Delivery(head, b"", False, False, file=FileSlice(filelike, offset, count)))
-        filelike.seek(offset + sent)
+        if self.sendfile_ok:
+            self.head_sent = True
+            sent = self.channel.call(Delivery(head, b"", False, False, file=FileSlice(filelike, offset, count)))
+            filelike.seek(offset + sent)
+            return True
+        block = max(wrapper.blksize, SENDFILE_FALLBACK_BLOCK)
+        remaining = count
+        while remaining > 0:
+            data = filelike.read(min(block, remaining))
+            if not data:
+                break  # the file shrank: h11 will see the short body and close the connection
+            remaining -= len(data)
+            self._send(data)
+        if count == 0:
+            self._send_head_now()
         return True
+
+    def _send_head_now(self) -> None:
+        if not self.head_sent:
+            self.head_sent = True
+            self.channel.send(Delivery(self._require_head(), b"", False, False), 0)
 
     def _require_head(self) -> ResponseHead:
         if self.head is None:

@@ -31,13 +31,17 @@ def serve(loop_name: str) -> Iterator[Callable[..., ServerThread]]:
     yield start
     for server in started:
         server.stop()
-    leaked = [t for t in threading.enumerate() if t.ident not in before and t.is_alive() and t.name.startswith("asyncwsgi")]
+    leaked = [
+        t for t in threading.enumerate() if t.ident not in before and t.is_alive() and t.name.startswith("asyncwsgi")
+    ]
     for thread in leaked:
         thread.join(5)
     leaked = [t.name for t in leaked if t.is_alive()]
     assert not leaked, f"threads leaked after server stop: {leaked}"
 
 
-def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> Dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> Dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Run every async test on the stdlib loop and on uvloop."""
     return {name: resolve_loop(name)[1] for name in LOOPS}

@@ -29,7 +29,7 @@ class ServerThread:
         self._error: Optional[BaseException] = None
         self._thread = threading.Thread(target=self._run, name="test-server-loop", daemon=True)
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self._thread.start()
         assert self._ready.wait(WAIT), "server did not start"
         if self._error is not None:
@@ -60,7 +60,7 @@ class ServerThread:
 
     def on_loop(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the loop thread and return its result."""
-        future: "asyncio.Future[Any]" = asyncio.run_coroutine_threadsafe(_call(fn), self.loop)  # type: ignore[assignment]
+        future: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call(fn), self.loop)  # type: ignore[assignment]
         return future.result(WAIT)
 
     def stop(self, timeout: float = WAIT) -> None:
@@ -144,7 +144,7 @@ class Reader:
         raw_parts: List[bytes] = []
         status_line = self._line()
         raw_parts.append(status_line + b"\r\n")
-        version, code, reason = (status_line.split(b" ", 2) + [b""])[:3]
+        version, code, reason = [*status_line.split(b" ", 2), b""][:3]
         headers: List[Tuple[bytes, bytes]] = []
         while True:
             line = self._line()

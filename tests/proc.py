@@ -46,7 +46,7 @@ class CLIServer:
                     self.port = int(match.group(1))
                 self._listening.set()
 
-    def wait_listening(self) -> "CLIServer":
+    def wait_listening(self) -> CLIServer:
         if not self._listening.wait(WAIT):
             self.kill()
             raise AssertionError("server did not start:\n" + "\n".join(self.lines))
@@ -85,7 +85,7 @@ class CLIServer:
     def output(self) -> str:
         return "\n".join(self.lines)
 
-    def __enter__(self) -> "CLIServer":
+    def __enter__(self) -> CLIServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -41,7 +41,9 @@ def test_exception_after_headers_closes_connection(serve, caplog):
     assert any("boom after headers" in str(r.exc_info[1]) for r in _errors(caplog))
 
 
-@pytest.mark.parametrize("app", [basic.bad_header, basic.bad_status, basic.hop_by_hop], ids=["crlf-header", "crlf-status", "hop-by-hop"])
+@pytest.mark.parametrize(
+    "app", [basic.bad_header, basic.bad_status, basic.hop_by_hop], ids=["crlf-header", "crlf-status", "hop-by-hop"]
+)
 def test_invalid_response_head_gives_500_never_split(serve, caplog, app):
     srv = serve(app)
     resp = request(srv.port, get("/"))

@@ -56,7 +56,19 @@ def test_help_documents_every_config_field():
         (["tests.apps.basic:hello", "--uds", "/tmp/x.sock", "--fd", "3"], "--uds and --fd are mutually exclusive", 2),
         (["tests.apps.basic:hello", "--port", "70000"], "--port must be between 0 and 65535", 2),
     ],
-    ids=["no-module", "no-attr", "no-colon", "not-callable", "unknown-flag", "bad-threads", "not-int", "bad-loop", "nan", "uds-and-fd", "bad-port"],
+    ids=[
+        "no-module",
+        "no-attr",
+        "no-colon",
+        "not-callable",
+        "unknown-flag",
+        "bad-threads",
+        "not-int",
+        "bad-loop",
+        "nan",
+        "uds-and-fd",
+        "bad-port",
+    ],
 )
 def test_bad_invocation_is_one_line_and_nonzero(args, needle, code):
     result = run_cli(*args)
@@ -196,4 +208,3 @@ def test_parser_defaults_match_config():
     args = build_parser().parse_args(["x:y"])
     for f in dataclasses.fields(Config):
         assert getattr(args, f.name) == f.default
-

@@ -195,7 +195,9 @@ def test_unread_body_is_drained_and_connection_reused(serve):
 
 def test_absolute_form_target_is_split(serve):
     srv = serve(basic.environ_dump)
-    resp = request(srv.port, b"GET http://example.com:8080/a%20b/c?x=1&y=%2F HTTP/1.1\r\nHost: example.com:8080\r\n\r\n")
+    resp = request(
+        srv.port, b"GET http://example.com:8080/a%20b/c?x=1&y=%2F HTTP/1.1\r\nHost: example.com:8080\r\n\r\n"
+    )
     env = json.loads(resp.body)
     assert env["PATH_INFO"] == "/a b/c"
     assert env["QUERY_STRING"] == "x=1&y=%2F"

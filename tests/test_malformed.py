@@ -24,7 +24,11 @@ CASES = [
     ("duplicate-host", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("invalid-host", b"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400),
     ("host-with-path", b"GET / HTTP/1.1\r\nHost: evil.com/x\r\n\r\n", 400),
-    ("cl-and-te", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    (
+        "cl-and-te",
+        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
     ("conflicting-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400),
     ("plus-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello", 400),
     ("negative-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400),

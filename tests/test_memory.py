@@ -30,7 +30,7 @@ class PeakRSS:
             self.peak = max(self.peak, self.server.rss_kib())
             time.sleep(0.01)
 
-    def __enter__(self) -> "PeakRSS":
+    def __enter__(self) -> PeakRSS:
         self._thread.start()
         return self
 

@@ -166,3 +166,17 @@ def announced_slow(environ, start_response):
     errors.write(f"app started {environ['QUERY_STRING']}\n")
     errors.flush()
     return slow(environ, start_response)
+
+
+def echo_sized_reads(environ, start_response):
+    """Echo using only read(size), as wsgiref.validate demands of apps."""
+    stream = environ["wsgi.input"]
+    parts = []
+    while True:
+        chunk = stream.read(4096)
+        if not chunk:
+            break
+        parts.append(chunk)
+    body = b"".join(parts)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))])
+    return [body]

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from asyncwsgi.config import _FIELD_TYPES, Config, ConfigError
+
+
+def test_defaults_are_valid():
+    config = Config()
+    assert (config.host, config.port, config.threads, config.keep_alive) == ("127.0.0.1", 8000, 8, 5.0)
+
+
+def test_type_table_covers_every_field():
+    assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_every_field_has_help():
+    assert all(f.metadata.get("help") for f in dataclasses.fields(Config))
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"threads": 0}, "--threads must be >= 1"),
+        ({"queue_size": -1}, "--queue-size must be >= 0"),
+        ({"port": -1}, "--port must be between"),
+        ({"keep_alive": -1.0}, "--keep-alive must be a finite"),
+        ({"graceful_timeout": float("inf")}, "--graceful-timeout must be a finite"),
+        ({"loop": "tokio"}, "--loop must be one of"),
+        ({"threads": "8"}, "--threads must be int"),
+        ({"threads": True}, "--threads must be int"),
+        ({"access_log": 1}, "--access-log must be bool"),
+        ({"uds": "/x", "fd": 3}, "mutually exclusive"),
+        ({"max_head_bytes": 10}, "--max-head-bytes must be >= 1024"),
+    ],
+)
+def test_invalid_values_name_the_flag(options, message):
+    with pytest.raises(ConfigError, match=message):
+        Config(**options)
+
+
+def test_from_options_rejects_unknown_and_overrides_base():
+    with pytest.raises(ConfigError, match=r"unknown option.*bogus"):
+        Config.from_options(bogus=1)
+    base = Config(threads=4)
+    assert Config.from_options(base, port=0) == Config(threads=4, port=0)
+
+
+def test_frozen():
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        Config().threads = 2  # type: ignore[misc]
+
+
+def test_int_accepted_for_seconds():
+    assert Config(keep_alive=2).keep_alive == 2

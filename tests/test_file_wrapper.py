@@ -1,0 +1,101 @@
+"""wsgi.file_wrapper: sendfile where the loop supports it, a chunked read fallback elsewhere."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import threading
+
+import pytest
+
+from tests.helpers import Reader, connect, get
+
+CONTENT = os.urandom(3 * 1024 * 1024 + 7)
+
+
+@pytest.fixture(scope="module")
+def data_file():
+    with tempfile.NamedTemporaryFile(delete=False) as f:
+        f.write(CONTENT)
+    yield f.name
+    os.unlink(f.name)
+
+
+def file_app(path, offset=0, content_length=None):
+    closed = threading.Event()
+
+    def app(environ, start_response):
+        f = open(path, "rb")
+        f.seek(offset)
+        headers = [("Content-Type", "application/octet-stream")]
+        if content_length is not None:
+            headers.append(("Content-Length", str(content_length)))
+        start_response("200 OK", headers)
+        wrapper = environ["wsgi.file_wrapper"](f, 65536)
+        original_close = wrapper.close
+
+        def close():
+            original_close()
+            closed.set()
+
+        wrapper.close = close
+        return wrapper
+
+    app.closed = closed  # type: ignore[attr-defined]
+    return app
+
+
+def test_file_response_whole(serve, data_file):
+    app = file_app(data_file)
+    srv = serve(app)
+    with connect(srv.port) as sock:
+        sock.sendall(get("/") + get("/"))
+        reader = Reader(sock)
+        first = reader.response()
+        second = reader.response()  # keep-alive works after a sendfile response
+    assert first.body == CONTENT and second.body == CONTENT
+    assert first.header(b"content-length") == str(len(CONTENT)).encode()
+    assert app.closed.wait(5)
+
+
+def test_file_response_offset_and_declared_length(serve, data_file):
+    srv = serve(file_app(data_file, offset=10, content_length=1000))
+    with connect(srv.port) as sock:
+        sock.sendall(get("/"))
+        resp = Reader(sock).response()
+    assert resp.body == CONTENT[10:1010]
+
+
+def test_file_response_head(serve, data_file):
+    srv = serve(file_app(data_file))
+    with connect(srv.port) as sock:
+        sock.sendall(b"HEAD / HTTP/1.1\r\nHost: t\r\n\r\n" + get("/"))
+        reader = Reader(sock)
+        head = reader.response(head_request=True)
+        assert head.header(b"content-length") == str(len(CONTENT)).encode()
+        assert reader.response().body == CONTENT
+
+
+def test_file_like_without_fileno_is_iterated(serve):
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return environ["wsgi.file_wrapper"](io.BytesIO(b"in memory" * 1000), 100)
+
+    srv = serve(app)
+    with connect(srv.port) as sock:
+        sock.sendall(get("/"))
+        assert Reader(sock).response().body == b"in memory" * 1000
+
+
+def test_file_response_client_disconnects_midway(serve, data_file):
+    app = file_app(data_file)
+    srv = serve(app)
+    with connect(srv.port) as sock:
+        sock.sendall(get("/"))
+        sock.recv(1000)
+    assert app.closed.wait(5)
+    assert srv.on_loop(lambda: srv.server._ctx.pool.admitted) in (0, 1)
+    with connect(srv.port) as sock:  # still serving
+        sock.sendall(get("/"))
+        assert Reader(sock).response().body == CONTENT

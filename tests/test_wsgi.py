@@ -1,0 +1,144 @@
+"""start_response validation and the worker-side call, without sockets."""
+
+from __future__ import annotations
+
+import sys
+from typing import List
+
+import pytest
+
+from asyncwsgi.bridge import Delivery, OutputChannel
+from asyncwsgi.wsgi import ONE_HOP_BYTES, WSGICall, make_head
+
+
+@pytest.mark.parametrize(
+    "status,headers",
+    [
+        ("200 OK\r\nX: y", []),
+        ("200", []),
+        ("20 OK", []),
+        ("099 Early", []),
+        (b"200 OK", []),
+        ("200 OK", [("X-Bad", "a\nb")]),
+        ("200 OK", [("X-Bad", "a\x00b")]),
+        ("200 OK", [("Bad Name", "v")]),
+        ("200 OK", [("X", 1)]),
+        ("200 OK", [("X", "v", "extra")]),
+        ("200 OK", (("X", "v"),)),
+        ("200 OK", [("Transfer-Encoding", "chunked")]),
+        ("200 OK", [("Upgrade", "websocket")]),
+        ("200 OK", [("Keep-Alive", "timeout=5")]),
+    ],
+)
+def test_make_head_rejects(status, headers):
+    with pytest.raises((ValueError, TypeError)):
+        make_head(status, headers)
+
+
+def test_make_head_accepts_and_normalises():
+    head, has_length = make_head(
+        "404 Not Found", [("Content-Length", "3"), ("X-A", " v "), ("Connection", "keep-alive")]
+    )
+    assert head.status_code == 404 and head.reason == b"Not Found"
+    assert head.headers == [(b"Content-Length", b"3"), (b"X-A", b"v")]  # keep-alive is the server's call
+    assert has_length
+    head, _ = make_head("200 ", [("Connection", "Close")])
+    assert head.headers == [(b"Connection", b"close")] and head.reason == b""
+
+
+class _Loop:
+    """Just enough of a loop to run WSGICall synchronously and collect its deliveries."""
+
+    def __init__(self) -> None:
+        self.delivered: List[Delivery] = []
+
+    def call_soon_threadsafe(self, fn, *args):
+        fn(*args)
+
+    def is_closed(self):
+        return False
+
+
+def _run(app, environ=None) -> List[Delivery]:
+    loop = _Loop()
+    channel = OutputChannel(loop, loop.delivered.append, limit=1 << 30, paused=False)  # type: ignore[arg-type]
+    WSGICall(app, environ or {"REQUEST_METHOD": "GET", "RAW_URI": "/"}, channel, sendfile_ok=False).run()
+    return loop.delivered
+
+
+def test_small_list_response_is_one_hand_off_with_length():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"a", b"b"]
+
+    (only,) = _run(app)
+    assert only.head is not None and (b"Content-Length", b"2") in only.head.headers
+    assert (only.body, only.end, only.last) == (b"ab", True, True)
+
+
+def test_large_list_response_streams():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"x" * ONE_HOP_BYTES, b"y"]
+
+    deliveries = _run(app)
+    assert len(deliveries) == 3
+    assert deliveries[0].head is not None and deliveries[1].head is None
+    assert not any(name == b"Content-Length" for name, _ in deliveries[0].head.headers)
+    assert deliveries[-1].last and deliveries[-1].end
+
+
+def test_huge_chunk_is_sliced():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return iter([b"z" * (600 * 1024)])
+
+    deliveries = _run(app)
+    assert [len(d.body) for d in deliveries] == [256 * 1024, 256 * 1024, 88 * 1024, 0]
+
+
+def test_exc_info_after_headers_reraises_and_aborts():
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        yield b"sent"
+        try:
+            raise KeyError("late")
+        except KeyError:
+            start_response("500 Oops", [], sys.exc_info())
+
+    deliveries = _run(app)
+    assert deliveries[-1].abort and deliveries[-1].last
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["ok", "app-error"])
+def test_close_called_exactly_once_on_every_path(fail):
+    calls = []
+
+    class Body:
+        def __iter__(self):
+            if fail:
+                raise RuntimeError("x")
+            yield b"ok"
+
+        def close(self):
+            calls.append(1)
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return Body()
+
+    deliveries = _run(app)
+    assert calls == [1]
+    assert deliveries[-1].last
+    assert [d.head.status_code for d in deliveries if d.head is not None] == [500 if fail else 200]
+
+
+def test_base_exception_still_sends_last_delivery():
+    def app(environ, start_response):
+        raise SystemExit(3)
+
+    loop = _Loop()
+    channel = OutputChannel(loop, loop.delivered.append, limit=10, paused=False)  # type: ignore[arg-type]
+    with pytest.raises(SystemExit):
+        WSGICall(app, {}, channel, sendfile_ok=False).run()
+    assert loop.delivered[-1].last and loop.delivered[-1].abort
