@@ -24,6 +24,7 @@ class ServerThread:
         self.options = options
         _, factory = resolve_loop(loop)
         self.loop = factory()
+        self.loop.set_debug(True)  # asyncio reports never-retrieved exceptions and unclosed resources
         self.server: Optional[Server] = None
         self._ready = threading.Event()
         self._error: Optional[BaseException] = None
