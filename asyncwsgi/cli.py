@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         meta = f.metadata
         flag = flag_name(f.name)
         if f.default is True:
-            parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=f"Disable: {meta['help']}")
+            parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=meta["no_help"])
             parser.set_defaults(**{f.name: True})
             continue
         kwargs: Dict[str, Any] = {

@@ -56,8 +56,12 @@ class Config:
     url_scheme: Literal["http", "https"] = _opt(
         "http", "wsgi.url_scheme reported to the app (https when TLS ends at a proxy).", choices=("http", "https")
     )
-    server_header: bool = _opt(True, "Send a 'Server: asyncwsgi' header.")
-    access_log: bool = _opt(True, "Log one line per request to the asyncwsgi.access logger.")
+    server_header: bool = _opt(True, "Send a 'Server: asyncwsgi' header.", no_help="Do not send a 'Server' header.")
+    access_log: bool = _opt(
+        True,
+        "Log one line per request to the asyncwsgi.access logger.",
+        no_help="Do not log a line per request.",
+    )
     log_level: LogLevel = _opt("info", "Log level for the CLI's stderr logging.", choices=LOG_LEVELS)
 
     def __post_init__(self) -> None:

@@ -208,3 +208,15 @@ def test_parser_defaults_match_config():
     args = build_parser().parse_args(["x:y"])
     for f in dataclasses.fields(Config):
         assert getattr(args, f.name) == f.default
+
+
+def test_docs_list_exactly_the_flags_of_help():
+    import re
+    from pathlib import Path
+
+    help_text = build_parser().format_help()
+    help_flags = set(re.findall(r"(--[a-z][a-z-]+)", help_text)) - {"--help"}
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "running.md").read_text()
+    table = doc[doc.index("## Every flag") : doc.index("## Stopping")]
+    doc_flags = set(re.findall(r"^\| `(--[a-z][a-z-]+)", table, re.MULTILINE))
+    assert doc_flags == help_flags
