@@ -123,6 +123,11 @@ class OutputChannel:
                 self._closed = True
             raise ClientDisconnected("server loop closed") from None
 
+    @property
+    def closed(self) -> bool:
+        """The client is gone (a plain read: a stale False only delays noticing by one send)."""
+        return self._closed
+
     # --- [loop] -----------------------------------------------------------------------------
 
     def written(self, nbytes: int) -> None:

@@ -133,7 +133,9 @@ class Exchange:
     def deliver(self, d: Delivery) -> None:
         """Write one Delivery from the worker. Runs as a loop callback."""
         protocol = self.protocol
-        if protocol.lost:
+        if protocol.lost or protocol.transport.is_closing():
+            # We closed it (framing error, abort) or the client left: tell the worker to stop.
+            self.channel.close()
             if d.last:
                 self._finish()
             return
@@ -166,6 +168,7 @@ class Exchange:
             # do with a half-sent response is close the connection.
             error_log.error("response to %s violates HTTP framing: %s; closing", self.request_line(), exc)
             protocol.close()
+            self.channel.close()
         self.channel.written(len(d.body))
         if d.last:
             self._finish()

@@ -134,6 +134,11 @@ class WSGICall:
     def run(self) -> None:
         """The pool job. Always ends with exactly one ``last`` delivery, whatever the app does."""
         final = _ABORT
+        if self.channel.closed:
+            # The client left while this request waited for a thread: don't run the app for nobody.
+            error_log.debug("client gone before %s started; not running the app", self._request_line())
+            self.channel.finish(final)
+            return
         try:
             final = self._call_app()
         except ClientDisconnected:

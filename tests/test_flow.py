@@ -225,3 +225,36 @@ def test_many_concurrent_httpx_clients(serve):
     for t in threads:
         t.join(WAIT * 3)
     assert len(results) == 160 and all(results)
+
+
+def test_queued_request_of_departed_client_never_runs(serve):
+    """A request admitted to the queue whose client then resets is dropped before the app runs."""
+    import struct
+
+    gate = threading.Event()
+    started = []
+
+    def app(environ, start_response):
+        started.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/block":
+            gate.wait(WAIT)
+        start_response("200 OK", [])
+        return [b"ok"]
+
+    srv = serve(app, threads=1, queue_size=4)
+    ctx = srv.server._ctx
+    blocker = connect(srv.port)
+    blocker.sendall(get("/block"))
+    assert wait_for(lambda: started == ["/block"])
+    doomed = connect(srv.port)
+    doomed.sendall(get("/doomed"))
+    assert wait_for(lambda: srv.on_loop(lambda: ctx.pool.admitted) == 2)  # queued behind /block
+    # Reset (not FIN): the server learns at once that the client is gone.
+    doomed.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    doomed.close()
+    assert wait_for(lambda: srv.on_loop(lambda: len(ctx.connections)) == 1)
+    gate.set()
+    assert Reader(blocker).response().body == b"ok"
+    blocker.close()
+    assert wait_for(lambda: srv.on_loop(lambda: ctx.pool.admitted) == 0)
+    assert started == ["/block"]
