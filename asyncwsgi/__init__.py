@@ -10,7 +10,15 @@ Embed it in an asyncio program::
 __version__ = "0.1.0"
 
 from .config import Config
-from .errors import AppImportError, ClientDisconnected, ConfigError, RequestBodyError
+from .errors import (
+    AppImportError,
+    ClientDisconnected,
+    ConfigError,
+    RequestBodyError,
+    RequestBodyTimeout,
+    RequestBodyTooLarge,
+    RequestTrailersTooLarge,
+)
 from .server import Server, serve, start_server
 
 __all__ = [
@@ -19,6 +27,9 @@ __all__ = [
     "Config",
     "ConfigError",
     "RequestBodyError",
+    "RequestBodyTimeout",
+    "RequestBodyTooLarge",
+    "RequestTrailersTooLarge",
     "Server",
     "__version__",
     "serve",

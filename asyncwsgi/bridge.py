@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any, Callable, List, NamedTuple, Optional, Tuple
 
 from .errors import ClientDisconnected
@@ -56,7 +57,7 @@ class Delivery(NamedTuple):
 class OutputChannel:
     """Worker-to-loop pipe for one response, with write back-pressure."""
 
-    __slots__ = ("_closed", "_cond", "_inflight", "_limit", "_loop", "_paused", "_reply", "_sink", "_waiting")
+    __slots__ = ("_closed", "_cond", "_gone", "_inflight", "_limit", "_loop", "_paused", "_reply", "_sink", "_waiting")
 
     def __init__(
         self,
@@ -71,7 +72,8 @@ class OutputChannel:
         self._cond = threading.Condition(threading.Lock())
         self._inflight = 0  # bytes handed to the loop and not yet written to the transport
         self._paused = paused  # the transport is above its write high-water mark
-        self._closed = False  # the client is gone
+        self._closed = False  # the connection is gone: sends fail
+        self._gone = False  # the client has left (closed or half-closed): asyncwsgi.disconnected
         self._waiting = False  # the worker is blocked in send() or call()
         self._reply: Any = _NO_REPLY
 
@@ -128,6 +130,19 @@ class OutputChannel:
         """The client is gone (a plain read: a stale False only delays noticing by one send)."""
         return self._closed
 
+    def wait_gone(self, timeout: Optional[float]) -> bool:
+        """Block until the client has left, or ``timeout`` seconds; True if it has."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not self._gone:
+                remaining = _LIVENESS_CHECK_SECONDS if deadline is None else deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, _LIVENESS_CHECK_SECONDS))
+                if self._loop.is_closed():
+                    self._gone = True
+            return self._gone
+
     # --- [loop] -----------------------------------------------------------------------------
 
     def written(self, nbytes: int) -> None:
@@ -155,13 +170,38 @@ class OutputChannel:
             self._cond.notify()
 
     def close(self) -> None:
-        """The client is gone: wake the worker so its next send fails fast."""
+        """The connection is gone: wake the worker so its next send fails fast."""
         with self._cond:
-            self._closed = True
-            self._cond.notify()
+            self._closed = self._gone = True
+            self._cond.notify_all()
+
+    def mark_gone(self) -> None:
+        """The client closed its side: tell the app, but still deliver what it sends."""
+        with self._cond:
+            self._gone = True
+            self._cond.notify_all()
 
 
 _NO_REPLY = object()
+
+
+class DisconnectEvent:
+    """``environ["asyncwsgi.disconnected"]``: set once the client has gone away.
+
+    It has ``threading.Event``'s reading half (``is_set()``, ``wait(timeout)``), so a long-poll
+    or server-sent-events app can stop early; only the server sets it.
+    """
+
+    __slots__ = ("_channel",)
+
+    def __init__(self, channel: OutputChannel) -> None:
+        self._channel = channel
+
+    def is_set(self) -> bool:
+        return self._channel._gone
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        return self._channel.wait_gone(timeout)
 
 
 class InputStream:

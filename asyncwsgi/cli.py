@@ -15,7 +15,7 @@ import sys
 from typing import Any, Dict, List, NoReturn, Optional, Sequence
 
 from . import __version__
-from .config import Config, flag_name
+from .config import Config, flag_name, number_kind
 from .errors import AppImportError, ConfigError
 from .importer import import_app
 from .log import error_log
@@ -24,6 +24,8 @@ from .server import Server, describe, start_server
 from .types import WSGIApp
 
 _FORCED_EXIT = 1
+# File descriptors beyond one per connection: listeners, the loop's own, logs, the app's files.
+_SPARE_FDS = 256
 
 
 class _Parser(argparse.ArgumentParser):
@@ -40,20 +42,6 @@ def _number(kind: type, name: str) -> Any:
             raise argparse.ArgumentTypeError(f"{flag_name(name)} expects {kind.__name__}, got {text!r}") from None
 
     return convert
-
-
-_KINDS: Dict[str, type] = {
-    "port": int,
-    "fd": int,
-    "threads": int,
-    "queue_size": int,
-    "backlog": int,
-    "keep_alive": float,
-    "graceful_timeout": float,
-    "max_head_bytes": int,
-    "input_buffer_bytes": int,
-    "output_buffer_bytes": int,
-}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["choices"] = meta["choices"]
         if "metavar" in meta:
             kwargs["metavar"] = meta["metavar"]
-        if f.name in _KINDS:
-            kwargs["type"] = _number(_KINDS[f.name], f.name)
+        kind = number_kind(f.name)
+        if kind is not None:
+            kwargs["type"] = _number(kind, f.name)
         parser.add_argument(flag, **kwargs)
     return parser
 
@@ -110,6 +99,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except ConfigError as exc:
         return _fail(str(exc), 2)
     _configure_logging(config.log_level, config.access_log)
+    _raise_fd_limit(config.max_connections + _SPARE_FDS)
     try:
         app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
     except AppImportError as exc:
@@ -163,6 +153,31 @@ async def _until_signalled(server: Server) -> int:
         for signum in signals:
             loop.remove_signal_handler(signum)
     return _FORCED_EXIT if state["count"] > 1 else 0
+
+
+def _raise_fd_limit(wanted: int) -> None:
+    """Let the process hold --max-connections sockets: raise the soft open-file limit toward it.
+
+    Only the command does this; an embedding program owns its process limits.
+    """
+    try:
+        import resource
+    except ImportError:  # not on POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            error_log.debug("could not raise the open-file limit: %s", exc)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        error_log.warning(
+            "the open-file limit (%d) is below --max-connections plus %d spare; accept() will fail before it",
+            soft,
+            _SPARE_FDS,
+        )
 
 
 def _configure_logging(level: str, access_log: bool) -> None:

@@ -40,13 +40,64 @@ class Config:
         32,
         "Requests that may wait for a free thread; beyond this, connections are not read (back-pressure through TCP).",
     )
+    queue_timeout: float = _opt(
+        30.0,
+        "Seconds a request may wait for a thread; after that it is answered 503 with Retry-After "
+        "without running the app.",
+        metavar="SECONDS",
+    )
     backlog: int = _opt(2048, "Listen backlog: connections the kernel holds before accept.")
+    max_connections: int = _opt(
+        10000,
+        "Open connections at most; at the limit the server stops accepting and the kernel backlog holds the rest.",
+    )
+    max_connections_per_ip: int = _opt(
+        0, "Open connections at most from one client IP; further ones get 503 and are closed (0: no limit)."
+    )
     keep_alive: float = _opt(5.0, "Seconds an idle keep-alive connection is kept open.", metavar="SECONDS")
+    max_requests_per_connection: int = _opt(
+        1000, "Requests served on one connection before it is closed (0: no limit).", metavar="N"
+    )
+    header_timeout: float = _opt(
+        10.0,
+        "Seconds a client has to send a complete request head, counted from its first byte "
+        "(from the connection's start for the first request); not extended by each byte.",
+        metavar="SECONDS",
+    )
+    body_timeout: float = _opt(
+        30.0,
+        "Seconds the server waits for the next request body bytes while it wants them; then the "
+        "app's read raises and the connection closes.",
+        metavar="SECONDS",
+    )
+    body_min_rate: float = _opt(
+        0.0,
+        "Bytes/second a request body must average (after a 5 s grace, not counting time the app "
+        "was not reading); slower clients are cut off like --body-timeout (0: off).",
+        metavar="BYTES_PER_SECOND",
+    )
+    write_timeout: float = _opt(
+        30.0,
+        "Seconds a client may not read while the server has response bytes waiting for it; then "
+        "the connection is aborted and the app's next write fails.",
+        metavar="SECONDS",
+    )
     graceful_timeout: float = _opt(
         30.0, "Seconds to let in-flight requests finish on shutdown before closing them.", metavar="SECONDS"
     )
     loop: LoopName = _opt("auto", "Event loop: auto (uvloop when installed), asyncio or uvloop.", choices=LOOP_CHOICES)
+    max_request_line_bytes: int = _opt(8192, "Longest request line accepted; longer gets 414.", metavar="BYTES")
+    max_header_bytes: int = _opt(
+        8192, "Longest single header (or trailer) field accepted; longer gets 431.", metavar="BYTES"
+    )
+    max_header_count: int = _opt(100, "Most header (or trailer) fields accepted; more gets 431.", metavar="N")
     max_head_bytes: int = _opt(65536, "Largest request line plus headers accepted; larger gets 431.", metavar="BYTES")
+    max_body_bytes: int = _opt(
+        1024**3,
+        "Largest request body accepted: a larger Content-Length gets 413 before any body is read; "
+        "a chunked body over it makes the app's next read raise (0: no limit).",
+        metavar="BYTES",
+    )
     input_buffer_bytes: int = _opt(
         65536, "Request body bytes buffered ahead of the app before the socket stops being read.", metavar="BYTES"
     )
@@ -78,12 +129,27 @@ class Config:
         _at_least(self, "queue_size", 0)
         _at_least(self, "backlog", 1)
         _at_least(self, "max_head_bytes", 1024)
+        _at_least(self, "max_request_line_bytes", 64)
+        _at_least(self, "max_header_bytes", 64)
+        _at_least(self, "max_header_count", 1)
+        _at_least(self, "max_body_bytes", 0)
+        _at_least(self, "max_connections", 1)
+        _at_least(self, "max_connections_per_ip", 0)
+        _at_least(self, "max_requests_per_connection", 0)
         _at_least(self, "input_buffer_bytes", 1024)
         _at_least(self, "output_buffer_bytes", 1024)
-        for name in ("keep_alive", "graceful_timeout"):
+        for name in (
+            "keep_alive",
+            "graceful_timeout",
+            "queue_timeout",
+            "header_timeout",
+            "body_timeout",
+            "body_min_rate",
+            "write_timeout",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
-                _fail(name, f"must be a finite number of seconds >= 0, got {value}")
+                _fail(name, f"must be a finite number >= 0, got {value}")
         for name, choices in (("loop", LOOP_CHOICES), ("log_level", LOG_LEVELS), ("url_scheme", ("http", "https"))):
             if getattr(self, name) not in choices:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
@@ -124,6 +190,18 @@ _FIELD_TYPES = {
     "queue_size": (int,),
     "backlog": (int,),
     "keep_alive": (int, float),
+    "queue_timeout": (int, float),
+    "header_timeout": (int, float),
+    "body_timeout": (int, float),
+    "body_min_rate": (int, float),
+    "write_timeout": (int, float),
+    "max_connections": (int,),
+    "max_connections_per_ip": (int,),
+    "max_requests_per_connection": (int,),
+    "max_request_line_bytes": (int,),
+    "max_header_bytes": (int,),
+    "max_header_count": (int,),
+    "max_body_bytes": (int,),
     "graceful_timeout": (int, float),
     "loop": (str,),
     "max_head_bytes": (int,),
@@ -134,6 +212,16 @@ _FIELD_TYPES = {
     "access_log": (bool,),
     "log_level": (str,),
 }
+
+
+def number_kind(field_name: str) -> Optional[type]:
+    """float or int for numeric fields (how the CLI parses them), None for the rest."""
+    types = _FIELD_TYPES[field_name]
+    if float in types:
+        return float
+    if int in types:
+        return int
+    return None
 
 
 def _check_type(config: Config) -> None:

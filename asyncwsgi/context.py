@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Callable, Optional, Set
 from .config import Config
 from .environ import EnvironBuilder
 from .executor import WorkerPool
+from .listener import ConnectionGate
 from .types import WSGIApp
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ class ServerContext:
         self.pool = pool
         self.environ = EnvironBuilder(url_scheme=config.url_scheme, multiprocess=False, file_wrapper=FileWrapper)
         self.connections: Set[HTTPProtocol] = set()
+        self.gate = ConnectionGate(config.max_connections, config.max_connections_per_ip)
         self.draining = False  # the server is shutting down: finish current responses, then close
         # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
         self.sendfile_ok = isinstance(loop, asyncio.BaseEventLoop)

@@ -24,7 +24,32 @@ class ClientDisconnected(ConnectionError):
 
 
 class RequestBodyError(ValueError):
-    """The request body was malformed (bad chunked framing, truncated); raised by ``wsgi.input``.
+    """The request body cannot be read to its end; raised by ``wsgi.input``.
 
-    When the app lets it escape before sending headers, the client is answered 400.
+    When the app lets it escape before sending headers, the client is answered ``status``, and the
+    connection is closed after the response.
     """
+
+    status = 400
+    reason = b"Bad Request"
+
+
+class RequestBodyTooLarge(RequestBodyError):
+    """A chunked body went over ``--max-body-bytes``."""
+
+    status = 413
+    reason = b"Content Too Large"
+
+
+class RequestBodyTimeout(RequestBodyError):
+    """The client stopped sending its body (``--body-timeout``) or sent it too slowly (``--body-min-rate``)."""
+
+    status = 408
+    reason = b"Request Timeout"
+
+
+class RequestTrailersTooLarge(RequestBodyError):
+    """The chunked body's trailer fields went over the header limits."""
+
+    status = 431
+    reason = b"Request Header Fields Too Large"

@@ -14,11 +14,21 @@ The worker side of the same request is ``wsgi.WSGICall``; the two talk only thro
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import TYPE_CHECKING, Any, List, Optional, Union
 
 import h11
 
-from .bridge import EMPTY_INPUT, Delivery, EmptyInput, FileSlice, InputStream, OutputChannel, ResponseHead
+from .bridge import (
+    EMPTY_INPUT,
+    Delivery,
+    DisconnectEvent,
+    EmptyInput,
+    FileSlice,
+    InputStream,
+    OutputChannel,
+    ResponseHead,
+)
 from .errors import ClientDisconnected
 from .log import error_log, log_access
 from .types import Environ
@@ -29,8 +39,8 @@ if TYPE_CHECKING:
 
 WAITING, RUNNING, DONE = "WAITING", "RUNNING", "DONE"
 
-# Writes smaller than this are joined into one transport.write; larger ones are passed as is.
-_JOIN_LIMIT = 16 * 1024
+# loop.sendfile is called for at most this much at a time, each call bounded by --write-timeout.
+_SENDFILE_SLICE_BYTES = 1024 * 1024
 
 
 class _Sized:
@@ -54,6 +64,7 @@ class Exchange:
         "channel",
         "environ",
         "protocol",
+        "queue_timer",
         "request",
         "sendfile_task",
         "started",
@@ -76,31 +87,50 @@ class Exchange:
         environ["wsgi.input"] = self.body
         self.environ = environ
         self.channel = OutputChannel(ctx.loop, self.deliver, ctx.config.output_buffer_bytes, protocol.write_paused)
-        self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok)
+        environ["asyncwsgi.disconnected"] = DisconnectEvent(self.channel)
+        self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok, ctx.config.queue_timeout)
         self.state = WAITING
         self.status = 0
         self.body_allowed = request.method != b"HEAD"
         self.bytes_out = 0
         self.started = ctx.loop.time()
         self.sendfile_task: Optional[asyncio.Task[Any]] = None
+        self.queue_timer: Optional[asyncio.TimerHandle] = None
 
     # --- dispatch ---------------------------------------------------------------------------
 
     def start(self) -> None:
         """Run the app on a worker now, or wait (not reading the connection) for a free slot."""
-        pool = self.protocol.ctx.pool
-        if pool.try_submit(self.call.run):
+        ctx = self.protocol.ctx
+        self.call.queued_at = time.monotonic()
+        if ctx.pool.try_submit(self.call.run):
             self.state = RUNNING
-        else:
-            self.protocol.pause_reading_for_pool()
-            pool.wait_for_slot(self._on_slot)
+            return
+        self.protocol.pause_reading_for_pool()
+        ctx.pool.wait_for_slot(self._on_slot)
+        if ctx.config.queue_timeout:
+            self.queue_timer = ctx.loop.call_later(ctx.config.queue_timeout, self._queue_timed_out)
 
     def _on_slot(self) -> None:
         if self.state is not WAITING or self.protocol.lost:
-            return  # the client left while we waited: the app never runs for it
+            return  # the client left, or was answered 503, while we waited: the app never runs
+        if self.queue_timer is not None:
+            self.queue_timer.cancel()
+            self.queue_timer = None
         self.protocol.ctx.pool.admit(self.call.run)
         self.state = RUNNING
         self.protocol.resume_reading_for_pool()
+
+    def _queue_timed_out(self) -> None:
+        """No thread came within --queue-timeout: answer 503 from the loop, without the app."""
+        self.queue_timer = None
+        if self.state is not WAITING or self.protocol.lost:
+            return
+        self.state = DONE
+        self.status = 503
+        self.protocol.send_error(
+            503, "no worker thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),)
+        )
 
     # --- request body, from the protocol ------------------------------------------------------
 
@@ -125,6 +155,9 @@ class Exchange:
         self.channel.close()
         if self.state is WAITING:
             self.state = DONE
+            if self.queue_timer is not None:
+                self.queue_timer.cancel()
+                self.queue_timer = None
         if self.sendfile_task is not None:
             self.sendfile_task.cancel()
 
@@ -200,8 +233,18 @@ class Exchange:
     async def _run_sendfile(self, region: FileSlice, after: List[bytes]) -> None:
         protocol = self.protocol
         loop = protocol.ctx.loop
+        stall = protocol.ctx.config.write_timeout or None
+        sent = 0
         try:
-            sent = await loop.sendfile(protocol.transport, region.file, region.offset, region.length, fallback=False)
+            # In slices, each bounded by --write-timeout: a client that stops reading can't
+            # hold the connection (and the worker waiting on it) forever.
+            while sent < region.length:
+                size = min(_SENDFILE_SLICE_BYTES, region.length - sent)
+                coro = loop.sendfile(protocol.transport, region.file, region.offset + sent, size, fallback=False)
+                done = await asyncio.wait_for(coro, stall)
+                if done == 0:
+                    break  # the file ended early; h11 sees the short body at EndOfMessage
+                sent += done
         except asyncio.CancelledError:
             return
         except Exception as exc:

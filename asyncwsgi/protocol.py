@@ -6,11 +6,22 @@ Rules this module keeps (RFC 9112):
   until the previous response is complete (``PAUSED``), and reading stops if that buffer grows.
 * A request h11 cannot parse gets its ``error_status_hint`` (400, 431, 501) and
   ``Connection: close``; so does one h11 accepts but we must not (Content-Length together with
-  Transfer-Encoding, §6.1; a missing, repeated or malformed Host, §3.2; a bad target form).
+  Transfer-Encoding, §6.1; a missing, repeated or malformed Host, §3.2; a bad target form) and
+  one over a configured limit (414, 431, 413).
 * After an error response the connection is half-closed and drained briefly before it is
   closed, so the client reads the answer instead of a reset.
-* Reading the socket is paused for three independent reasons (a full ``wsgi.input`` buffer,
-  no free worker, a buffered pipelined request) and resumes only when none remains.
+* Reading the socket is paused for independent reasons (a full ``wsgi.input`` buffer, no free
+  worker, a buffered pipelined request, a body we gave up on) and resumes when none remains.
+
+Deadlines, all enforced here on the loop so that no thread waits on a slow client:
+
+    IDLE  keep-alive wait for the next request           (--keep-alive; closes quietly)
+    HEAD  a complete head, from its first byte            (--header-timeout; 408, not reset per byte)
+    BODY  the next body bytes while we want them          (--body-timeout, --body-min-rate)
+    WRITE the client reading while our output is queued   (--write-timeout; aborts)
+
+IDLE/HEAD/BODY share one timer (one is relevant at a time); WRITE has its own. The BODY timer is
+lazy: arrivals only record a time, and the timer re-arms itself for what remains.
 """
 
 from __future__ import annotations
@@ -21,16 +32,27 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 import h11
 
 from .environ import BadTarget, check_host, split_target
-from .errors import ClientDisconnected, RequestBodyError
+from .errors import (
+    ClientDisconnected,
+    RequestBodyError,
+    RequestBodyTimeout,
+    RequestBodyTooLarge,
+    RequestTrailersTooLarge,
+)
 from .exchange import Exchange, request_line
 from .log import error_log, log_access
 
 if TYPE_CHECKING:
     from .context import ServerContext
 
-_PAUSE_BODY = 1
-_PAUSE_POOL = 2
-_PAUSE_PIPELINE = 4
+# Why reading is paused (a bit set: reading resumes when it is empty).
+_PAUSE_BODY = 1  # wsgi.input's buffer is full
+_PAUSE_POOL = 2  # waiting for a worker thread
+_PAUSE_PIPELINE = 4  # a pipelined request is buffered behind the current one
+_PAUSE_REFUSED = 8  # we gave up on this request's body; nothing more is read
+
+# Which deadline the read-side timer enforces.
+_IDLE, _HEAD, _BODY, _LINGER = "IDLE", "HEAD", "BODY", "LINGER"
 
 # Bytes of pipelined requests we hold in h11's buffer before we stop reading the socket.
 _PIPELINE_BUFFER_BYTES = 64 * 1024
@@ -38,22 +60,36 @@ _PIPELINE_BUFFER_BYTES = 64 * 1024
 _DRAIN_LIMIT_BYTES = 1024 * 1024
 # Seconds we keep reading (and discarding) after sending an error, before closing.
 _LINGER_SECONDS = 2.0
+# --body-min-rate is checked this often, and only after this much time reading the body.
+_MIN_RATE_CHECK_SECONDS = 1.0
+_MIN_RATE_GRACE_SECONDS = 5.0
 
 _REASONS = {
     400: b"Bad Request",
+    408: b"Request Timeout",
     413: b"Content Too Large",
+    414: b"URI Too Long",
     431: b"Request Header Fields Too Large",
     501: b"Not Implemented",
+    503: b"Service Unavailable",
     505: b"HTTP Version Not Supported",
 }
 
 
 class HTTPProtocol(asyncio.Protocol):
     __slots__ = (
+        "_body_paused_at",
+        "_body_paused_total",
+        "_body_received",
+        "_body_started",
+        "_close_after_response",
         "_drained",
-        "_lingering",
+        "_last_read",
         "_read_pauses",
+        "_requests",
         "_timer",
+        "_timer_kind",
+        "_write_timer",
         "client",
         "conn",
         "ctx",
@@ -64,19 +100,28 @@ class HTTPProtocol(asyncio.Protocol):
         "write_paused",
     )
 
-    def __init__(self, ctx: ServerContext) -> None:
+    def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
         self.ctx = ctx
         self.transport: Any = None
         self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.config.max_head_bytes)
         self.exchange: Optional[Exchange] = None
-        self.client: Optional[Tuple[str, str]] = None
+        self.client = client  # (ip, port) from accept(); None on Unix sockets
         self.server: Tuple[str, str] = ("localhost", "80")
         self.lost = False
         self.write_paused = False
         self._read_pauses = 0
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_kind = _IDLE
+        self._write_timer: Optional[asyncio.TimerHandle] = None
         self._drained = 0
-        self._lingering = False
+        self._requests = 0
+        self._close_after_response = False
+        # Body progress, for --body-timeout and --body-min-rate.
+        self._last_read = 0.0
+        self._body_received = 0
+        self._body_started = 0.0
+        self._body_paused_total = 0.0
+        self._body_paused_at = 0.0
 
     # --- asyncio callbacks --------------------------------------------------------------------
 
@@ -85,31 +130,38 @@ class HTTPProtocol(asyncio.Protocol):
         ctx = self.ctx
         ctx.connections.add(self)
         transport.set_write_buffer_limits(high=ctx.config.output_buffer_bytes)  # type: ignore[attr-defined]
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple):
-            self.client = (str(peer[0]), str(peer[1]))
         local = transport.get_extra_info("sockname")
         if isinstance(local, tuple):
             self.server = (str(local[0]), str(local[1]))
         if ctx.draining:
             transport.close()
             return
-        self._arm_timer(ctx.config.keep_alive)
+        # The first head is due within --header-timeout of the connection (a later TLS
+        # handshake falls inside this deadline too).
+        self._arm(_HEAD, ctx.config.header_timeout)
 
     def data_received(self, data: bytes) -> None:
-        if self._lingering:
+        kind = self._timer_kind
+        if kind is _LINGER:
             return
+        if kind is _BODY:
+            self._last_read = self.ctx.loop.time()
+        elif kind is _IDLE and self.exchange is None:
+            # The first byte of the next request: from now on its head is on the clock.
+            self._arm(_HEAD, self.ctx.config.header_timeout)
         self.conn.receive_data(data)
         self._process()
 
     def eof_received(self) -> bool:
-        if self._lingering:
+        if self._timer_kind is _LINGER:
             self.transport.close()
             return False
         exchange = self.exchange
-        if exchange is not None and exchange.state != "DONE" and self.conn.their_state is h11.SEND_BODY:
-            # EOF before the body ended is the client going away, not a malformed body.
-            exchange.body.fail(ClientDisconnected("client closed the connection mid-body"))  # type: ignore[union-attr]
+        if exchange is not None and exchange.state != "DONE":
+            exchange.channel.mark_gone()  # asyncwsgi.disconnected
+            if self.conn.their_state is h11.SEND_BODY:
+                # EOF before the body ended is the client going away, not a malformed body.
+                exchange.body.fail(ClientDisconnected("client closed the connection mid-body"))  # type: ignore[union-attr]
         self.conn.receive_data(b"")
         self._process()
         # Keep the write side open: a response in progress still goes out (half-close).
@@ -118,8 +170,10 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.lost = True
         self._cancel_timer()
+        self._cancel_write_timer()
         ctx = self.ctx
         ctx.connections.discard(self)
+        ctx.gate.release(None if self.client is None else self.client[0])
         exchange = self.exchange
         if exchange is not None and exchange.state != "DONE":
             exchange.connection_lost()
@@ -130,9 +184,13 @@ class HTTPProtocol(asyncio.Protocol):
         self.write_paused = True
         if self.exchange is not None:
             self.exchange.channel.pause()
+        timeout = self.ctx.config.write_timeout
+        if timeout and self._write_timer is None:
+            self._write_timer = self.ctx.loop.call_later(timeout, self._on_write_stalled)
 
     def resume_writing(self) -> None:
         self.write_paused = False
+        self._cancel_write_timer()
         if self.exchange is not None:
             self.exchange.channel.resume()
 
@@ -148,27 +206,19 @@ class HTTPProtocol(asyncio.Protocol):
                 return
             kind = type(event)
             if kind is h11.Data:
-                exchange = self.exchange
-                assert exchange is not None
-                if exchange.state == "DONE":
-                    self._drained += len(event.data)  # type: ignore[union-attr]
-                    if self._drained > _DRAIN_LIMIT_BYTES:
-                        self.close()
-                        return
-                else:
-                    exchange.on_body(event.data)  # type: ignore[union-attr]
+                self._on_body_data(event.data)  # type: ignore[union-attr]
+                if self.transport.is_closing():
+                    return
             elif kind is h11.Request:
                 self._on_request(event)  # type: ignore[arg-type]
-                if self._lingering or self.transport.is_closing():
+                if self._timer_kind is _LINGER or self.transport.is_closing():
                     return  # rejected: nothing after it on this connection is processed
             elif kind is h11.EndOfMessage:
-                exchange = self.exchange
-                assert exchange is not None
-                if exchange.state == "DONE":  # finished draining an unread body
-                    self._next_cycle()
+                if self._on_body_end(event):  # type: ignore[arg-type]
                     return
-                exchange.on_body_end()
             elif kind is h11.NEED_DATA:
+                if conn.their_state is h11.IDLE:
+                    self._check_partial_head()
                 return
             elif kind is h11.PAUSED:
                 if len(conn.trailing_data[0]) > _PIPELINE_BUFFER_BYTES:
@@ -179,28 +229,44 @@ class HTTPProtocol(asyncio.Protocol):
                     self.close()
                 return  # else: the response in progress still goes out, then we close
 
+    def _check_partial_head(self) -> None:
+        """414 for a request line that is already too long before the head is complete."""
+        limit = self.ctx.config.max_request_line_bytes
+        buffered = self.conn.trailing_data[0]
+        if len(buffered) > limit and b"\n" not in buffered[: limit + 2]:
+            self.send_error(414, f"request line longer than {limit} bytes", None)
+
     def _on_request(self, request: h11.Request) -> None:
-        self._cancel_timer()
+        config = self.ctx.config
+        self._requests += 1
         if request.http_version[:2] != b"1.":
             # h11 parses any single-digit version; we speak HTTP/1.x only (RFC 9110 §15.6.6).
             self.send_error(505, f"unsupported HTTP version {request.http_version!r}", request)
             return
+        if len(request.method) + len(request.target) + 10 > config.max_request_line_bytes:
+            self.send_error(414, f"request line longer than {config.max_request_line_bytes} bytes", request)
+            return
         headers = request.headers
+        content_length: Optional[int] = None
+        chunked = False
         try:
-            content_length = transfer_encoding = False
+            problem = _check_fields(headers, config.max_header_bytes, config.max_header_count)
+            if problem is not None:
+                self.send_error(431, problem, request)
+                return
             # h11 bounds only heads still incomplete; one that arrives whole in a single read
-            # is parsed whatever its size, so the limit is enforced again here.
+            # is parsed whatever its size, so the total is enforced again here.
             head_bytes = len(request.method) + len(request.target) + 12
             for name, value in headers:
                 head_bytes += len(name) + len(value) + 4
                 if name == b"content-length":
-                    content_length = True
+                    content_length = int(value)  # h11 has validated it (and merged duplicates)
                 elif name == b"transfer-encoding":
-                    transfer_encoding = True
-            if head_bytes > self.ctx.config.max_head_bytes:
+                    chunked = True
+            if head_bytes > config.max_head_bytes:
                 self.send_error(431, f"request head of {head_bytes} bytes is over --max-head-bytes", request)
                 return
-            if content_length and transfer_encoding:
+            if content_length is not None and chunked:
                 # RFC 9112 §6.1: ambiguous framing is how requests get smuggled; refuse it.
                 raise BadTarget("Content-Length together with Transfer-Encoding")
             check_host(request.http_version, headers)
@@ -208,7 +274,11 @@ class HTTPProtocol(asyncio.Protocol):
         except BadTarget as exc:
             self.send_error(400, str(exc), request)
             return
-        has_body = transfer_encoding or (content_length and _content_length(headers) > 0)
+        if config.max_body_bytes and content_length is not None and content_length > config.max_body_bytes:
+            # Answered from the head alone: the body is never read (nor invited by 100 Continue).
+            self.send_error(413, f"Content-Length {content_length} is over --max-body-bytes", request)
+            return
+        has_body = chunked or bool(content_length)
         ctx = self.ctx
         environ = ctx.environ.build(
             request.method,
@@ -223,16 +293,66 @@ class HTTPProtocol(asyncio.Protocol):
         )
         exchange = Exchange(self, request, environ, has_body)
         self.exchange = exchange
+        if has_body:
+            now = ctx.loop.time()
+            self._body_received = 0
+            self._body_started = self._last_read = now
+            self._body_paused_total = 0.0
+            self._body_paused_at = 0.0
+            self._arm_body_timer()
+        else:
+            self._cancel_timer()
         exchange.start()
+
+    def _on_body_data(self, data: bytes) -> None:
+        exchange = self.exchange
+        assert exchange is not None
+        if exchange.state == "DONE":  # draining a body the app did not read
+            self._drained += len(data)
+            if self._drained > _DRAIN_LIMIT_BYTES:
+                self.close()
+            return
+        self._body_received += len(data)
+        limit = self.ctx.config.max_body_bytes
+        if limit and self._body_received > limit:
+            self._refuse_body(RequestBodyTooLarge(f"request body is over --max-body-bytes ({limit})"))
+            return
+        exchange.on_body(data)
+
+    def _on_body_end(self, event: h11.EndOfMessage) -> bool:
+        """Returns True when event processing must stop."""
+        exchange = self.exchange
+        assert exchange is not None
+        if exchange.state == "DONE":  # finished draining an unread body
+            self._next_cycle()
+            return True
+        if self._timer_kind is _BODY:
+            self._cancel_timer()
+        if event.headers:
+            config = self.ctx.config
+            problem = _check_fields(event.headers, config.max_header_bytes, config.max_header_count)
+            if problem is not None:
+                self._refuse_body(RequestTrailersTooLarge(f"trailers: {problem}"))
+                return True
+        exchange.on_body_end()
+        return False
+
+    def _refuse_body(self, exc: RequestBodyError) -> None:
+        """Stop reading a body the app is consuming; its next read raises ``exc``."""
+        error_log.info("%s from %s", exc, self._peer())
+        exchange = self.exchange
+        if exchange is not None and exchange.state != "DONE":
+            exchange.body.fail(exc)  # type: ignore[union-attr]
+        self._close_after_response = True
+        self._cancel_timer()
+        self._pause_reading(_PAUSE_REFUSED)
 
     def _on_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         exchange = self.exchange
         if exchange is not None and exchange.state != "DONE":
             # The head was fine but the body is not: the app is already running, so tell it
             # through wsgi.input and close once its response is out.
-            error_log.info("bad request body from %s: %s", self._peer(), exc)
-            exchange.body.fail(RequestBodyError(str(exc)))  # type: ignore[union-attr]
-            self._pause_reading(_PAUSE_BODY)
+            self._refuse_body(RequestBodyError(f"malformed request body: {exc}"))
             return
         if exchange is not None:  # error while draining after the response: just close
             self.close()
@@ -246,9 +366,9 @@ class HTTPProtocol(asyncio.Protocol):
         if self.lost:
             return
         conn = self.conn
-        if conn.our_state is h11.DONE and conn.their_state is h11.SEND_BODY:
+        if conn.our_state is h11.DONE and conn.their_state is h11.SEND_BODY and not self._close_after_response:
             # The app answered without reading the whole body: read on and discard the rest
-            # (bounded) so the connection can be reused.
+            # (bounded in size, and in time by the body timer) so the connection can be reused.
             self._drained = 0
             self._resume_reading(_PAUSE_BODY)
             self._process()
@@ -257,13 +377,20 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _next_cycle(self) -> None:
         conn = self.conn
-        if conn.our_state is h11.DONE and conn.their_state is h11.DONE and not self.ctx.draining:
+        if (
+            conn.our_state is h11.DONE
+            and conn.their_state is h11.DONE
+            and not self.ctx.draining
+            and not self._close_after_response
+        ):
             conn.start_next_cycle()
             self.exchange = None
             self._resume_reading(_PAUSE_PIPELINE | _PAUSE_BODY)
-            self._arm_timer(self.ctx.config.keep_alive)
             if conn.trailing_data[0]:
+                self._arm(_HEAD, self.ctx.config.header_timeout)
                 self._process()  # a pipelined request is already here
+            else:
+                self._arm(_IDLE, self.ctx.config.keep_alive)
             return
         self.exchange = None
         self.close()
@@ -271,9 +398,12 @@ class HTTPProtocol(asyncio.Protocol):
     def should_close_after_response(self) -> bool:
         """Whether the response being started must carry ``Connection: close``."""
         conn = self.conn
+        max_requests = self.ctx.config.max_requests_per_connection
         return (
             self.ctx.draining
+            or self._close_after_response
             or self.ctx.config.keep_alive == 0
+            or (max_requests != 0 and self._requests >= max_requests)
             # The client waits for 100 Continue that never came: we can't tell whether its body
             # will follow, so the connection can't be reused (RFC 9110 §10.1.1).
             or conn.they_are_waiting_for_100_continue
@@ -287,7 +417,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     # --- errors --------------------------------------------------------------------------------
 
-    def send_error(self, status: int, detail: str, request: Optional[h11.Request]) -> None:
+    def send_error(
+        self,
+        status: int,
+        detail: str,
+        request: Optional[h11.Request],
+        extra_headers: Tuple[Tuple[bytes, bytes], ...] = (),
+    ) -> None:
         """Answer a request we refuse, then half-close and linger so the client reads it."""
         conn = self.conn
         reason = _REASONS.get(status, b"Bad Request")
@@ -299,6 +435,7 @@ class HTTPProtocol(asyncio.Protocol):
                 (b"Content-Length", str(len(body)).encode()),
                 (b"Connection", b"close"),
                 (b"Date", self.ctx.date_header()),
+                *extra_headers,
             ]
             if self.ctx.server_header is not None:
                 headers.append((b"Server", self.ctx.server_header))
@@ -318,16 +455,99 @@ class HTTPProtocol(asyncio.Protocol):
         transport = self.transport
         if self.lost or transport.is_closing():
             return
-        self._lingering = True
         self.exchange = None
-        self._cancel_timer()
         if transport.can_write_eof():
             transport.write_eof()
             self._read_pauses = 0
             transport.resume_reading()
-            self._timer = self.ctx.loop.call_later(_LINGER_SECONDS, self.close)
+            self._arm(_LINGER, _LINGER_SECONDS)
         else:
-            transport.close()
+            self.close()
+
+    # --- deadlines -----------------------------------------------------------------------------
+
+    def _arm(self, kind: str, seconds: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_kind = kind
+        self._timer = self.ctx.loop.call_later(seconds, self._on_timer) if seconds or kind is _IDLE else None
+
+    def _arm_body_timer(self) -> None:
+        config = self.ctx.config
+        seconds = config.body_timeout
+        if config.body_min_rate:
+            seconds = min(seconds, _MIN_RATE_CHECK_SECONDS) if seconds else _MIN_RATE_CHECK_SECONDS
+        self._arm(_BODY, seconds)
+
+    def _cancel_timer(self) -> None:
+        """Stop the read-side timer; its kind stays, so arrivals are still classified right."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        kind = self._timer_kind
+        if kind is _IDLE:
+            if self.exchange is None:
+                error_log.debug("closing idle connection from %s", self._peer())
+                self.close()
+        elif kind is _HEAD:
+            if self.exchange is None:
+                if self.conn.trailing_data[0]:
+                    self.send_error(408, "request head not complete within --header-timeout", None)
+                else:
+                    self.close()
+        elif kind is _BODY:
+            self._check_body_progress()
+        elif kind is _LINGER:
+            self.close()
+
+    def _check_body_progress(self) -> None:
+        """The lazy BODY timer fired: time out, or re-arm for what is left."""
+        exchange = self.exchange
+        if exchange is None or (exchange.state == "DONE" and self.conn.their_state is not h11.SEND_BODY):
+            return
+        config = self.ctx.config
+        now = self.ctx.loop.time()
+        if self._read_pauses & ~_PAUSE_PIPELINE or self.conn.they_are_waiting_for_100_continue:
+            # We are not reading (the app is slow, no thread yet, or the body not yet invited
+            # with 100 Continue): not the client's fault.
+            self._arm_body_timer()
+            return
+        idle = now - self._last_read
+        if config.body_timeout and idle >= config.body_timeout:
+            self._body_timed_out(f"no request body bytes for {idle:.1f}s (--body-timeout)")
+            return
+        if config.body_min_rate:
+            active = now - self._body_started - self._body_paused_total
+            if active >= _MIN_RATE_GRACE_SECONDS and self._body_received / active < config.body_min_rate:
+                rate = self._body_received / active
+                self._body_timed_out(f"request body at {rate:.0f} B/s is under --body-min-rate")
+                return
+        self._arm_body_timer()
+
+    def _body_timed_out(self, detail: str) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.state == "DONE":
+            self.close()  # we were only draining an unread body
+            return
+        self._refuse_body(RequestBodyTimeout(detail))
+
+    def _on_write_stalled(self) -> None:
+        self._write_timer = None
+        if self.write_paused and not self.lost:
+            error_log.info(
+                "client %s read nothing for %.1fs (--write-timeout); aborting",
+                self._peer(),
+                self.ctx.config.write_timeout,
+            )
+            self.abort()
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
 
     # --- transport helpers ---------------------------------------------------------------------
 
@@ -367,38 +587,34 @@ class HTTPProtocol(asyncio.Protocol):
         self._resume_reading(_PAUSE_POOL)
 
     def _pause_reading(self, reason: int) -> None:
-        if not self._read_pauses and not self.lost and not self.transport.is_closing():
-            self.transport.pause_reading()
+        if not self._read_pauses:
+            if not self.lost and not self.transport.is_closing():
+                self.transport.pause_reading()
+            self._body_paused_at = self.ctx.loop.time()
         self._read_pauses |= reason
 
     def _resume_reading(self, reasons: int) -> None:
         if not self._read_pauses & reasons:
             return
         self._read_pauses &= ~reasons
-        if not self._read_pauses and not self.lost and not self.transport.is_closing():
-            self.transport.resume_reading()
-
-    def _arm_timer(self, seconds: float) -> None:
-        self._cancel_timer()
-        self._timer = self.ctx.loop.call_later(seconds, self._on_idle_timeout)
-
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_idle_timeout(self) -> None:
-        self._timer = None
-        if self.exchange is None:
-            error_log.debug("closing idle connection from %s", self._peer())
-            self.close()
+        if not self._read_pauses:
+            now = self.ctx.loop.time()
+            self._body_paused_total += now - self._body_paused_at
+            self._last_read = now  # the idle clock restarts when we ask for bytes again
+            if not self.lost and not self.transport.is_closing():
+                self.transport.resume_reading()
 
     def _peer(self) -> str:
         return self.client[0] if self.client else "unix"
 
 
-def _content_length(headers: Any) -> int:
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value)  # h11 has already validated it
-    return 0
+def _check_fields(fields: Any, max_field_bytes: int, max_fields: int) -> Optional[str]:
+    """Why header (or trailer) fields break the limits, or None."""
+    count = 0
+    for name, value in fields:
+        count += 1
+        if len(name) + len(value) + 2 > max_field_bytes:
+            return f"header field {name[:64]!r} is over --max-header-bytes ({max_field_bytes})"
+    if count > max_fields:
+        return f"{count} header fields is over --max-header-count ({max_fields})"
+    return None

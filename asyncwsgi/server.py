@@ -9,15 +9,14 @@ the CLI's job. The caller's running loop is used as is.
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import stat
 import threading
 from typing import Any, List, Optional, Tuple
 
 from .config import Config
 from .context import ServerContext
 from .executor import WorkerPool
+from .listener import Listener, bind_sockets, remove_socket_file
 from .log import error_log
 from .protocol import HTTPProtocol
 from .types import WSGIApp
@@ -29,9 +28,9 @@ _THREAD_EXIT_SECONDS = 2.0
 class Server:
     """A running asyncwsgi server on the current event loop."""
 
-    def __init__(self, ctx: ServerContext, listener: asyncio.Server, uds_path: Optional[str]) -> None:
+    def __init__(self, ctx: ServerContext, listeners: List[Listener], uds_path: Optional[str]) -> None:
         self._ctx = ctx
-        self._listener = listener
+        self._listeners = listeners
         self._uds_path = uds_path
         self._all_closed = asyncio.Event()
         self._forced = asyncio.Event()
@@ -46,7 +45,7 @@ class Server:
 
     @property
     def sockets(self) -> Tuple[socket.socket, ...]:
-        return tuple(self._listener.sockets or ())
+        return tuple(listener.sock for listener in self._listeners)
 
     @property
     def connections(self) -> int:
@@ -54,7 +53,7 @@ class Server:
         return len(self._ctx.connections)
 
     def is_serving(self) -> bool:
-        return not self._closing and self._listener.is_serving()
+        return not self._closing and any(listener.is_serving() for listener in self._listeners)
 
     def close(self) -> None:
         """Stop accepting; close idle connections now and busy ones after their response."""
@@ -63,7 +62,8 @@ class Server:
         self._closing = True
         self._stopping.set()
         self._ctx.draining = True
-        self._listener.close()
+        for listener in self._listeners:
+            listener.stop()
         for protocol in list(self._ctx.connections):
             protocol.shutdown()
         self._on_connection_lost()
@@ -124,9 +124,8 @@ class Server:
         stuck = await _join_threads(ctx.pool, _THREAD_EXIT_SECONDS)
         if stuck:
             error_log.warning("%d worker thread(s) still running the app after shutdown", len(stuck))
-        await self._listener.wait_closed()
         if self._uds_path is not None:
-            _remove_socket_file(self._uds_path)
+            remove_socket_file(self._uds_path)
 
 
 async def _join_threads(pool: WorkerPool, timeout: float) -> List[threading.Thread]:
@@ -159,45 +158,22 @@ async def start_server(app: WSGIApp, config: Optional[Config] = None, **options:
     pool = WorkerPool(config.threads, config.queue_size)
     ctx = ServerContext(config, app, loop, pool)
 
-    def factory() -> HTTPProtocol:
-        return HTTPProtocol(ctx)
+    sockets = bind_sockets(config)  # raises OSError before anything else is started
 
-    uds_path: Optional[str] = None
-    try:
-        if config.fd is not None:
-            sock = socket.socket(fileno=config.fd)
-            if sock.family == socket.AF_UNIX:
-                listener = await loop.create_unix_server(factory, sock=sock, backlog=config.backlog)
-            else:
-                listener = await loop.create_server(factory, sock=sock, backlog=config.backlog)
-        elif config.uds is not None:
-            _remove_socket_file(config.uds)
-            listener = await loop.create_unix_server(factory, config.uds, backlog=config.backlog)
-            uds_path = config.uds
-        else:
-            listener = await loop.create_server(
-                factory, config.host, config.port, backlog=config.backlog, reuse_address=True
-            )
-    except BaseException:
-        pool.shutdown()
-        raise
+    def factory(client: Optional[Tuple[str, str]]) -> HTTPProtocol:
+        return HTTPProtocol(ctx, client)
+
+    listeners = [Listener(sock, ctx.gate, factory) for sock in sockets]
     pool.start()
-    return Server(ctx, listener, uds_path)
+    for listener in listeners:
+        listener.start()
+    return Server(ctx, listeners, config.uds)
 
 
 async def serve(app: WSGIApp, config: Optional[Config] = None, **options: Any) -> None:
     """Serve ``app`` until the calling task is cancelled, then shut down gracefully."""
     server = await start_server(app, config, **options)
     await server.serve_forever()
-
-
-def _remove_socket_file(path: str) -> None:
-    """Remove a stale Unix socket left by an earlier run; never remove anything else."""
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)
-    except FileNotFoundError:
-        pass
 
 
 def describe(server: Server) -> List[str]:

@@ -19,6 +19,7 @@ import io
 import os
 import re
 import stat
+import time
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 from .bridge import Delivery, FileSlice, OutputChannel, ResponseHead
@@ -114,19 +115,52 @@ def _error_head(code: int, reason: bytes, body: bytes) -> ResponseHead:
 
 
 _500_BODY = b"Internal Server Error\n"
-_400_BODY = b"Bad Request\n"
+_503_BODY = b"Service Unavailable\n"
+_QUEUE_TIMEOUT = Delivery(
+    ResponseHead(
+        503,
+        b"Service Unavailable",
+        [
+            (b"Content-Type", b"text/plain; charset=utf-8"),
+            (b"Content-Length", str(len(_503_BODY)).encode()),
+            (b"Retry-After", b"1"),
+        ],
+    ),
+    _503_BODY,
+    end=True,
+    last=True,
+)
 
 
 class WSGICall:
     """One application call on a worker thread, from ``app(environ, start_response)`` to ``close()``."""
 
-    __slots__ = ("app", "channel", "environ", "has_length", "head", "head_sent", "sendfile_ok")
+    __slots__ = (
+        "app",
+        "channel",
+        "environ",
+        "has_length",
+        "head",
+        "head_sent",
+        "queue_timeout",
+        "queued_at",
+        "sendfile_ok",
+    )
 
-    def __init__(self, app: WSGIApp, environ: Environ, channel: OutputChannel, sendfile_ok: bool) -> None:
+    def __init__(
+        self,
+        app: WSGIApp,
+        environ: Environ,
+        channel: OutputChannel,
+        sendfile_ok: bool,
+        queue_timeout: float = 0.0,
+    ) -> None:
         self.app = app
         self.environ = environ
         self.channel = channel
         self.sendfile_ok = sendfile_ok
+        self.queue_timeout = queue_timeout
+        self.queued_at = 0.0  # time.monotonic() when the loop queued this job
         self.head: Optional[ResponseHead] = None
         self.has_length = False
         self.head_sent = False
@@ -139,14 +173,19 @@ class WSGICall:
             error_log.debug("client gone before %s started; not running the app", self._request_line())
             self.channel.finish(final)
             return
+        if self.queue_timeout and time.monotonic() - self.queued_at > self.queue_timeout:
+            error_log.info("%s waited over --queue-timeout for a thread: 503", self._request_line())
+            self.channel.finish(_QUEUE_TIMEOUT)
+            return
         try:
             final = self._call_app()
         except ClientDisconnected:
             error_log.debug("client disconnected during %s", self._request_line())
         except RequestBodyError as exc:
-            error_log.info("bad request body for %s: %s", self._request_line(), exc)
+            error_log.info("request body for %s: %s", self._request_line(), exc)
             if not self.head_sent:
-                final = Delivery(_error_head(400, b"Bad Request", _400_BODY), _400_BODY, end=True, last=True)
+                body = exc.reason + b"\n"
+                final = Delivery(_error_head(exc.status, exc.reason, body), body, end=True, last=True)
         except Exception:
             error_log.exception("error in WSGI application handling %s", self._request_line())
             if not self.head_sent:

@@ -236,7 +236,7 @@ def test_no_server_header_when_disabled(serve):
 
 def test_large_pipelined_burst_is_bounded_and_complete(serve):
     """A client pipelines far more than the pipeline buffer; all answers arrive, in order."""
-    srv = serve(basic.path_echo)
+    srv = serve(basic.path_echo, max_requests_per_connection=0)
     count = 2000
     with connect(srv.port) as sock:
         reader = Reader(sock)
@@ -266,3 +266,13 @@ def test_half_closed_client_still_gets_response(serve):
         reader = Reader(sock)
         assert reader.response().body == b"slept"
         assert reader.closed()
+
+
+def test_max_requests_per_connection_closes_after_the_last(serve):
+    srv = serve(basic.path_echo, max_requests_per_connection=3)
+    with connect(srv.port) as sock:
+        sock.sendall(b"".join(get(f"/{i}") for i in range(5)))
+        reader = Reader(sock)
+        responses = [reader.response() for _ in range(3)]
+        assert [r.header(b"connection") for r in responses] == [None, None, b"close"]
+        assert reader.closed()  # the 4th and 5th requests are never answered on this connection

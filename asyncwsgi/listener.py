@@ -1,0 +1,228 @@
+"""Listening sockets and the accept loop. [loop]
+
+We accept connections ourselves (``sock_accept`` plus ``connect_accepted_socket``) rather than
+through ``loop.create_server``: asyncio has no public way to stop accepting for a while, and we
+need one. At ``--max-connections`` the accept loop waits, so further clients stay in the
+kernel's listen backlog (and feel it as connect latency) instead of being accepted and starved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import socket
+import stat
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .config import Config
+from .log import error_log
+
+# accept() errors that mean "out of resources for now": back off instead of spinning.
+_RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+_RESOURCE_BACKOFF_SECONDS = 0.1
+# Connections accepted in one go before yielding to the rest of the loop.
+_ACCEPT_BATCH = 64
+
+_TOO_MANY_FROM_IP = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 30\r\n"
+    b"Connection: close\r\nRetry-After: 1\r\n\r\nToo many connections from you\n"
+)
+
+
+def bind_sockets(config: Config) -> List[socket.socket]:
+    """Create the listening sockets the config asks for, bound, listening and non-blocking."""
+    if config.fd is not None:
+        sock = socket.socket(fileno=config.fd)
+        sockets = [sock]
+    elif config.uds is not None:
+        remove_socket_file(config.uds)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(config.uds)
+        except BaseException:
+            sock.close()
+            raise
+        sockets = [sock]
+    else:
+        sockets = _bind_tcp(config.host, config.port)
+    for sock in sockets:
+        sock.setblocking(False)
+        if config.fd is None:
+            sock.listen(config.backlog)
+    return sockets
+
+
+def _bind_tcp(host: str, port: int) -> List[socket.socket]:
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: List[socket.socket] = []
+    seen = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, address) in seen:
+                continue
+            seen.add((family, address))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # One socket per family, as asyncio does: don't let IPv6 also claim IPv4.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                message = f"error while attempting to bind on address {address!r}: {exc.strerror}"
+                raise OSError(exc.errno, message) from None
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def remove_socket_file(path: str) -> None:
+    """Remove a stale Unix socket left by an earlier run; never remove anything else."""
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class ConnectionGate:
+    """Counts open connections (in total and per client IP) and makes accept loops wait for room."""
+
+    def __init__(self, max_connections: int, max_per_ip: int) -> None:
+        self.max_connections = max_connections
+        self.max_per_ip = max_per_ip
+        self.open = 0
+        self._per_ip: Dict[str, int] = {}
+        self._room: Optional[asyncio.Event] = None
+
+    def has_room(self) -> bool:
+        return self.open < self.max_connections
+
+    async def wait_for_room(self) -> None:
+        while self.open >= self.max_connections:
+            if self._room is None:
+                self._room = asyncio.Event()
+            await self._room.wait()
+
+    def admit(self, ip: Optional[str]) -> bool:
+        """Count a new connection; False if its IP is over the per-IP limit (then not counted)."""
+        if ip is not None and self.max_per_ip:
+            count = self._per_ip.get(ip, 0)
+            if count >= self.max_per_ip:
+                return False
+            self._per_ip[ip] = count + 1
+        self.open += 1
+        return True
+
+    def release(self, ip: Optional[str]) -> None:
+        self.open -= 1
+        if ip is not None and self.max_per_ip:
+            count = self._per_ip.get(ip, 1) - 1
+            if count:
+                self._per_ip[ip] = count
+            else:
+                self._per_ip.pop(ip, None)
+        if self._room is not None and self.open < self.max_connections:
+            self._room.set()
+            self._room = None
+
+
+ProtocolFactory = Callable[[Optional[Tuple[str, str]]], asyncio.Protocol]
+"""Makes the protocol for a connection, given the client's (ip, port), or None on Unix sockets."""
+
+
+class Listener:
+    """Accepts on one listening socket until closed, respecting the gate."""
+
+    def __init__(self, sock: socket.socket, gate: ConnectionGate, factory: ProtocolFactory) -> None:
+        self.sock = sock
+        self._gate = gate
+        self._factory = factory
+        self._task: Optional[asyncio.Task[None]] = None
+        self._is_unix = sock.family == socket.AF_UNIX
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._accept_loop())
+
+    def is_serving(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def stop(self) -> None:
+        """Stop accepting and close the socket; connections already accepted are not touched."""
+        task, self._task = self._task, None
+        if task is None:
+            self.sock.close()
+            return
+        task.cancel()
+        # The cancelled accept unregisters the socket in a callback already queued; close after it,
+        # so the selector never holds a closed (and possibly reused) file descriptor.
+        asyncio.get_running_loop().call_soon(self.sock.close)
+
+    async def _accept_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        gate = self._gate
+        sock = self.sock
+        while True:
+            await gate.wait_for_room()
+            try:
+                conn, address = await loop.sock_accept(sock)
+            except OSError as exc:
+                self._accept_failed(exc)
+                if exc.errno in _RESOURCE_ERRORS:
+                    await asyncio.sleep(_RESOURCE_BACKOFF_SECONDS)
+                continue
+            self._take(loop, conn, address)
+            # More may be waiting: take them without a round trip through the selector.
+            for _ in range(_ACCEPT_BATCH):
+                if not gate.has_room():
+                    break
+                try:
+                    conn, address = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    self._accept_failed(exc)
+                    break
+                self._take(loop, conn, address)
+
+    def _take(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, address: object) -> None:
+        client = None if self._is_unix else (str(address[0]), str(address[1]))  # type: ignore[index]
+        ip = None if client is None else client[0]
+        if not self._gate.admit(ip):
+            error_log.info("refusing connection from %s: over --max-connections-per-ip", ip)
+            try:
+                conn.send(_TOO_MANY_FROM_IP)
+            except OSError:
+                pass
+            conn.close()
+            return
+        conn.setblocking(False)
+        loop.create_task(self._connect(loop, conn, client))
+
+    async def _connect(
+        self, loop: asyncio.AbstractEventLoop, conn: socket.socket, client: Optional[Tuple[str, str]]
+    ) -> None:
+        made: List[asyncio.Protocol] = []
+
+        def factory() -> asyncio.Protocol:
+            made.append(self._factory(client))
+            return made[0]
+
+        try:
+            await loop.connect_accepted_socket(factory, conn)
+        except Exception as exc:  # the connection died before it started, e.g. reset at once
+            error_log.debug("could not start connection from %s: %r", client, exc)
+            # Once connection_made has run, connection_lost releases the slot; before, we do.
+            if not made or getattr(made[0], "transport", None) is None:
+                self._gate.release(None if client is None else client[0])
+            conn.close()
+
+    def _accept_failed(self, exc: OSError) -> None:
+        if exc.errno in _RESOURCE_ERRORS:
+            error_log.warning("accept() failed: %s; backing off (raise the fd limit or lower --max-connections)", exc)
+        else:
+            error_log.debug("accept() failed: %s", exc)
