@@ -12,7 +12,9 @@ import time
 error_log = logging.getLogger("asyncwsgi.error")
 access_log = logging.getLogger("asyncwsgi.access")
 
-_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), 0x7F]}
+# C0 controls, DEL and the C1 controls (0x9b is CSI on 8-bit terminals): all client-reachable
+# through header values, which h11 passes through as latin-1.
+_ESCAPES = {i: f"\\x{i:02x}" for i in [*range(0x20), *range(0x7F, 0xA0)]}
 _ESCAPES[ord('"')] = '\\"'
 _ESCAPES[ord("\\")] = "\\\\"
 

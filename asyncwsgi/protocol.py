@@ -269,6 +269,9 @@ class HTTPProtocol(asyncio.Protocol):
             if content_length is not None and chunked:
                 # RFC 9112 §6.1: ambiguous framing is how requests get smuggled; refuse it.
                 raise BadTarget("Content-Length together with Transfer-Encoding")
+            if chunked and request.http_version == b"1.0":
+                # RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
+                raise BadTarget("Transfer-Encoding in an HTTP/1.0 request")
             check_host(request.http_version, headers)
             path, query = split_target(request.method, request.target)
         except BadTarget as exc:

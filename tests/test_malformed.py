@@ -1,4 +1,6 @@
-"""Malformed and ambiguous requests: the right 4xx, a closed connection, and the server keeps serving.
+"""Malformed requests: the right 4xx, a closed connection, and the server keeps serving.
+
+Framing and smuggling cases live in test_smuggling.py; size limits in test_limits.py.
 
 Each case is raw bytes, the status expected, and a good request pipelined right behind the bad
 one, which must never be dispatched (the app would see it as a second request).
@@ -20,8 +22,6 @@ CASES = [
     ("no-version", b"GET /\r\n\r\n", 400),
     ("bad-version", b"GET / HTTP/2.7\r\nHost: t\r\n\r\n", 505),
     ("space-in-target", b"GET /a b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
-    ("missing-host-1.1", b"GET / HTTP/1.1\r\n\r\n", 400),
-    ("duplicate-host", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
     ("invalid-host", b"GET / HTTP/1.1\r\nHost: a b/c\r\n\r\n", 400),
     ("host-with-path", b"GET / HTTP/1.1\r\nHost: evil.com/x\r\n\r\n", 400),
     (
@@ -29,18 +29,6 @@ CASES = [
         b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         400,
     ),
-    ("conflicting-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400),
-    ("plus-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello", 400),
-    ("negative-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\n", 400),
-    ("hex-cl", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0x5\r\n\r\nhello", 400),
-    ("te-gzip", b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
-    ("space-before-colon", b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400),
-    ("nul-in-value", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x00b\r\n\r\n", 400),
-    ("ctl-in-name", b"GET / HTTP/1.1\r\nHost: t\r\nX\x01A: a\r\n\r\n", 400),
-    ("bad-method", b"G(T / HTTP/1.1\r\nHost: t\r\n\r\n", 400),
-    ("authority-form", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 400),
-    ("asterisk-not-options", b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400),
-    ("absolute-form-bad-scheme", b"GET ftp://x/y HTTP/1.1\r\nHost: x\r\n\r\n", 400),
     ("fragment", b"GET /a#b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     ("header-too-large", b"GET / HTTP/1.1\r\nHost: t\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n", 431),
 ]

@@ -1,0 +1,148 @@
+"""Request smuggling and framing edge cases, table-driven, with the answer each one gets.
+
+Every case is sent with a well-formed request pipelined right behind it. The app records every
+request it sees: the pipelined one must never be dispatched after a rejection. Then a good
+request on a fresh connection proves the server still serves.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from tests.apps import basic
+from tests.helpers import Reader, connect, get, request
+
+SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
+H = b"POST / HTTP/1.1\r\nHost: t\r\n"
+
+# (id, raw request, expected status, whether the connection is closed after the answer)
+CASES = [
+    # Content-Length vs Transfer-Encoding (RFC 9112 §6.1, §6.3)
+    ("cl-and-te", H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, True),
+    ("te-and-cl", H + b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n", 400, True),
+    ("cl-conflicting", H + b"Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello", 400, True),
+    ("cl-conflicting-list", H + b"Content-Length: 5, 6\r\n\r\nhello", 400, True),
+    ("cl-plus", H + b"Content-Length: +5\r\n\r\nhello", 400, True),
+    ("cl-hex", H + b"Content-Length: 0x5\r\n\r\nhello", 400, True),
+    ("cl-negative", H + b"Content-Length: -1\r\n\r\n", 400, True),
+    ("cl-huge", H + b"Content-Length: 99999999999999999999999\r\n\r\n", 400, True),
+    ("cl-space-inside", H + b"Content-Length: 1 0\r\n\r\nhello", 400, True),
+    ("te-gzip-chunked", H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", 501, True),
+    ("te-chunked-gzip", H + b"Transfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n", 501, True),
+    ("te-chunked-chunked", H + b"Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n", 501, True),
+    ("te-two-fields", H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501, True),
+    ("te-identity", H + b"Transfer-Encoding: identity\r\n\r\n", 501, True),
+    ("te-vertical-tab", H + b"Transfer-Encoding: \x0bchunked\r\n\r\n0\r\n\r\n", 400, True),
+    ("te-space-before-colon", H + b"Transfer-Encoding : chunked\r\n\r\n0\r\n\r\n", 400, True),
+    ("te-on-http10", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, True),
+    # Chunked framing
+    ("chunk-size-garbage", H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 400, True),
+    ("chunk-size-negative", H + b"Transfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n", 400, True),
+    ("chunk-size-0x", H + b"Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n", 400, True),
+    ("chunk-missing-crlf", H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n", 400, True),
+    ("chunk-bare-cr", H + b"Transfer-Encoding: chunked\r\n\r\n5\rhello\r\n0\r\n\r\n", 400, True),
+    ("chunk-ext-lf", H + b"Transfer-Encoding: chunked\r\n\r\n5;a\nb\r\nhello\r\n0\r\n\r\n", 400, True),
+    # Head syntax (RFC 9112 §2, §5)
+    ("bare-cr-in-head", b"GET / HTTP/1.1\rHost: t\r\n\r\n", 400, True),
+    ("space-before-colon", b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400, True),
+    ("nul-in-value", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\x00b\r\n\r\n", 400, True),
+    ("ctl-in-name", b"GET / HTTP/1.1\r\nHost: t\r\nX\x01A: a\r\n\r\n", 400, True),
+    ("cr-in-value", b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\rb\r\n\r\n", 400, True),
+    ("leading-empty-line", b"\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n", 400, True),
+    ("http09", b"GET /\r\n\r\n", 400, True),
+    ("http2-version", b"GET / HTTP/2.0\r\nHost: t\r\n\r\n", 505, True),
+    ("bad-method", b"G(T / HTTP/1.1\r\nHost: t\r\n\r\n", 400, True),
+    ("connect", b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 400, True),
+    ("asterisk-not-options", b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400, True),
+    ("absolute-form-ftp", b"GET ftp://h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400, True),
+    ("obs-text-in-target", b"GET /\x9b HTTP/1.1\r\nHost: t\r\n\r\n", 400, True),
+    ("missing-host", b"GET / HTTP/1.1\r\n\r\n", 400, True),
+    ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, True),
+    ("host-userinfo", b"GET / HTTP/1.1\r\nHost: user@evil\r\n\r\n", 400, True),
+]
+
+# Accepted on purpose, with the reason: these are answered normally and the connection stays usable.
+ACCEPTED = [
+    # RFC 9112 §2.2: a recipient MAY recognise a single LF as a line terminator (h11 does).
+    ("bare-lf-head", b"GET /lf HTTP/1.1\nHost: t\n\n"),
+    # RFC 9112 §5.2: obs-fold may be replaced with SP instead of rejected (h11 does).
+    ("obs-fold", b"GET /fold HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n"),
+    # RFC 9110 §8.6: identical Content-Length values may be merged.
+    ("cl-duplicate-same", H + b"Content-Length: 5\r\nContent-Length: 5\r\n\r\nhello"),
+    # RFC 9112 §7.1.1: unknown chunk extensions are ignored.
+    ("chunk-ext", H + b"Transfer-Encoding: chunked\r\n\r\n5;name=value\r\nhello\r\n0\r\n\r\n"),
+    # RFC 9110 §7.8 / §10.1.1: Expect in an HTTP/1.0 request is ignored (no 100 sent).
+    ("expect-on-http10", b"POST /ten HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\nhello"),
+    # Transfer-coding names are case-insensitive (RFC 9112 §7).
+    ("te-Chunked", H + b"Transfer-Encoding: Chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
+]
+
+
+def _app(seen):
+    def app(environ, start_response):
+        seen.append(environ["PATH_INFO"])
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"got " + body]
+
+    return app
+
+
+@pytest.mark.parametrize("raw,status,closes", [pytest.param(r, s, c, id=n) for n, r, s, c in CASES])
+def test_rejected(serve, caplog, raw, status, closes):
+    seen = []
+    srv = serve(_app(seen))
+    caplog.set_level(logging.INFO, logger="asyncwsgi")
+    with connect(srv.port) as sock:
+        try:
+            sock.sendall(raw + SMUGGLED)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        reader = Reader(sock)
+        resp = reader.response()
+        assert resp.status == status, resp.raw
+        if closes:
+            assert resp.header(b"connection") == b"close"
+            assert reader.closed()
+    assert "/smuggled" not in seen, "a request pipelined behind a rejected one was dispatched"
+    assert request(srv.port, get("/after")).status == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@pytest.mark.parametrize("raw", [pytest.param(r, id=n) for n, r in ACCEPTED])
+def test_accepted_leniencies_stay_consistent(serve, raw):
+    seen = []
+    srv = serve(_app(seen))
+    http10 = b" HTTP/1.0" in raw.split(b"\n", 1)[0]
+    with connect(srv.port) as sock:
+        sock.sendall(raw + get("/next"))
+        reader = Reader(sock)
+        first = reader.response()
+        assert first.status == 200
+        if b"hello" in raw:
+            assert first.body == b"got hello"  # the body was framed as intended, not as a new request
+        if http10:
+            assert reader.closed()  # HTTP/1.0: one request per connection
+        else:
+            assert reader.response().status == 200  # the request after it is framed right
+            assert seen[-1] == "/next"
+
+
+def test_control_characters_are_escaped_in_access_log(serve, caplog):
+    srv = serve(basic.hello, access_log=True)
+    caplog.set_level(logging.INFO, logger="asyncwsgi.access")
+    ua = b"evil\x1b[31mred\x9b2J\x07"
+    referer = b'x" 200 0 "forged'
+    assert (
+        request(srv.port, get("/log%0d%0a", extra=b"User-Agent: " + ua + b"\r\nReferer: " + referer + b"\r\n")).status
+        == 200
+    )
+    lines = [r.getMessage() for r in caplog.records if r.name == "asyncwsgi.access"]
+    assert len(lines) == 1
+    line = lines[0]
+    assert "\x1b" not in line and "\x9b" not in line and "\x07" not in line
+    assert "\\x1b[31mred\\x9b2J\\x07" in line
+    assert '\\"' in line and '"x" 200' not in line  # a quote can't end the field and forge another
+    assert "/log%0d%0a" in line  # percent-escapes stay as sent (they are not decoded in the log)
