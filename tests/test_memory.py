@@ -52,7 +52,7 @@ def _warm_up(port: int) -> None:
 
 
 def test_slow_reader_large_download_rss_bounded(loop):
-    size = 128 * MiB
+    size = 200 * MiB
     with CLIServer("tests.apps.big:download", "--port", "0", "--loop", loop, "--no-access-log") as server:
         server.wait_listening()
         _warm_up(server.port)
@@ -72,7 +72,7 @@ def test_slow_reader_large_download_rss_bounded(loop):
 
 
 def test_large_upload_to_slow_app_rss_bounded(loop):
-    size = 128 * MiB
+    size = 200 * MiB
     with CLIServer("tests.apps.big:slow_upload", "--port", "0", "--loop", loop, "--no-access-log") as server:
         server.wait_listening()
         _warm_up(server.port)

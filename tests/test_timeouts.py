@@ -7,11 +7,9 @@ import tempfile
 import threading
 import time
 
-import pytest
-
 from asyncwsgi import protocol as protocol_module
 from tests.apps import basic
-from tests.helpers import WAIT, Reader, connect, get, request
+from tests.helpers import WAIT, Reader, ServerThread, connect, get, request
 
 
 def _dribble(sock, data: bytes, interval: float, stop: threading.Event) -> None:
@@ -139,9 +137,8 @@ def test_write_stall_aborts_and_runs_close(serve):
     assert srv.on_loop(lambda: srv.server._ctx.pool.admitted) == 0
 
 
-def test_write_stall_during_sendfile(serve, loop_name):
-    if loop_name != "asyncio":
-        pytest.skip("uvloop has no loop.sendfile; its file path is the ordinary write path")
+def test_write_stall_during_sendfile():
+    """Native sendfile exists on the stdlib loop only (uvloop's file path is the write path above)."""
     with tempfile.NamedTemporaryFile(delete=False) as f:
         f.write(os.urandom(32 * 1024 * 1024))
     closed = threading.Event()
@@ -158,12 +155,13 @@ def test_write_stall_during_sendfile(serve, loop_name):
         wrapper.close = on_close
         return wrapper
 
+    srv = ServerThread(app, loop="asyncio", write_timeout=0.5, access_log=False).start()
     try:
-        srv = serve(app, write_timeout=0.5)
         with connect(srv.port) as sock:
             sock.sendall(get("/"))
             assert closed.wait(WAIT)  # aborted while we never read
     finally:
+        srv.stop()
         os.unlink(f.name)
 
 

@@ -1,0 +1,255 @@
+"""Property tests against the protocol layer, in process, through a fake transport.
+
+A real HTTPProtocol, a real worker pool and a real event loop; only the socket is replaced, so
+thousands of inputs run in seconds. Properties:
+
+* a valid pipeline of requests gives byte-identical responses however it is split into reads;
+* arbitrary bytes never raise out of the protocol, never leak a worker slot or a connection,
+  and end in well-formed responses (a 4xx or 5xx for the garbage) and a closed connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any, Callable, List, Optional, Tuple
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from asyncwsgi.config import Config
+from asyncwsgi.context import ServerContext
+from asyncwsgi.executor import WorkerPool
+from asyncwsgi.protocol import HTTPProtocol
+from tests.helpers import Reader
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+class FakeTransport(asyncio.Transport):
+    """Records what the protocol writes; closes like a socket transport would (lost next tick)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, protocol: HTTPProtocol) -> None:
+        super().__init__()
+        self._loop = loop
+        self._protocol = protocol
+        self.out = bytearray()
+        self.closing = False
+        self.reading = True
+        self.eof_written = False
+
+    def write(self, data: Any) -> None:
+        assert not self.eof_written, "write after write_eof"
+        if not self.closing:
+            self.out += data
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        if not self.closing:
+            self.closing = True
+            self._loop.call_soon(self._protocol.connection_lost, None)
+
+    def abort(self) -> None:
+        self.close()
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof_written = True
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 8000) if name == "sockname" else default
+
+    def set_write_buffer_limits(self, high: Optional[int] = None, low: Optional[int] = None) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def echo_app(environ, start_response):
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [environ["REQUEST_METHOD"].encode(), b" ", environ["PATH_INFO"].encode("latin-1"), b" ", body]
+
+
+async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            return False
+        await asyncio.sleep(0.001)
+    return True
+
+
+def run(chunks: List[bytes], eof: bool, done: Callable[[bytes], bool]) -> Tuple[bytes, bool, List[str]]:
+    """Feed ``chunks`` (then EOF) to a fresh protocol; return output, closed, loop errors."""
+    loop = asyncio.new_event_loop()
+    errors: List[str] = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(str(context.get("exception") or context)))
+
+    async def scenario() -> Tuple[bytes, bool]:
+        pool = WorkerPool(threads=2, queue_size=2)
+        pool.start()
+        ctx = ServerContext(Config(access_log=False, max_head_bytes=4096), echo_app, loop, pool)
+        protocol = HTTPProtocol(ctx, ("127.0.0.1", "5555"))
+        ctx.gate.admit("127.0.0.1")
+        transport = FakeTransport(loop, protocol)
+        protocol.connection_made(transport)
+        try:
+            for chunk in chunks:
+                await _until(lambda: transport.reading or transport.closing or transport.eof_written)
+                if transport.closing or transport.eof_written:
+                    break
+                protocol.data_received(chunk)
+                await asyncio.sleep(0)
+            if eof and not transport.closing and not transport.eof_written:
+                await _until(lambda: transport.reading or transport.closing)
+                protocol.eof_received()
+            await _until(lambda: transport.closing or transport.eof_written or done(bytes(transport.out)))
+            await _until(lambda: pool.admitted == 0)
+            assert pool.admitted == 0, "a worker slot leaked"
+            closed = transport.closing or transport.eof_written
+            if closed:
+                await _until(lambda: protocol.lost or transport.eof_written)
+            return bytes(transport.out), closed
+        finally:
+            protocol.close()
+            await asyncio.sleep(0)
+            pool.shutdown()
+            assert pool.join(5) == []
+            assert not ctx.connections, "a connection was left in the registry"
+
+    try:
+        out, closed = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    return out, closed, errors
+
+
+def parse_all(data: bytes) -> List[Any]:
+    """Parse every response in ``data``; fail on anything malformed."""
+
+    class Source:
+        def __init__(self, data: bytes) -> None:
+            self.data = data
+
+        def recv(self, n: int) -> bytes:
+            chunk, self.data = self.data[:n], self.data[n:]
+            return chunk
+
+    reader = Reader(Source(data))  # type: ignore[arg-type]
+    responses = []
+    while True:
+        if not reader.buf and not reader._fill():
+            return responses
+        responses.append(reader.response())
+
+
+def normalise(data: bytes) -> bytes:
+    return re.sub(rb"Date: [^\r]*\r\n", b"Date: X\r\n", data)
+
+
+request_strategy = st.builds(
+    lambda method, path, body, chunked: (method, path, body, chunked),
+    st.sampled_from(["GET", "POST", "PUT", "DELETE"]),
+    st.text(alphabet="abcxyz/_-.~", min_size=0, max_size=12).map(lambda p: "/" + p),
+    st.binary(max_size=64).map(lambda b: bytes(x % 26 + 97 for x in b)),
+    st.booleans(),
+)
+
+
+def encode(method: str, path: str, body: bytes, chunked: bool) -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: fuzz\r\n".encode()
+    if chunked:
+        framed = b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + 7]), body[i : i + 7]) for i in range(0, len(body), 7))
+        return head + b"Transfer-Encoding: chunked\r\n\r\n" + framed + b"0\r\n\r\n"
+    return head + b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+def split(data: bytes, cuts: List[int]) -> List[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    pieces, last = [], 0
+    for point in [*points, len(data)]:
+        pieces.append(data[last:point])
+        last = point
+    return [p for p in pieces if p]
+
+
+@SETTINGS
+@given(st.lists(request_strategy, min_size=1, max_size=4), st.lists(st.integers(min_value=0), max_size=12))
+def test_any_split_gives_the_same_responses(requests, cuts):
+    data = b"".join(encode(*r) for r in requests)
+
+    def all_answered(out: bytes) -> bool:
+        return out.count(b"HTTP/1.1 200 OK\r\n") >= len(requests)
+
+    whole, _, errors_whole = run([data], eof=False, done=all_answered)
+    pieces, _, errors_split = run(split(data, cuts), eof=False, done=all_answered)
+    assert not errors_whole and not errors_split
+    assert normalise(whole) == normalise(pieces)
+    responses = parse_all(whole)
+    assert [r.body for r in responses] == [f"{m} {p} ".encode() + b for m, p, b, _ in requests]
+
+
+garbage = st.one_of(
+    st.binary(max_size=200),
+    st.lists(
+        st.sampled_from(
+            [
+                b"GET",
+                b"POST",
+                b" ",
+                b"/",
+                b"\r\n",
+                b"\n",
+                b"\r",
+                b":",
+                b"Host",
+                b"HTTP/1.1",
+                b"Content-Length",
+                b"Transfer-Encoding",
+                b"chunked",
+                b"0",
+                b"5",
+                b"\x00",
+                b"\x7f",
+                b"\t",
+                b";",
+                b",",
+                b"hello",
+                b"Expect",
+                b"100-continue",
+                b"HTTP/1.0",
+                b"*",
+            ]
+        ),
+        max_size=40,
+    ).map(b"".join),
+)
+
+
+@SETTINGS
+@given(garbage, st.lists(st.integers(min_value=0), max_size=8), st.booleans())
+def test_arbitrary_bytes_never_break_the_server(data, cuts, valid_prefix):
+    if valid_prefix:
+        data = encode("GET", "/first", b"", False) + data
+    out, closed, errors = run(split(data, cuts), eof=True, done=lambda out: False)
+    assert not errors, errors
+    assert closed, "after EOF the connection must end"
+    for response in parse_all(out):
+        assert response.status == 100 or 200 <= response.status < 600
+        assert response.status < 500 or response.status in (501, 505)

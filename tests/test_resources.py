@@ -1,0 +1,220 @@
+"""Resource tests over 127.0.0.1: many slow, idle or vanishing clients, bounded in time.
+
+Each drives a real server in this process and asserts on what it holds afterwards: connections,
+worker slots, threads and file descriptors back at their baseline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import resource
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
+from tests.apps import basic
+from tests.helpers import WAIT, Reader, connect, get, request
+
+pytestmark = pytest.mark.slow
+
+
+def need_fds(count: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= count:
+        return
+    if hard != resource.RLIM_INFINITY and hard < count:
+        pytest.skip(f"needs {count} file descriptors; the hard limit is {hard}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
+
+
+def wait_for(predicate, timeout: float = WAIT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_slowloris_does_not_starve_good_clients(serve):
+    """500 connections dribbling a header byte a second: a normal client is served while they
+    are all still open, and every one of them is closed at the head deadline."""
+    need_fds(4096)
+    header_timeout = 3.0
+    srv = serve(basic.hello, header_timeout=header_timeout)
+    ctx = srv.server._ctx
+    port = srv.port
+    closed_by_server = []
+
+    async def slow_client(stop: asyncio.Event) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        head = b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"s" * 100
+        try:
+            for byte in head:
+                writer.write(bytes([byte]))
+                try:
+                    data = await asyncio.wait_for(reader.read(1024), 1.0)
+                except asyncio.TimeoutError:
+                    continue
+                closed_by_server.append(data)  # 408 then EOF, or EOF
+                return
+        except ConnectionError:
+            closed_by_server.append(b"reset")
+        finally:
+            writer.close()
+
+    async def attack() -> float:
+        stop = asyncio.Event()
+        started = time.monotonic()
+        tasks = [asyncio.ensure_future(slow_client(stop)) for _ in range(500)]
+        await asyncio.sleep(1.0)  # all connected and dribbling
+        held = await asyncio.to_thread(srv.on_loop, lambda: len(ctx.connections))
+        good = await asyncio.to_thread(request, port, get("/"))
+        still_held = await asyncio.to_thread(srv.on_loop, lambda: len(ctx.connections))
+        assert good.status == 200
+        assert held >= 450 and still_held >= 450, (held, still_held)  # served while they were all open
+        await asyncio.wait_for(asyncio.gather(*tasks), header_timeout + 10)
+        return time.monotonic() - started
+
+    elapsed = asyncio.run(attack())
+    assert len(closed_by_server) == 500
+    assert all(d.startswith(b"HTTP/1.1 408") or d in (b"", b"reset") for d in closed_by_server)
+    # Closed at the deadline, not after the full 115-byte dribble (about two minutes).
+    assert elapsed < header_timeout + 10
+    assert wait_for(lambda: srv.on_loop(lambda: len(ctx.connections)) == 0)
+
+
+def test_2000_idle_keep_alive_connections_stay_usable(serve):
+    need_fds(8192)
+    srv = serve(basic.path_echo, keep_alive=120)
+    ctx = srv.server._ctx
+    socks = []
+    try:
+        for i in range(2000):
+            sock = connect(srv.port)
+            sock.sendall(get(f"/first{i}"))
+            socks.append(sock)
+        readers = [Reader(s) for s in socks]
+        for i, reader in enumerate(readers):
+            assert reader.response().body == f"GET /first{i} ?".encode()
+        assert srv.on_loop(lambda: len(ctx.connections)) == 2000
+        # Idle connections hold no thread: a new client is served at once.
+        assert request(srv.port, get("/other")).body == b"GET /other ?"
+        assert srv.on_loop(lambda: ctx.pool.admitted) == 0
+        for i, (sock, reader) in enumerate(zip(socks, readers, strict=True)):
+            sock.sendall(get(f"/again{i}"))
+            assert reader.response().body == f"GET /again{i} ?".encode()
+    finally:
+        for sock in socks:
+            sock.close()
+    assert wait_for(lambda: srv.on_loop(lambda: len(ctx.connections)) == 0)
+
+
+def test_10000_requests_with_random_disconnects_leave_nothing_behind(serve):
+    need_fds(4096)
+
+    def app(environ, start_response):
+        kind = environ["PATH_INFO"]
+        if kind == "/stream":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+            return (b"x" * 4096 for _ in range(64))
+        if kind == "/upload":
+            environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [b"ok"]
+
+    srv = serve(app, threads=4)
+    ctx = srv.server._ctx
+    assert request(srv.port, get("/warm")).status == 200
+    assert wait_for(lambda: srv.on_loop(lambda: len(ctx.connections)) == 0)
+    baseline_fds = open_fds()
+    baseline_threads = threading.active_count()
+    rng = random.Random(1234)
+    answered = 0
+
+    def one(i: int) -> int:
+        path = rng.choice(["/ok", "/stream", "/upload"])
+        # An upload is cut short (its body incomplete) and then closed or reset: waiting for an
+        # answer to it would only wait out the body timeout.
+        how = rng.choice(["close", "reset"] if path == "/upload" else ["read", "close", "reset", "half"])
+        sock = socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT)
+        try:
+            if path == "/upload":
+                sock.sendall(
+                    b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n"
+                    + b"u" * rng.randrange(0, 100000)
+                )
+            else:
+                sock.sendall(get(path))
+            if how == "read":
+                return int(Reader(sock).response().status == 200)
+            if how == "half":
+                sock.recv(rng.randrange(1, 2048))
+            if how == "reset":
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            return 0
+        except (TimeoutError, ConnectionError):
+            return 0
+        finally:
+            sock.close()
+
+    results = []
+
+    def worker(offset: int) -> None:
+        for i in range(offset, 10_000, 8):
+            results.append(one(i))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 10_000
+    answered = sum(results)
+    assert answered > 1000  # the ones that waited for their answer got it
+    assert wait_for(
+        lambda: srv.on_loop(lambda: (len(ctx.connections), ctx.pool.admitted, ctx.gate.open)) == (0, 0, 0), 30
+    )
+    assert wait_for(lambda: open_fds() <= baseline_fds, 10), (open_fds(), baseline_fds)
+    assert threading.active_count() == baseline_threads
+    assert request(srv.port, get("/ok")).status == 200
+
+
+def test_over_capacity_slow_requests_get_503_within_queue_budget(serve):
+    ran = []
+
+    def app(environ, start_response):
+        ran.append(1)
+        time.sleep(0.4)
+        start_response("200 OK", [])
+        return [b"done"]
+
+    srv = serve(app, threads=2, queue_size=2, queue_timeout=0.5)
+    results = []
+
+    def client() -> None:
+        started = time.monotonic()
+        resp = request(srv.port, get("/"))
+        results.append((resp.status, resp.header(b"retry-after"), time.monotonic() - started))
+
+    threads = [threading.Thread(target=client) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    statuses = sorted(status for status, _, _ in results)
+    assert len(results) == 12
+    assert set(statuses) == {200, 503}
+    assert statuses.count(200) == len(ran) >= 4  # at least threads + queue ran; none of the 503s did
+    assert all(retry == b"1" for status, retry, _ in results if status == 503)
+    # Refused within the queue budget (plus scheduling slack), not after waiting for a thread.
+    assert all(took < 0.5 + 1.0 for status, _, took in results if status == 503)
