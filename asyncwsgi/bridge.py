@@ -359,9 +359,24 @@ class InputStream:
 
 
 class EmptyInput:
-    """``wsgi.input`` for requests without a body: shared, stateless, never blocks."""
+    """``wsgi.input`` for requests without a body: shared, stateless, never blocks.
+
+    It has InputStream's loop-side methods too, as no-ops, so the loop treats every request's
+    body alike: there is nothing to fail or finish when there is no body.
+    """
 
     __slots__ = ()
+
+    finished = True
+
+    def feed(self, data: bytes) -> bool:  # [loop] h11 never yields body data for these requests
+        raise AssertionError("body data for a request without a body")
+
+    def feed_eof(self) -> None:  # [loop]
+        pass
+
+    def fail(self, exc: BaseException) -> None:  # [loop]
+        pass
 
     def read(self, size: Optional[int] = -1) -> bytes:
         return b""

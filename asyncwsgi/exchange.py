@@ -135,12 +135,11 @@ class Exchange:
     # --- request body, from the protocol ------------------------------------------------------
 
     def on_body(self, data: bytes) -> None:
-        if self.body.feed(data):  # type: ignore[union-attr]  # only called when there is a body
+        if self.body.feed(data):
             self.protocol.pause_reading_body()
 
     def on_body_end(self) -> None:
-        if self.body is not EMPTY_INPUT:
-            self.body.feed_eof()  # type: ignore[union-attr]
+        self.body.feed_eof()
 
     def send_continue(self) -> None:
         """The app's first body read: invite the body if the client is waiting (RFC 9110 §10.1.1)."""
@@ -150,8 +149,7 @@ class Exchange:
 
     def connection_lost(self) -> None:
         """The client is gone: fail the worker's blocked reads and writes so it can finish."""
-        if self.body is not EMPTY_INPUT:
-            self.body.fail(ClientDisconnected("client disconnected"))  # type: ignore[union-attr]
+        self.body.fail(ClientDisconnected("client disconnected"))
         self.channel.close()
         if self.state is WAITING:
             self.state = DONE

@@ -161,7 +161,7 @@ class HTTPProtocol(asyncio.Protocol):
             exchange.channel.mark_gone()  # asyncwsgi.disconnected
             if self.conn.their_state is h11.SEND_BODY:
                 # EOF before the body ended is the client going away, not a malformed body.
-                exchange.body.fail(ClientDisconnected("client closed the connection mid-body"))  # type: ignore[union-attr]
+                exchange.body.fail(ClientDisconnected("client closed the connection mid-body"))
         self.conn.receive_data(b"")
         self._process()
         # Keep the write side open: a response in progress still goes out (half-close).
@@ -345,7 +345,7 @@ class HTTPProtocol(asyncio.Protocol):
         error_log.info("%s from %s", exc, self._peer())
         exchange = self.exchange
         if exchange is not None and exchange.state != "DONE":
-            exchange.body.fail(exc)  # type: ignore[union-attr]
+            exchange.body.fail(exc)
         self._close_after_response = True
         self._cancel_timer()
         self._pause_reading(_PAUSE_REFUSED)

@@ -100,3 +100,19 @@ def test_obs_fold_is_unfolded_to_a_space(serve):
     srv = serve(basic.environ_dump)
     resp = request(srv.port, b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n  b\r\n\r\n")
     assert json.loads(resp.body)["HTTP_X_A"] == "a b"
+
+
+@pytest.mark.parametrize("version", [b"1.0", b"1.1"])
+def test_garbage_after_a_complete_bodiless_request(serve, caplog, version):
+    """Found by fuzz/fuzz_protocol.py: bytes h11 rejects arriving after a request without a body,
+    while its app runs. The request is answered, the connection closed, nothing raised."""
+    srv = serve(basic.slow)
+    with connect(srv.port) as sock:
+        sock.sendall(b"GET /?0.2 HTTP/" + version + b"\r\nHost: t\r\n\r\n" + b"PPPPPPGAT / H\xa8T\r\n\r\n")
+        reader = Reader(sock)
+        assert reader.response().body == b"slept"
+        if version == b"1.1":  # on 1.1 the garbage is the next pipelined request: it gets its 400
+            assert reader.response().status == 400
+        assert reader.closed()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert request(srv.port, get("/?0")).status == 200
