@@ -45,37 +45,11 @@ def free_port() -> int:
 
 def commands(python: Path, port: int) -> dict:
     bindir = python.parent
+    ours = [str(python), "-m", "asyncwsgi", "benchmarks.apps:hello", "--port", str(port), "--threads", "8"]
+    quiet = ["--no-access-log", "--log-level", "warning"]
     return {
-        "asyncwsgi-uvloop": [
-            str(python),
-            "-m",
-            "asyncwsgi",
-            "benchmarks.apps:hello",
-            "--port",
-            str(port),
-            "--threads",
-            "8",
-            "--loop",
-            "uvloop",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
-        "asyncwsgi-asyncio": [
-            str(python),
-            "-m",
-            "asyncwsgi",
-            "benchmarks.apps:hello",
-            "--port",
-            str(port),
-            "--threads",
-            "8",
-            "--loop",
-            "asyncio",
-            "--no-access-log",
-            "--log-level",
-            "warning",
-        ],
+        "asyncwsgi-uvloop": [*ours, "--loop", "uvloop", *quiet],
+        "asyncwsgi-asyncio": [*ours, "--loop", "asyncio", *quiet],
         "waitress": [
             str(bindir / "waitress-serve"),
             "--threads=8",

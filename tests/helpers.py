@@ -217,3 +217,30 @@ def thread_names() -> Dict[str, int]:
         key = thread.name.rsplit("-", 1)[0]
         names[key] = names.get(key, 0) + 1
     return names
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = WAIT, interval: float = 0.01) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` passes; return its last value's truth."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def assert_refused(port: int, raw: bytes, status: int) -> Response:
+    """Send ``raw`` on a new connection: it must get ``status``, ``Connection: close`` and a close."""
+    with connect(port) as sock:
+        try:
+            sock.sendall(raw)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the server may close before reading all of a large request
+        reader = Reader(sock)
+        resp = reader.response()
+        assert resp.status == status, resp.raw
+        assert resp.header(b"connection") == b"close"
+        assert reader.closed()
+    return resp

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -96,12 +95,3 @@ def run_cli(*args: str, timeout: float = WAIT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "asyncwsgi", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
     )
-
-
-def wait_for(predicate, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return False

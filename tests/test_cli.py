@@ -14,8 +14,8 @@ import pytest
 from asyncwsgi import __version__
 from asyncwsgi.cli import build_parser
 from asyncwsgi.config import Config, flag_name
-from tests.helpers import Reader
-from tests.proc import WAIT, CLIServer, run_cli, wait_for
+from tests.helpers import Reader, wait_for
+from tests.proc import WAIT, CLIServer, run_cli
 
 
 def _get(port: int, path: str = "/") -> bytes:

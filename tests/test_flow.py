@@ -7,18 +7,9 @@ import threading
 import time
 
 from tests.apps import basic
-from tests.helpers import WAIT, Reader, connect, get
+from tests.helpers import WAIT, Reader, connect, get, wait_for
 
 MiB = 1024 * 1024
-
-
-def wait_for(predicate, timeout: float = WAIT, interval: float = 0.01) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 def wait_until_stable(read, settle: float = 0.3, timeout: float = WAIT):

@@ -13,7 +13,7 @@ import logging
 import pytest
 
 from tests.apps import basic
-from tests.helpers import Reader, connect, get, request
+from tests.helpers import Reader, assert_refused, connect, get, request
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
 
@@ -44,16 +44,7 @@ def test_malformed_request(serve, raw, status, caplog):
 
     srv = serve(app)
     caplog.set_level(logging.INFO, logger="asyncwsgi")
-    with connect(srv.port) as sock:
-        try:
-            sock.sendall(raw + SMUGGLED)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        reader = Reader(sock)
-        resp = reader.response()
-        assert resp.status == status
-        assert resp.header(b"connection") == b"close"
-        assert reader.closed()
+    assert_refused(srv.port, raw + SMUGGLED, status)
     assert "/smuggled" not in seen
     # The server still serves a good client.
     assert request(srv.port, get("/")).body == b"Hello, world!"

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from tests.apps import basic
-from tests.helpers import WAIT, Reader, connect, get, request
+from tests.helpers import WAIT, Reader, connect, get, request, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,15 +30,6 @@ def need_fds(count: int) -> None:
     if hard != resource.RLIM_INFINITY and hard < count:
         pytest.skip(f"needs {count} file descriptors; the hard limit is {hard}")
     resource.setrlimit(resource.RLIMIT_NOFILE, (count, hard))
-
-
-def wait_for(predicate, timeout: float = WAIT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def open_fds() -> int:
