@@ -262,10 +262,6 @@ class InputStream:
                 self._error = exc
             self._cond.notify()
 
-    @property
-    def finished(self) -> bool:
-        return self._eof or self._error is not None
-
     # --- [worker] ---------------------------------------------------------------------------
 
     def read(self, size: Optional[int] = -1) -> bytes:
@@ -366,8 +362,6 @@ class EmptyInput:
     """
 
     __slots__ = ()
-
-    finished = True
 
     def feed(self, data: bytes) -> bool:  # [loop] h11 never yields body data for these requests
         raise AssertionError("body data for a request without a body")

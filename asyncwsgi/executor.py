@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import queue
 import threading
+import time
 from typing import Callable, Deque, List, Optional
 
 from .log import error_log
@@ -86,8 +87,6 @@ class WorkerPool:
 
     def join(self, timeout: float) -> List[threading.Thread]:
         """Wait up to ``timeout`` seconds in total; return the threads still running."""
-        import time
-
         deadline = time.monotonic() + timeout
         for thread in self._workers:
             thread.join(max(0.0, deadline - time.monotonic()))
