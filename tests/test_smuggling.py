@@ -12,7 +12,7 @@ import logging
 import pytest
 
 from tests.apps import basic
-from tests.helpers import Reader, assert_refused, connect, get, request
+from tests.helpers import Reader, assert_refused, connect, get, request, wait_for
 
 SMUGGLED = b"GET /smuggled HTTP/1.1\r\nHost: t\r\n\r\n"
 H = b"POST / HTTP/1.1\r\nHost: t\r\n"
@@ -129,6 +129,8 @@ def test_control_characters_are_escaped_in_access_log(serve, caplog):
         request(srv.port, get("/log%0d%0a", extra=b"User-Agent: " + ua + b"\r\nReferer: " + referer + b"\r\n")).status
         == 200
     )
+    # The line is logged on the loop thread right after the response is written: wait for it.
+    assert wait_for(lambda: any(r.name == "asyncwsgi.access" for r in caplog.records))
     lines = [r.getMessage() for r in caplog.records if r.name == "asyncwsgi.access"]
     assert len(lines) == 1
     line = lines[0]
