@@ -1,0 +1,494 @@
+"""The benchmark suite: asyncwsgi against the WSGI servers people use, in one run, as ratios.
+
+    python benchmarks/run.py                 # full run (installs peers into benchmarks/.venv)
+    python benchmarks/run.py --quick         # one short run per cell: a few minutes
+    python benchmarks/run.py --servers asyncwsgi-uvloop,waitress --scenarios hello-50
+
+Every server is one process with 8 threads (where it has threads), pinned to CPU 0 with taskset;
+wrk (and the idle-connection holder) run on CPU 1. Cells are measured in interleaved rounds and
+the median of the rounds is reported, so drift in a shared machine hits every server alike.
+Writes docs/benchmarks.md and docs/img/bench-*.png (matplotlib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / "benchmarks" / ".venv"
+PEERS = [
+    "waitress",
+    "gunicorn",
+    "cheroot",
+    "uvicorn",
+    "httptools",
+    "a2wsgi",
+    "hypercorn",
+    "uvloop",
+    "flask",
+    "django",
+    "matplotlib",
+]
+OURS = "asyncwsgi-uvloop"
+KEEP_ALIVE = "600"  # long enough that no server drops idle connections mid-measurement
+
+
+@dataclasses.dataclass(frozen=True)
+class Scenario:
+    name: str
+    app: str  # module:attr
+    connections: int
+    description: str
+    unit: str = "req/s"
+    idle: int = 0  # idle keep-alive connections held open during the run
+    upload_bytes: int = 0
+    mib_per_request: float = 0.0  # for MiB/s: bytes moved per request, in MiB
+
+
+SCENARIOS = [
+    Scenario("hello-1", "benchmarks.apps:hello", 1, "hello world, 1 connection"),
+    Scenario("hello-50", "benchmarks.apps:hello", 50, "hello world, 50 connections"),
+    Scenario("hello-256", "benchmarks.apps:hello", 256, "hello world, 256 connections"),
+    Scenario("hello-50-idle-5000", "benchmarks.apps:hello", 50, "hello world, 50 connections, 5000 idle", idle=5000),
+    Scenario(
+        "download-1mib", "benchmarks.apps:download", 16, "1 MiB download, 16 connections", "MiB/s", mib_per_request=1.0
+    ),
+    Scenario(
+        "upload-1mib",
+        "benchmarks.apps:upload",
+        16,
+        "1 MiB upload, 16 connections",
+        "MiB/s",
+        upload_bytes=1 << 20,
+        mib_per_request=1.0,
+    ),
+    Scenario("blocking-10ms", "benchmarks.apps:blocking", 64, "app blocks 10 ms, 64 connections (ideal 800 req/s)"),
+    Scenario("flask-json", "benchmarks.flask_app:app", 50, "Flask JSON view, 50 connections"),
+    Scenario("django-json", "benchmarks.django_app:app", 50, "Django JSON view, 50 connections"),
+]
+
+
+def server_commands(bindir: Path) -> Dict[str, Callable[[str, int], List[str]]]:
+    python = str(bindir / "python")
+
+    def ours(loop: str) -> Callable[[str, int], List[str]]:
+        return lambda app, port: [
+            python,
+            "-m",
+            "asyncwsgi",
+            app,
+            "--port",
+            str(port),
+            "--threads",
+            "8",
+            "--loop",
+            loop,
+            "--keep-alive",
+            KEEP_ALIVE,
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+
+    def uvicorn(http: str) -> Callable[[str, int], List[str]]:
+        return lambda app, port: [
+            str(bindir / "uvicorn"),
+            "--factory",
+            "benchmarks.asgi:make",
+            "--port",
+            str(port),
+            "--http",
+            http,
+            "--timeout-keep-alive",
+            KEEP_ALIVE,
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ]
+
+    return {
+        "asyncwsgi-uvloop": ours("uvloop"),
+        "asyncwsgi-asyncio": ours("asyncio"),
+        "waitress": lambda app, port: [
+            str(bindir / "waitress-serve"),
+            "--threads=8",
+            f"--listen=127.0.0.1:{port}",
+            "--connection-limit=10000",
+            f"--channel-timeout={KEEP_ALIVE}",
+            "--asyncore-use-poll",
+            app,
+        ],
+        "gunicorn-gthread": lambda app, port: [
+            str(bindir / "gunicorn"),
+            "-k",
+            "gthread",
+            "--threads",
+            "8",
+            "-w",
+            "1",
+            "--worker-connections",
+            "10000",
+            "--keep-alive",
+            KEEP_ALIVE,
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            app,
+        ],
+        "cheroot": lambda app, port: [
+            str(bindir / "cheroot"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--threads",
+            "8",
+            "--timeout",
+            KEEP_ALIVE,
+            "--request-queue-size",
+            "2048",
+            app,
+        ],
+        "uvicorn-a2wsgi-h11": uvicorn("h11"),
+        "uvicorn-a2wsgi-httptools": uvicorn("httptools"),
+        "hypercorn": lambda app, port: [
+            str(bindir / "hypercorn"),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--keep-alive",
+            KEEP_ALIVE,
+            "--log-level",
+            "warning",
+            app,
+        ],
+    }
+
+
+@dataclasses.dataclass
+class Result:
+    value: float  # req/s or MiB/s
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    peak_rss_mib: float
+    rss_per_idle_kib: Optional[float] = None
+
+
+def venv_bindir() -> Path:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PEERS], check=True)
+    return python.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+                if s.recv(100).startswith(b"HTTP/1.1 "):
+                    return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on {port} did not become ready")
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its descendants (gunicorn's worker is a child of its arbiter)."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            with open(f"/proc/{current}/status") as f:
+                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))  # type: ignore[union-attr]
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as f:
+                    pending.extend(int(c) for c in f.read().split())
+        except (OSError, AttributeError):
+            continue
+    return total
+
+
+class PeakRSS:
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, tree_rss_kib(self.pid))
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(2)
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def run_wrk(port: int, scenario: Scenario, seconds: int, script: Optional[str]) -> Dict[str, float]:
+    cmd = [
+        "taskset",
+        "-c",
+        "1",
+        "wrk",
+        "-t1",
+        f"-c{scenario.connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "--timeout",
+        "10s",
+    ]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def percentile(label: str) -> float:
+        match = re.search(rf"^\s+{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+        return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
+
+    errors = 0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non2xx:
+        errors += int(non2xx.group(1))
+    return {"rps": rps, "p50": percentile("50"), "p99": percentile("99"), "errors": errors}
+
+
+def measure(name: str, command: List[str], scenario: Scenario, seconds: int, script: Optional[str]) -> Result:
+    port = free_port()
+    env = dict(os.environ, BENCH_APP=scenario.app, PYTHONPATH=str(ROOT))
+    argv = command(scenario.app, port)  # type: ignore[operator]
+    proc = subprocess.Popen(
+        ["taskset", "-c", "0", *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    holder = None
+    try:
+        wait_ready(port, proc)
+        run_wrk(port, dataclasses.replace(scenario, connections=min(scenario.connections, 16)), 1, script)  # warm-up
+        rss_per_idle = None
+        if scenario.idle:
+            before = tree_rss_kib(proc.pid)
+            holder = subprocess.Popen(
+                [
+                    "taskset",
+                    "-c",
+                    "1",
+                    sys.executable,
+                    str(ROOT / "benchmarks" / "idle.py"),
+                    str(port),
+                    str(scenario.idle),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+            )
+            line = holder.stdout.readline() if holder.stdout else ""
+            if line.strip() != "ready":
+                raise RuntimeError(f"{name}: could not hold {scenario.idle} idle connections")
+            rss_per_idle = (tree_rss_kib(proc.pid) - before) / scenario.idle
+        with PeakRSS(proc.pid) as rss:
+            stats = run_wrk(port, scenario, seconds, script)
+        value = stats["rps"] * scenario.mib_per_request if scenario.mib_per_request else stats["rps"]
+        return Result(value, stats["p50"], stats["p99"], int(stats["errors"]), rss.peak / 1024, rss_per_idle)
+    finally:
+        if holder is not None:
+            holder.communicate(timeout=30)
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def upload_script(size: int) -> str:
+    path = Path(tempfile.gettempdir()) / f"asyncwsgi-bench-upload-{size}.lua"
+    path.write_text(
+        f'wrk.method = "POST"\nwrk.body = string.rep("u", {size})\n'
+        'wrk.headers["Content-Type"] = "application/octet-stream"\n'
+    )
+    return str(path)
+
+
+def median_result(results: List[Result]) -> Result:
+    def med(values: List[float]) -> float:
+        return statistics.median(values)
+
+    idle = [r.rss_per_idle_kib for r in results if r.rss_per_idle_kib is not None]
+    return Result(
+        med([r.value for r in results]),
+        med([r.p50_ms for r in results]),
+        med([r.p99_ms for r in results]),
+        int(med([r.errors for r in results])),
+        med([r.peak_rss_mib for r in results]),
+        med(idle) if idle else None,
+    )
+
+
+def write_report(
+    medians: Dict[str, Dict[str, Result]],
+    failures: Dict[str, Dict[str, str]],
+    runs: int,
+    seconds: int,
+    path: Path,
+    bindir: Path,
+) -> None:
+    versions = subprocess.run(
+        [
+            str(bindir / "python"),
+            "-c",
+            "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) "
+            "for p in ['asyncwsgi','waitress','gunicorn','cheroot','uvicorn','a2wsgi','hypercorn','uvloop','h11',"
+            "'httptools','flask','django']}))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `python benchmarks/run.py` "
+        f"({'quick: ' if runs == 1 else ''}median of {runs} interleaved run(s) of {seconds} s per cell).",
+        f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}. "
+        "Each server is one process with 8 threads where it has threads, pinned to CPU 0; wrk on CPU 1.",
+        f"Versions: `{versions.strip()}`.",
+        "",
+        f"Ratios are {OURS}'s throughput divided by the row's: above 1 means asyncwsgi is faster.",
+        "",
+    ]
+    for scenario in SCENARIOS:
+        rows = medians.get(scenario.name)
+        if not rows:
+            continue
+        lines += [f"## {scenario.description}", "", f"![{scenario.name}](img/bench-{scenario.name}.png)", ""]
+        header = f"| server | {scenario.unit} | p50 ms | p99 ms | errors | peak RSS MiB |"
+        if scenario.idle:
+            header += " RSS per idle connection KiB |"
+        header += f" {OURS} ÷ this |"
+        lines += [header, "|" + " --- |" * (header.count("|") - 1)]
+        ours = rows.get(OURS)
+        for name, result in sorted(rows.items(), key=lambda item: -item[1].value):
+            ratio = f"{ours.value / result.value:.2f}x" if ours and result.value else "-"
+            row = (
+                f"| {name} | {result.value:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.errors} |"
+                f" {result.peak_rss_mib:.0f} |"
+            )
+            if scenario.idle:
+                row += f" {result.rss_per_idle_kib:.1f} |" if result.rss_per_idle_kib is not None else " - |"
+            lines.append(row + f" {ratio} |")
+        for name, reason in sorted(failures.get(scenario.name, {}).items()):
+            lines.append(f"\n{name} could not run this scenario: {reason}")
+        lines.append("")
+    path.write_text("\n".join(lines))
+
+
+def write_charts(medians: Dict[str, Dict[str, Result]], img_dir: Path, bindir: Path) -> None:
+    data = {s.name: {n: r.value for n, r in medians.get(s.name, {}).items()} for s in SCENARIOS}
+    units = {s.name: f"{s.description} ({s.unit})" for s in SCENARIOS}
+    code = f"""
+import json, matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+data, units = json.loads({json.dumps(json.dumps(data))}), json.loads({json.dumps(json.dumps(units))})
+for name, rows in data.items():
+    if not rows:
+        continue
+    items = sorted(rows.items(), key=lambda kv: kv[1])
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(items) + 1))
+    colors = ["#d62728" if n.startswith("asyncwsgi") else "#7f7f7f" for n, _ in items]
+    ax.barh([n for n, _ in items], [v for _, v in items], color=colors)
+    ax.set_title(units[name], fontsize=10)
+    fig.tight_layout()
+    fig.savefig({str(img_dir)!r} + f"/bench-{{name}}.png", dpi=90)
+    plt.close(fig)
+"""
+    img_dir.mkdir(parents=True, exist_ok=True)
+    subprocess.run([str(bindir / "python"), "-c", code], check=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one 3 s run per cell")
+    parser.add_argument("--runs", type=int)
+    parser.add_argument("--seconds", type=int)
+    parser.add_argument("--servers", help="comma-separated subset")
+    parser.add_argument("--scenarios", help="comma-separated subset")
+    parser.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
+    args = parser.parse_args()
+    runs = args.runs or (1 if args.quick else 3)
+    seconds = args.seconds or (3 if args.quick else 10)
+    for tool in ("wrk", "taskset"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{tool} is required: apt-get install wrk util-linux")
+    bindir = venv_bindir()
+    servers = server_commands(bindir)
+    if args.servers:
+        servers = {k: v for k, v in servers.items() if k in args.servers.split(",")}
+    scenarios = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios.split(",")]
+    results: Dict[str, Dict[str, List[Result]]] = {}
+    failures: Dict[str, Dict[str, str]] = {}
+    for round_number in range(runs):
+        for scenario in scenarios:
+            script = upload_script(scenario.upload_bytes) if scenario.upload_bytes else None
+            for name, command in servers.items():
+                try:
+                    result = measure(name, command, scenario, seconds, script)  # type: ignore[arg-type]
+                except Exception as exc:  # a peer that fails a scenario gets no row, and we say why
+                    print(f"  {scenario.name:20s} {name:26s} FAILED: {exc}", flush=True)
+                    failures.setdefault(scenario.name, {})[name] = str(exc)
+                    continue
+                results.setdefault(scenario.name, {}).setdefault(name, []).append(result)
+                print(
+                    f"  round {round_number + 1}/{runs} {scenario.name:20s} {name:26s} "
+                    f"{result.value:10,.0f} {scenario.unit}  p99 {result.p99_ms:7.2f} ms  "
+                    f"errors {result.errors}",
+                    flush=True,
+                )
+    medians = {s: {n: median_result(r) for n, r in rows.items()} for s, rows in results.items()}
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_report(medians, failures, runs, seconds, output, bindir)
+    write_charts(medians, output.parent / "img", bindir)
+    print(f"\nwrote {output}")
+
+
+if __name__ == "__main__":
+    main()
