@@ -140,20 +140,23 @@ class Reader:
         data, self.buf = self.buf[:n], self.buf[n:]
         return data
 
-    def response(self, head_request: bool = False) -> Response:
-        start = len(self.buf)
-        raw_parts: List[bytes] = []
-        status_line = self._line()
-        raw_parts.append(status_line + b"\r\n")
-        version, code, reason = [*status_line.split(b" ", 2), b""][:3]
-        headers: List[Tuple[bytes, bytes]] = []
+    def _fields(self, raw_parts: List[bytes]) -> List[Tuple[bytes, bytes]]:
+        """A header (or trailer) block, up to and including its blank line."""
+        fields: List[Tuple[bytes, bytes]] = []
         while True:
             line = self._line()
             raw_parts.append(line + b"\r\n")
             if not line:
-                break
+                return fields
             name, _, value = line.partition(b":")
-            headers.append((name, value.strip()))
+            fields.append((name, value.strip()))
+
+    def response(self, head_request: bool = False) -> Response:
+        raw_parts: List[bytes] = []
+        status_line = self._line()
+        raw_parts.append(status_line + b"\r\n")
+        version, code, reason = [*status_line.split(b" ", 2), b""][:3]
+        headers = self._fields(raw_parts)
         resp = Response(int(code), reason, version, headers, b"", b"")
         status = resp.status
         body = b""
@@ -165,13 +168,7 @@ class Reader:
                 raw_parts.append(size_line + b"\r\n")
                 size = int(size_line.split(b";")[0], 16)
                 if size == 0:
-                    while True:
-                        line = self._line()
-                        raw_parts.append(line + b"\r\n")
-                        if not line:
-                            break
-                        name, _, value = line.partition(b":")
-                        resp.trailers.append((name, value.strip()))
+                    resp.trailers = self._fields(raw_parts)
                     break
                 chunk = self._exact(size)
                 body += chunk
@@ -184,7 +181,6 @@ class Reader:
                 pass
             body, self.buf = self.buf, b""
             raw_parts.append(body)
-        del start
         resp.body = body
         resp.raw = b"".join(raw_parts)
         return resp
