@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Callable, Optional, Set
+from typing import TYPE_CHECKING, Callable, Optional, Set, Tuple
 
 from .config import Config
 from .environ import EnvironBuilder
@@ -39,6 +39,7 @@ class ServerContext:
         self.on_connection_lost: Optional[Callable[[], None]] = None
         self._date_second = -1
         self._date = b""
+        self._header_lines: Tuple[bytes, ...] = ()
 
     def date_header(self) -> bytes:
         """RFC 9110 §6.6.1 Date, formatted at most once a second."""
@@ -46,4 +47,13 @@ class ServerContext:
         if now != self._date_second:
             self._date_second = now
             self._date = formatdate(now, usegmt=True).encode("ascii")
+            lines = [b"Date: " + self._date]
+            if self.server_header is not None:
+                lines.append(b"Server: " + self.server_header)
+            self._header_lines = tuple(lines)
         return self._date
+
+    def header_lines(self) -> Tuple[bytes, ...]:
+        """The header lines the server adds to every response (Date, Server), ready to write."""
+        self.date_header()
+        return self._header_lines

@@ -31,6 +31,7 @@ from .bridge import (
 )
 from .errors import ClientDisconnected
 from .log import error_log, log_access
+from .response import CONTINUE, NO_BODY, BodyFramer, FramingError, start_response
 from .types import Environ
 from .wsgi import WSGICall
 
@@ -43,29 +44,19 @@ WAITING, RUNNING, DONE = "WAITING", "RUNNING", "DONE"
 _SENDFILE_SLICE_BYTES = 1024 * 1024
 
 
-class _Sized:
-    """A stand-in for sendfile'd bytes: h11 only needs the length to frame them."""
-
-    __slots__ = ("length",)
-
-    def __init__(self, length: int) -> None:
-        self.length = length
-
-    def __len__(self) -> int:
-        return self.length
-
-
 class Exchange:
     __slots__ = (
         "body",
-        "body_allowed",
         "bytes_out",
         "call",
         "channel",
+        "continue_sent",
         "environ",
+        "framer",
         "protocol",
         "queue_timer",
         "request",
+        "response_complete",
         "sendfile_task",
         "started",
         "state",
@@ -91,7 +82,9 @@ class Exchange:
         self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok, ctx.config.queue_timeout)
         self.state = WAITING
         self.status = 0
-        self.body_allowed = request.method != b"HEAD"
+        self.framer: Optional[BodyFramer] = None  # set when the response head is written
+        self.response_complete = False  # the whole response is handed to the transport
+        self.continue_sent = False
         self.bytes_out = 0
         self.started = ctx.loop.time()
         self.sendfile_task: Optional[asyncio.Task[Any]] = None
@@ -143,9 +136,14 @@ class Exchange:
 
     def send_continue(self) -> None:
         """The app's first body read: invite the body if the client is waiting (RFC 9110 §10.1.1)."""
-        conn = self.protocol.conn
-        if self.state is RUNNING and conn.they_are_waiting_for_100_continue and conn.our_state is h11.SEND_RESPONSE:
-            self.protocol.write(conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        if (
+            self.state is RUNNING
+            and self.framer is None
+            and not self.continue_sent
+            and self.protocol.conn.they_are_waiting_for_100_continue
+        ):
+            self.continue_sent = True
+            self.protocol.write(CONTINUE)
 
     def connection_lost(self) -> None:
         """The client is gone: fail the worker's blocked reads and writes so it can finish."""
@@ -170,11 +168,10 @@ class Exchange:
             if d.last:
                 self._finish()
             return
-        conn = protocol.conn
         try:
             out: List[Any] = []
             if d.head is not None:
-                out.append(conn.send(self._response(d.head)))
+                out.append(self._start_response(d.head))
             if d.abort:
                 # Flush what was sent, then close: the unterminated body tells the client the
                 # response is incomplete, and it is never mistaken for a whole one.
@@ -183,52 +180,59 @@ class Exchange:
                 out = []
                 protocol.close()
             else:
+                framer = self.framer
+                assert framer is not None
                 body = d.body
-                if body and self.body_allowed:
-                    out.extend(_passthrough(conn, h11.Data(data=body)))
+                if body and framer.kind is not NO_BODY:
+                    out.extend(framer.data(body))
                     self.bytes_out += len(body)
                 if d.file is not None:
                     self._sendfile(out, d.file)
                     out = []
                 if d.end:
-                    out.append(conn.send(h11.EndOfMessage()))
+                    out.append(framer.end())
+                    self.response_complete = True
                 if out:
                     protocol.writelines(out)
-        except h11.LocalProtocolError as exc:
+        except FramingError as exc:
             # The app broke HTTP framing (e.g. fewer bytes than its Content-Length): all we can
             # do with a half-sent response is close the connection.
             error_log.error("response to %s violates HTTP framing: %s; closing", self.request_line(), exc)
             protocol.close()
             self.channel.close()
-        self.channel.written(len(d.body))
         if d.last:
             self._finish()
+        elif d.body:
+            self.channel.written(len(d.body))
 
-    def _response(self, head: ResponseHead) -> h11.Response:
+    def _start_response(self, head: ResponseHead) -> bytes:
         protocol = self.protocol
-        ctx = protocol.ctx
-        headers = head.headers
-        headers.append((b"Date", ctx.date_header()))
-        if ctx.server_header is not None:
-            headers.append((b"Server", ctx.server_header))
-        if protocol.should_close_after_response():
-            headers.append((b"Connection", b"close"))
+        data, self.framer, closes = start_response(
+            head,
+            head_request=self.request.method == b"HEAD",
+            http11=self.request.http_version >= b"1.1",
+            close=protocol.should_close_after_response(),
+            extra=protocol.ctx.header_lines(),
+        )
+        if closes:
+            protocol.close_after_response()
         self.status = head.status_code
-        if head.status_code in (204, 304):
-            self.body_allowed = False
-        return h11.Response(status_code=head.status_code, reason=head.reason, headers=headers)
+        return data
 
     def _sendfile(self, out: List[Any], region: FileSlice) -> None:
-        if not self.body_allowed or region.length == 0:
+        framer = self.framer
+        assert framer is not None
+        if framer.kind is NO_BODY or region.length == 0:
             self.protocol.writelines(out)
             self.channel.reply(0)
             return
-        pieces = _passthrough(self.protocol.conn, h11.Data(data=_Sized(region.length)))  # type: ignore[arg-type]
-        split = next(i for i, piece in enumerate(pieces) if type(piece) is _Sized)
-        self.protocol.writelines(out + pieces[:split])
-        self.sendfile_task = self.protocol.ctx.loop.create_task(self._run_sendfile(region, pieces[split + 1 :]))
+        before, after = framer.around(region.length)
+        if before:
+            out.append(before)
+        self.protocol.writelines(out)
+        self.sendfile_task = self.protocol.ctx.loop.create_task(self._run_sendfile(region, after))
 
-    async def _run_sendfile(self, region: FileSlice, after: List[bytes]) -> None:
+    async def _run_sendfile(self, region: FileSlice, after: bytes) -> None:
         protocol = self.protocol
         loop = protocol.ctx.loop
         stall = protocol.ctx.config.write_timeout or None
@@ -241,7 +245,7 @@ class Exchange:
                 coro = loop.sendfile(protocol.transport, region.file, region.offset + sent, size, fallback=False)
                 done = await asyncio.wait_for(coro, stall)
                 if done == 0:
-                    break  # the file ended early; h11 sees the short body at EndOfMessage
+                    break  # the file ended early
                 sent += done
         except asyncio.CancelledError:
             return
@@ -253,8 +257,14 @@ class Exchange:
         finally:
             self.sendfile_task = None
         self.bytes_out += sent
+        if sent < region.length:
+            # The file shrank under us: the declared framing can't be met, so the connection ends.
+            error_log.error("file for %s ended %d bytes early; closing", self.request_line(), region.length - sent)
+            protocol.close()
+            self.channel.close()
+            return
         if after:
-            protocol.writelines(after)
+            protocol.write(after)
         self.channel.reply(sent)
 
     def _finish(self) -> None:
@@ -282,13 +292,6 @@ class Exchange:
             env.get("HTTP_USER_AGENT", "-"),
             self.protocol.ctx.loop.time() - self.started,
         )
-
-
-def _passthrough(conn: h11.Connection, event: h11.Data) -> List[Any]:
-    """h11's framing pieces around ``event.data``, which is passed through uncopied."""
-    pieces = conn.send_with_data_passthrough(event)
-    assert pieces is not None  # None only for ConnectionClosed
-    return pieces
 
 
 def request_line(request: h11.Request) -> str:

@@ -41,6 +41,7 @@ from .errors import (
 )
 from .exchange import Exchange, request_line
 from .log import error_log, log_access
+from .response import simple_response
 
 if TYPE_CHECKING:
     from .context import ServerContext
@@ -103,7 +104,7 @@ class HTTPProtocol(asyncio.Protocol):
     def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
         self.ctx = ctx
         self.transport: Any = None
-        self.conn = h11.Connection(h11.SERVER, max_incomplete_event_size=ctx.config.max_head_bytes)
+        self.conn = self._new_parser()
         self.exchange: Optional[Exchange] = None
         self.client = client  # (ip, port) from accept(); None on Unix sockets
         self.server: Tuple[str, str] = ("localhost", "80")
@@ -263,6 +264,9 @@ class HTTPProtocol(asyncio.Protocol):
                     content_length = int(value)  # h11 has validated it (and merged duplicates)
                 elif name == b"transfer-encoding":
                     chunked = True
+                elif name == b"connection" and b"close" in value.lower():
+                    if b"close" in [token.strip() for token in value.lower().split(b",")]:
+                        self._close_after_response = True
             if head_bytes > config.max_head_bytes:
                 self.send_error(431, f"request head of {head_bytes} bytes is over --max-head-bytes", request)
                 return
@@ -281,6 +285,8 @@ class HTTPProtocol(asyncio.Protocol):
             # Answered from the head alone: the body is never read (nor invited by 100 Continue).
             self.send_error(413, f"Content-Length {content_length} is over --max-body-bytes", request)
             return
+        if request.http_version < b"1.1":
+            self._close_after_response = True  # HTTP/1.0 connections are not kept alive
         has_body = chunked or bool(content_length)
         ctx = self.ctx
         environ = ctx.environ.build(
@@ -368,8 +374,7 @@ class HTTPProtocol(asyncio.Protocol):
         """The app's job is over and its response fully handed to the transport."""
         if self.lost:
             return
-        conn = self.conn
-        if conn.our_state is h11.DONE and conn.their_state is h11.SEND_BODY and not self._close_after_response:
+        if exchange.response_complete and self.conn.their_state is h11.SEND_BODY and not self._close_after_response:
             # The app answered without reading the whole body: read on and discard the rest
             # (bounded in size, and in time by the body timer) so the connection can be reused.
             self._drained = 0
@@ -379,17 +384,25 @@ class HTTPProtocol(asyncio.Protocol):
         self._next_cycle()
 
     def _next_cycle(self) -> None:
-        conn = self.conn
+        exchange = self.exchange
         if (
-            conn.our_state is h11.DONE
-            and conn.their_state is h11.DONE
+            exchange is not None
+            and exchange.response_complete
+            and self.conn.their_state is h11.DONE
             and not self.ctx.draining
             and not self._close_after_response
         ):
-            conn.start_next_cycle()
+            # A fresh parser per request: cheaper than h11's start_next_cycle, which needs our
+            # side of h11's state machine driven through its send path (see response.py).
+            buffered, closed = self.conn.trailing_data
+            self.conn = conn = self._new_parser()
+            if buffered:
+                conn.receive_data(buffered)
+            if closed:
+                conn.receive_data(b"")
             self.exchange = None
             self._resume_reading(_PAUSE_PIPELINE | _PAUSE_BODY)
-            if conn.trailing_data[0]:
+            if buffered:
                 self._arm(_HEAD, self.ctx.config.header_timeout)
                 self._process()  # a pipelined request is already here
             else:
@@ -400,7 +413,6 @@ class HTTPProtocol(asyncio.Protocol):
 
     def should_close_after_response(self) -> bool:
         """Whether the response being started must carry ``Connection: close``."""
-        conn = self.conn
         max_requests = self.ctx.config.max_requests_per_connection
         return (
             self.ctx.draining
@@ -409,9 +421,26 @@ class HTTPProtocol(asyncio.Protocol):
             or (max_requests != 0 and self._requests >= max_requests)
             # The client waits for 100 Continue that never came: we can't tell whether its body
             # will follow, so the connection can't be reused (RFC 9110 §10.1.1).
-            or conn.they_are_waiting_for_100_continue
-            or conn.their_state is h11.ERROR
+            or self._awaiting_continue()
+            or self.conn.their_state is h11.ERROR
         )
+
+    def close_after_response(self) -> None:
+        """The response being written ends the connection (it says ``Connection: close``)."""
+        self._close_after_response = True
+
+    def _awaiting_continue(self) -> bool:
+        """The client holds its body back until we send 100 Continue, which we have not."""
+        exchange = self.exchange
+        return (
+            self.conn.they_are_waiting_for_100_continue
+            and exchange is not None
+            and not exchange.continue_sent
+            and exchange.framer is None
+        )
+
+    def _new_parser(self) -> h11.Connection:
+        return h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.config.max_head_bytes)
 
     def shutdown(self) -> None:
         """The server is draining: close now if idle, else after the current response."""
@@ -428,27 +457,16 @@ class HTTPProtocol(asyncio.Protocol):
         extra_headers: Tuple[Tuple[bytes, bytes], ...] = (),
     ) -> None:
         """Answer a request we refuse, then half-close and linger so the client reads it."""
-        conn = self.conn
         reason = _REASONS.get(status, b"Bad Request")
         body = reason + b"\n"
         error_log.info("%d %s from %s: %s", status, reason.decode(), self._peer(), detail)
-        if conn.our_state in (h11.IDLE, h11.SEND_RESPONSE) and not self.lost:
-            headers = [
-                (b"Content-Type", b"text/plain; charset=utf-8"),
-                (b"Content-Length", str(len(body)).encode()),
-                (b"Connection", b"close"),
-                (b"Date", self.ctx.date_header()),
-                *extra_headers,
-            ]
+        exchange = self.exchange
+        if (exchange is None or exchange.framer is None) and not self.lost:
+            headers = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Date", self.ctx.date_header())]
+            headers.extend(extra_headers)
             if self.ctx.server_header is not None:
                 headers.append((b"Server", self.ctx.server_header))
-            try:
-                out = [conn.send(h11.Response(status_code=status, reason=reason, headers=headers))]
-                out.append(conn.send(h11.Data(data=body)))
-                out.append(conn.send(h11.EndOfMessage()))
-                self.writelines(out)
-            except h11.LocalProtocolError:
-                pass
+            self.transport.write(simple_response(status, reason, headers, body))
             if self.ctx.config.access_log:
                 line = "-" if request is None else request_line(request)
                 log_access(self.client[0] if self.client else "-", line, status, len(body), "-", "-", 0.0)
@@ -513,7 +531,7 @@ class HTTPProtocol(asyncio.Protocol):
             return
         config = self.ctx.config
         now = self.ctx.loop.time()
-        if self._read_pauses & ~_PAUSE_PIPELINE or self.conn.they_are_waiting_for_100_continue:
+        if self._read_pauses & ~_PAUSE_PIPELINE or self._awaiting_continue():
             # We are not reading (the app is slow, no thread yet, or the body not yet invited
             # with 100 Continue): not the client's fault.
             self._arm_body_timer()

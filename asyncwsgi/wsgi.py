@@ -99,9 +99,17 @@ def make_head(status: Any, headers: Any) -> Tuple[ResponseHead, bool]:
             if "close" not in [t.strip().lower() for t in value.split(",")]:
                 continue
             value = "close"
-        elif lower == "content-length":
+        value = value.strip(" \t")
+        if lower == "content-length":
+            # The loop frames the body by this number without re-parsing the header block.
+            if not (value.isascii() and value.isdigit()):
+                raise ValueError(f"invalid Content-Length {value!r}")
+            if has_length:
+                if any(n.lower() == b"content-length" and v != value.encode() for n, v in out):
+                    raise ValueError("conflicting Content-Length headers")
+                continue
             has_length = True
-        out.append((name.encode("latin-1"), value.strip(" \t").encode("latin-1")))
+        out.append((name.encode("latin-1"), value.encode("latin-1")))
     reason = match.group(2).encode("latin-1")
     return ResponseHead(code, reason, out), has_length
 

@@ -161,7 +161,7 @@ def test_expect_100_continue_sent_when_app_reads(serve):
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
         reader = Reader(sock)
         interim = reader.response()
-        assert (interim.status, interim.raw) == (100, b"HTTP/1.1 100 \r\n\r\n")
+        assert (interim.status, interim.raw) == (100, b"HTTP/1.1 100 Continue\r\n\r\n")
         sock.sendall(b"hello")
         final = reader.response()
         assert final.status == 200

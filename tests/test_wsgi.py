@@ -28,6 +28,11 @@ from asyncwsgi.wsgi import ONE_HOP_BYTES, WSGICall, make_head
         ("200 OK", [("Transfer-Encoding", "chunked")]),
         ("200 OK", [("Upgrade", "websocket")]),
         ("200 OK", [("Keep-Alive", "timeout=5")]),
+        ("200 OK", [("Content-Length", "-1")]),
+        ("200 OK", [("Content-Length", "1e3")]),
+        ("200 OK", [("Content-Length", "\u0663")]),  # a non-ASCII digit
+        ("200 OK", [("Content-Length", "")]),
+        ("200 OK", [("Content-Length", "3"), ("Content-Length", "4")]),
     ],
 )
 def test_make_head_rejects(status, headers):
@@ -42,6 +47,8 @@ def test_make_head_accepts_and_normalises():
     assert head.status_code == 404 and head.reason == b"Not Found"
     assert head.headers == [(b"Content-Length", b"3"), (b"X-A", b"v")]  # keep-alive is the server's call
     assert has_length
+    head, _ = make_head("200 OK", [("Content-Length", "3"), ("content-length", " 3")])
+    assert head.headers == [(b"Content-Length", b"3")]  # equal duplicates merge
     head, _ = make_head("200 ", [("Connection", "Close")])
     assert head.headers == [(b"Connection", b"close")] and head.reason == b""
 

@@ -1,0 +1,147 @@
+"""Response bytes: the status line, the header block, and the body framing. [loop]
+
+h11 parses requests; responses we serialise here. The app's status and headers were already
+validated on the worker (``wsgi.make_head``), and h11's send path would validate, copy and
+re-scan them again: measured with ``benchmarks/hotpath.py``, that was about 30 µs of a
+hello-world request, a third of its cost.
+
+The body framing of a response (RFC 9112 §6.3) is decided once, in ``start_response``:
+
+    NO_BODY      HEAD, 204 and 304: headers as for GET, no body bytes at all
+    LENGTH       the app set Content-Length: exactly that many bytes, or FramingError
+    CHUNKED      no Content-Length, HTTP/1.1 client: the chunked transfer coding
+    UNTIL_CLOSE  no Content-Length, HTTP/1.0 client: the body ends when we close
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Tuple
+
+from .bridge import ResponseHead
+
+NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = "NO_BODY", "LENGTH", "CHUNKED", "UNTIL_CLOSE"
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+_CONNECTION_CLOSE = b"Connection: close"
+_CHUNKED = b"Transfer-Encoding: chunked"
+_LAST_CHUNK = b"0\r\n\r\n"
+
+_status_lines: Dict[Tuple[int, bytes], bytes] = {}
+
+
+class FramingError(Exception):
+    """The app's body does not match its framing (e.g. Content-Length); the connection must close."""
+
+
+class BodyFramer:
+    """Frames one response body as it is written; counts bytes against Content-Length."""
+
+    __slots__ = ("kind", "remaining")
+
+    def __init__(self, kind: str, length: int) -> None:
+        self.kind = kind
+        self.remaining = length  # LENGTH: bytes still owed
+
+    def data(self, data: Any) -> List[Any]:
+        """The pieces to write for ``data`` (passed through uncopied)."""
+        kind = self.kind
+        size = len(data)
+        if kind is LENGTH:
+            self.remaining -= size
+            if self.remaining < 0:
+                raise FramingError("the app sent more bytes than its Content-Length")
+            return [data]
+        if kind is CHUNKED:
+            return [b"%x\r\n" % size, data, b"\r\n"] if size else []
+        if kind is UNTIL_CLOSE:
+            return [data]
+        return []  # NO_BODY
+
+    def around(self, size: int) -> Tuple[bytes, bytes]:
+        """What goes before and after ``size`` body bytes we send without holding them (sendfile)."""
+        if self.kind is CHUNKED and size:
+            return b"%x\r\n" % size, b"\r\n"
+        self.data(_Length(size))  # counts, and raises on excess
+        return b"", b""
+
+    def end(self) -> bytes:
+        """The bytes that end the body."""
+        if self.kind is CHUNKED:
+            return _LAST_CHUNK
+        if self.kind is LENGTH and self.remaining:
+            raise FramingError("the app sent fewer bytes than its Content-Length")
+        return b""
+
+
+class _Length:
+    __slots__ = ("size",)
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def start_response(
+    head: ResponseHead,
+    *,
+    head_request: bool,
+    http11: bool,
+    close: bool,
+    extra: Tuple[bytes, ...],
+) -> Tuple[bytes, BodyFramer, bool]:
+    """Serialise ``head``; return its bytes, the body framer, and whether the connection closes.
+
+    ``extra`` are whole header lines the server adds (Date, Server); ``close`` is the server's
+    own reason to close after this response. HTTP/1.0 clients are never kept alive, and a
+    body of unknown length to one of them is delimited by closing (RFC 9112 §6.3).
+    """
+    code = head.status_code
+    length: Optional[int] = None
+    app_close = False
+    lines = [_status_line(code, head.reason)]
+    for name, value in head.headers:
+        lower = name.lower()
+        if lower == b"content-length":
+            length = int(value)  # validated by wsgi.make_head
+        elif lower == b"connection":
+            app_close = True  # make_head keeps only "Connection: close"
+        lines.append(name + b": " + value)
+    lines.extend(extra)
+    if code == 204 or code == 304:
+        kind = NO_BODY
+    elif length is not None:
+        kind = NO_BODY if head_request else LENGTH
+    else:
+        # Headers as a GET would get them, even for HEAD (RFC 9110 §9.3.2).
+        if http11:
+            kind = NO_BODY if head_request else CHUNKED
+            lines.append(_CHUNKED)
+        else:
+            kind = NO_BODY if head_request else UNTIL_CLOSE
+    closes = close or app_close or not http11 or kind is UNTIL_CLOSE
+    if closes and not app_close:
+        lines.append(_CONNECTION_CLOSE)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines), BodyFramer(kind, length or 0), closes
+
+
+def simple_response(code: int, reason: bytes, headers: List[Tuple[bytes, bytes]], body: bytes) -> bytes:
+    """A whole response the server writes itself (errors), always ending the connection."""
+    lines = [_status_line(code, reason)]
+    lines.extend(name + b": " + value for name, value in headers)
+    lines.append(b"Content-Length: %d" % len(body))
+    lines.append(_CONNECTION_CLOSE)
+    lines.append(b"\r\n")
+    return b"\r\n".join(lines) + body
+
+
+def _status_line(code: int, reason: bytes) -> bytes:
+    key = (code, reason)
+    line = _status_lines.get(key)
+    if line is None:
+        line = b"HTTP/1.1 %d %s" % key
+        if len(_status_lines) < 256:  # reasons are app-chosen: bound the cache
+            _status_lines[key] = line
+    return line
