@@ -20,8 +20,10 @@ Deadlines, all enforced here on the loop so that no thread waits on a slow clien
     BODY  the next body bytes while we want them          (--body-timeout, --body-min-rate)
     WRITE the client reading while our output is queued   (--write-timeout; aborts)
 
-IDLE/HEAD/BODY share one timer (one is relevant at a time); WRITE has its own. The BODY timer is
-lazy: arrivals only record a time, and the timer re-arms itself for what remains.
+IDLE/HEAD/BODY share one deadline (one is relevant at a time); WRITE has its own timer. The
+read-side timer is lazy: moving the deadline later (every keep-alive request does) only records
+it, and a timer that fires early re-arms itself for what remains. Arrivals of body bytes only
+record a time, likewise. So a busy connection costs no timer operations per request.
 """
 
 from __future__ import annotations
@@ -64,6 +66,8 @@ _LINGER_SECONDS = 2.0
 # --body-min-rate is checked this often, and only after this much time reading the body.
 _MIN_RATE_CHECK_SECONDS = 1.0
 _MIN_RATE_GRACE_SECONDS = 5.0
+# A timer that fires this close to its deadline counts as on time (event loops round timers).
+_TIMER_SLACK_SECONDS = 0.002
 
 _REASONS = {
     400: b"Bad Request",
@@ -84,12 +88,14 @@ class HTTPProtocol(asyncio.Protocol):
         "_body_received",
         "_body_started",
         "_close_after_response",
+        "_deadline",
         "_drained",
         "_last_read",
         "_read_pauses",
         "_requests",
         "_timer",
         "_timer_kind",
+        "_timer_when",
         "_write_timer",
         "client",
         "conn",
@@ -112,7 +118,9 @@ class HTTPProtocol(asyncio.Protocol):
         self.write_paused = False
         self._read_pauses = 0
         self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_when = 0.0  # when self._timer fires
         self._timer_kind = _IDLE
+        self._deadline: Optional[float] = None  # when the current kind's deadline passes
         self._write_timer: Optional[asyncio.TimerHandle] = None
         self._drained = 0
         self._requests = 0
@@ -170,7 +178,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.lost = True
-        self._cancel_timer()
+        self._stop_timer()
         self._cancel_write_timer()
         ctx = self.ctx
         ctx.connections.discard(self)
@@ -217,18 +225,26 @@ class HTTPProtocol(asyncio.Protocol):
             elif kind is h11.EndOfMessage:
                 if self._on_body_end(event):  # type: ignore[arg-type]
                     return
+                if conn.their_state is h11.DONE:
+                    # Nothing more to parse until the next cycle's fresh parser: skip h11's PAUSED.
+                    self._check_pipeline_buffer()
+                    return
             elif kind is h11.NEED_DATA:
                 if conn.their_state is h11.IDLE:
                     self._check_partial_head()
                 return
             elif kind is h11.PAUSED:
-                if len(conn.trailing_data[0]) > _PIPELINE_BUFFER_BYTES:
-                    self._pause_reading(_PAUSE_PIPELINE)
+                self._check_pipeline_buffer()
                 return
             elif kind is h11.ConnectionClosed:
                 if self.exchange is None:
                     self.close()
                 return  # else: the response in progress still goes out, then we close
+
+    def _check_pipeline_buffer(self) -> None:
+        """Stop reading while the requests pipelined behind the current one fill the buffer."""
+        if len(self.conn.trailing_data[0]) > _PIPELINE_BUFFER_BYTES:
+            self._pause_reading(_PAUSE_PIPELINE)
 
     def _check_partial_head(self) -> None:
         """414 for a request line that is already too long before the head is complete."""
@@ -247,19 +263,24 @@ class HTTPProtocol(asyncio.Protocol):
         if len(request.method) + len(request.target) + 10 > config.max_request_line_bytes:
             self.send_error(414, f"request line longer than {config.max_request_line_bytes} bytes", request)
             return
-        headers = request.headers
+        # One pass over the fields (h11's Headers iterate slowly) for every check below; the
+        # list is reused for the Host check and the environ.
+        fields: List[Tuple[bytes, bytes]] = []
         content_length: Optional[int] = None
         chunked = False
+        max_field_bytes = config.max_header_bytes
+        # h11 bounds only heads still incomplete; one that arrives whole in a single read
+        # is parsed whatever its size, so the total is enforced again here.
+        head_bytes = len(request.method) + len(request.target) + 12
         try:
-            problem = _check_fields(headers, config.max_header_bytes, config.max_header_count)
-            if problem is not None:
-                self.send_error(431, problem, request)
-                return
-            # h11 bounds only heads still incomplete; one that arrives whole in a single read
-            # is parsed whatever its size, so the total is enforced again here.
-            head_bytes = len(request.method) + len(request.target) + 12
-            for name, value in headers:
-                head_bytes += len(name) + len(value) + 4
+            for field in request.headers:
+                fields.append(field)
+                name, value = field
+                size = len(name) + len(value)
+                if size + 2 > max_field_bytes:
+                    self.send_error(431, _field_too_large(name, max_field_bytes), request)
+                    return
+                head_bytes += size + 4
                 if name == b"content-length":
                     content_length = int(value)  # h11 has validated it (and merged duplicates)
                 elif name == b"transfer-encoding":
@@ -267,6 +288,9 @@ class HTTPProtocol(asyncio.Protocol):
                 elif name == b"connection" and b"close" in value.lower():
                     if b"close" in [token.strip() for token in value.lower().split(b",")]:
                         self._close_after_response = True
+            if len(fields) > config.max_header_count:
+                self.send_error(431, _too_many_fields(len(fields), config.max_header_count), request)
+                return
             if head_bytes > config.max_head_bytes:
                 self.send_error(431, f"request head of {head_bytes} bytes is over --max-head-bytes", request)
                 return
@@ -276,7 +300,7 @@ class HTTPProtocol(asyncio.Protocol):
             if chunked and request.http_version == b"1.0":
                 # RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
                 raise BadTarget("Transfer-Encoding in an HTTP/1.0 request")
-            check_host(request.http_version, headers)
+            check_host(request.http_version, fields)
             path, query = split_target(request.method, request.target)
         except BadTarget as exc:
             self.send_error(400, str(exc), request)
@@ -293,7 +317,7 @@ class HTTPProtocol(asyncio.Protocol):
             request.method,
             request.target,
             request.http_version,
-            headers,
+            fields,
             path,
             query,
             self.server,
@@ -488,10 +512,21 @@ class HTTPProtocol(asyncio.Protocol):
     # --- deadlines -----------------------------------------------------------------------------
 
     def _arm(self, kind: str, seconds: float) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
+        """Make ``kind`` the deadline, ``seconds`` from now (0 means none, except IDLE: close now)."""
         self._timer_kind = kind
-        self._timer = self.ctx.loop.call_later(seconds, self._on_timer) if seconds or kind is _IDLE else None
+        if not seconds and kind is not _IDLE:
+            self._deadline = None
+            return
+        loop = self.ctx.loop
+        deadline = loop.time() + seconds
+        self._deadline = deadline
+        timer = self._timer
+        if timer is not None:
+            if self._timer_when <= deadline:
+                return  # it fires first and re-arms itself for the rest
+            timer.cancel()
+        self._timer_when = deadline
+        self._timer = loop.call_at(deadline, self._on_timer)
 
     def _arm_body_timer(self) -> None:
         config = self.ctx.config
@@ -501,13 +536,27 @@ class HTTPProtocol(asyncio.Protocol):
         self._arm(_BODY, seconds)
 
     def _cancel_timer(self) -> None:
-        """Stop the read-side timer; its kind stays, so arrivals are still classified right."""
+        """No read-side deadline for now; its kind stays, so arrivals are still classified right."""
+        self._deadline = None
+
+    def _stop_timer(self) -> None:
+        """Cancel the timer itself: the connection is over, so nothing keeps it referenced."""
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _on_timer(self) -> None:
         self._timer = None
+        deadline = self._deadline
+        if deadline is None:
+            return
+        loop = self.ctx.loop
+        if loop.time() + _TIMER_SLACK_SECONDS < deadline:
+            self._timer_when = deadline  # the deadline moved since this timer was set
+            self._timer = loop.call_at(deadline, self._on_timer)
+            return
+        self._deadline = None
         kind = self._timer_kind
         if kind is _IDLE:
             if self.exchange is None:
@@ -586,12 +635,12 @@ class HTTPProtocol(asyncio.Protocol):
                     self.transport.write(piece)
 
     def close(self) -> None:
-        self._cancel_timer()
+        self._stop_timer()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def abort(self) -> None:
-        self._cancel_timer()
+        self._stop_timer()
         if self.transport is not None:
             self.transport.abort()
 
@@ -630,12 +679,20 @@ class HTTPProtocol(asyncio.Protocol):
 
 
 def _check_fields(fields: Any, max_field_bytes: int, max_fields: int) -> Optional[str]:
-    """Why header (or trailer) fields break the limits, or None."""
+    """Why trailer fields break the header limits, or None."""
     count = 0
     for name, value in fields:
         count += 1
         if len(name) + len(value) + 2 > max_field_bytes:
-            return f"header field {name[:64]!r} is over --max-header-bytes ({max_field_bytes})"
+            return _field_too_large(name, max_field_bytes)
     if count > max_fields:
-        return f"{count} header fields is over --max-header-count ({max_fields})"
+        return _too_many_fields(count, max_fields)
     return None
+
+
+def _field_too_large(name: bytes, limit: int) -> str:
+    return f"header field {name[:64]!r} is over --max-header-bytes ({limit})"
+
+
+def _too_many_fields(count: int, limit: int) -> str:
+    return f"{count} header fields is over --max-header-count ({limit})"

@@ -246,3 +246,55 @@ def test_disconnected_event_wait_times_out_while_client_stays(serve):
 
     srv = serve(app)
     assert request(srv.port, get("/")).body == b"False"
+
+
+def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds():
+    """Moving a deadline later only records it: 50 keep-alive requests schedule a handful of
+    timers, not two each, and the idle close still comes on time after the last one."""
+    import asyncio
+
+    from asyncwsgi.config import Config
+    from asyncwsgi.context import ServerContext
+    from asyncwsgi.executor import WorkerPool
+    from asyncwsgi.protocol import HTTPProtocol
+    from tests.test_fuzz import FakeTransport, _until
+
+    loop = asyncio.new_event_loop()
+    scheduled = []
+    call_at = loop.call_at
+
+    def counting_call_at(when, callback, *args, **kwargs):
+        if getattr(callback, "__self__", None).__class__ is HTTPProtocol:
+            scheduled.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    loop.call_at = counting_call_at  # type: ignore[method-assign]
+
+    async def scenario() -> float:
+        pool = WorkerPool(threads=1, queue_size=0)
+        pool.start()
+        ctx = ServerContext(Config(access_log=False, keep_alive=0.3), basic.hello, loop, pool)
+        protocol = HTTPProtocol(ctx, ("127.0.0.1", "5555"))
+        ctx.gate.admit("127.0.0.1")
+        transport = FakeTransport(loop, protocol)
+        protocol.connection_made(transport)
+        try:
+            for count in range(1, 51):
+                protocol.data_received(get("/"))
+                assert await _until(lambda n=count: transport.out.count(b"HTTP/1.1 200") == n)
+                await asyncio.sleep(0.005)
+            last = loop.time()
+            assert await _until(lambda: transport.closing, timeout=WAIT)
+            return loop.time() - last
+        finally:
+            protocol.close()
+            await asyncio.sleep(0)
+            pool.shutdown()
+            pool.join(WAIT)
+
+    try:
+        idle_for = loop.run_until_complete(scenario())
+    finally:
+        loop.close()
+    assert len(scheduled) <= 6, f"{len(scheduled)} timers for 50 requests"
+    assert 0.25 <= idle_for <= 1.5
