@@ -57,7 +57,19 @@ class Delivery(NamedTuple):
 class OutputChannel:
     """Worker-to-loop pipe for one response, with write back-pressure."""
 
-    __slots__ = ("_closed", "_cond", "_gone", "_inflight", "_limit", "_loop", "_paused", "_reply", "_sink", "_waiting")
+    __slots__ = (
+        "_closed",
+        "_cond",
+        "_gone",
+        "_inflight",
+        "_limit",
+        "_lock",
+        "_loop",
+        "_paused",
+        "_reply",
+        "_sink",
+        "_waiting",
+    )
 
     def __init__(
         self,
@@ -69,7 +81,9 @@ class OutputChannel:
         self._loop = loop
         self._sink = sink  # [loop] runs each delivery
         self._limit = limit
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()
+        # Made on first use: most responses cross in one finish() and never wait or notify.
+        self._cond: Optional[threading.Condition] = None
         self._inflight = 0  # bytes handed to the loop and not yet written to the transport
         self._paused = paused  # the transport is above its write high-water mark
         self._closed = False  # the connection is gone: sends fail
@@ -81,7 +95,7 @@ class OutputChannel:
 
     def send(self, delivery: Delivery, nbytes: int) -> None:
         """Hand ``delivery`` to the loop, first blocking while the client is not keeping up."""
-        cond = self._cond
+        cond = self._condition()
         with cond:
             while not self._closed and (self._paused or self._inflight > self._limit):
                 self._waiting = True
@@ -97,7 +111,7 @@ class OutputChannel:
     def call(self, delivery: Delivery) -> Any:
         """Send ``delivery`` and block until the loop ``reply``s (used for sendfile)."""
         self.send(delivery, 0)
-        cond = self._cond
+        cond = self._condition()
         with cond:
             while self._reply is _NO_REPLY and not self._closed:
                 self._waiting = True
@@ -121,9 +135,18 @@ class OutputChannel:
         try:
             self._loop.call_soon_threadsafe(self._sink, delivery)
         except RuntimeError:
-            with self._cond:
+            with self._lock:
                 self._closed = True
             raise ClientDisconnected("server loop closed") from None
+
+    def _condition(self) -> threading.Condition:  # [either thread; never while holding the lock]
+        cond = self._cond
+        if cond is None:
+            with self._lock:
+                cond = self._cond
+                if cond is None:
+                    cond = self._cond = threading.Condition(self._lock)
+        return cond
 
     @property
     def closed(self) -> bool:
@@ -133,53 +156,66 @@ class OutputChannel:
     def wait_gone(self, timeout: Optional[float]) -> bool:
         """Block until the client has left, or ``timeout`` seconds; True if it has."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
+        cond = self._condition()
+        with cond:
             while not self._gone:
                 remaining = _LIVENESS_CHECK_SECONDS if deadline is None else deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(min(remaining, _LIVENESS_CHECK_SECONDS))
+                cond.wait(min(remaining, _LIVENESS_CHECK_SECONDS))
                 if self._loop.is_closed():
                     self._gone = True
             return self._gone
 
     # --- [loop] -----------------------------------------------------------------------------
 
+    # A waiter makes the condition before it waits, so one that doesn't exist has no waiters:
+    # these update under the bare lock and notify only an existing condition.
+
     def written(self, nbytes: int) -> None:
         """The loop has passed ``nbytes`` of a delivery to the transport."""
         if nbytes == 0:
             return
-        with self._cond:
+        with self._lock:
             self._inflight -= nbytes
             if self._waiting and not self._paused and self._inflight <= self._limit:
-                self._cond.notify()
+                self._notify(all_=False)
 
     def pause(self) -> None:
-        with self._cond:
+        with self._lock:
             self._paused = True
 
     def resume(self) -> None:
-        with self._cond:
+        with self._lock:
             self._paused = False
             if self._waiting:
-                self._cond.notify()
+                self._notify(all_=False)
 
     def reply(self, value: Any) -> None:
-        with self._cond:
+        with self._lock:
             self._reply = value
-            self._cond.notify()
+            self._notify(all_=False)
 
     def close(self) -> None:
         """The connection is gone: wake the worker so its next send fails fast."""
-        with self._cond:
+        with self._lock:
             self._closed = self._gone = True
-            self._cond.notify_all()
+            self._notify(all_=True)
 
     def mark_gone(self) -> None:
         """The client closed its side: tell the app, but still deliver what it sends."""
-        with self._cond:
+        with self._lock:
             self._gone = True
-            self._cond.notify_all()
+            self._notify(all_=True)
+
+    def _notify(self, all_: bool) -> None:
+        """Wake waiters; the caller holds the lock."""
+        cond = self._cond
+        if cond is not None:
+            if all_:
+                cond.notify_all()
+            else:
+                cond.notify()
 
 
 _NO_REPLY = object()

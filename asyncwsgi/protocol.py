@@ -158,7 +158,13 @@ class HTTPProtocol(asyncio.Protocol):
         elif kind is _IDLE and self.exchange is None:
             # The first byte of the next request: from now on its head is on the clock.
             self._arm(_HEAD, self.ctx.config.header_timeout)
-        self.conn.receive_data(data)
+        conn = self.conn
+        conn.receive_data(data)
+        if self.exchange is not None and conn.their_state is h11.DONE:
+            # Pipelined bytes behind a complete request: nothing to parse until its response is
+            # out, but don't buffer without bound. (So the buffer can pass the limit by one read.)
+            self._check_pipeline_buffer()
+            return
         self._process()
 
     def eof_received(self) -> bool:
@@ -226,8 +232,8 @@ class HTTPProtocol(asyncio.Protocol):
                 if self._on_body_end(event):  # type: ignore[arg-type]
                     return
                 if conn.their_state is h11.DONE:
-                    # Nothing more to parse until the next cycle's fresh parser: skip h11's PAUSED.
-                    self._check_pipeline_buffer()
+                    # Nothing more to parse until the next cycle's fresh parser, which takes what
+                    # is buffered; later reads are bounded in data_received.
                     return
             elif kind is h11.NEED_DATA:
                 if conn.their_state is h11.IDLE:
