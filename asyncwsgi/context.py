@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Callable, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Callable, Dict, Optional, Set, Tuple
 
 from .config import Config
+from .deadlines import DeadlineWheel, resolution_for
 from .environ import EnvironBuilder
 from .executor import WorkerPool
 from .listener import ConnectionGate
@@ -31,6 +32,17 @@ class ServerContext:
         self.pool = pool
         self.environ = EnvironBuilder(url_scheme=config.url_scheme, multiprocess=False, file_wrapper=FileWrapper)
         self.connections: Set[HTTPProtocol] = set()
+        # Read-side deadlines of every connection, on one loop timer (see deadlines.py).
+        self.deadlines = DeadlineWheel(
+            loop,
+            resolution_for(
+                config.keep_alive,
+                config.header_timeout,
+                config.body_timeout,
+                1.0 if config.body_min_rate else 0.0,
+                2.0,  # protocol's linger
+            ),
+        )
         self.gate = ConnectionGate(config.max_connections, config.max_connections_per_ip)
         self.draining = False  # the server is shutting down: finish current responses, then close
         # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
@@ -40,6 +52,17 @@ class ServerContext:
         self._date_second = -1
         self._date = b""
         self._header_lines: Tuple[bytes, ...] = ()
+        self._server_addresses: Dict[Tuple[str, int], Tuple[str, str]] = {}
+
+    def server_address(self, host: str, port: int) -> Tuple[str, str]:
+        """SERVER_NAME and SERVER_PORT for a local address, shared by every connection to it."""
+        key = (host, port)
+        address = self._server_addresses.get(key)
+        if address is None:
+            address = (str(host), str(port))
+            if len(self._server_addresses) < 64:  # local addresses are few; bound it anyway
+                self._server_addresses[key] = address
+        return address
 
     def date_header(self) -> bytes:
         """RFC 9110 §6.6.1 Date, formatted at most once a second."""

@@ -73,7 +73,7 @@ class Exchange:
                 ctx.loop,
                 ctx.config.input_buffer_bytes,
                 on_resume=protocol.resume_reading_body,
-                on_first_read=self.send_continue if protocol.conn.they_are_waiting_for_100_continue else None,
+                on_first_read=self.send_continue if protocol.awaiting_continue() else None,
             )
         environ["wsgi.input"] = self.body
         self.environ = environ
@@ -140,7 +140,7 @@ class Exchange:
             self.state is RUNNING
             and self.framer is None
             and not self.continue_sent
-            and self.protocol.conn.they_are_waiting_for_100_continue
+            and self.protocol.awaiting_continue()
         ):
             self.continue_sent = True
             self.protocol.write(CONTINUE)

@@ -20,10 +20,13 @@ Deadlines, all enforced here on the loop so that no thread waits on a slow clien
     BODY  the next body bytes while we want them          (--body-timeout, --body-min-rate)
     WRITE the client reading while our output is queued   (--write-timeout; aborts)
 
-IDLE/HEAD/BODY share one deadline (one is relevant at a time); WRITE has its own timer. The
-read-side timer is lazy: moving the deadline later (every keep-alive request does) only records
-it, and a timer that fires early re-arms itself for what remains. Arrivals of body bytes only
-record a time, likewise. So a busy connection costs no timer operations per request.
+IDLE/HEAD/BODY share one deadline (one is relevant at a time), filed in the server's
+``DeadlineWheel`` rather than on a loop timer of its own; WRITE has its own timer. The deadline
+is lazy: moving it later (every keep-alive request does) only records it, and a slot that comes
+early re-files the connection for what remains. Arrivals of body bytes only record a time,
+likewise. So a busy connection costs no timer operations per request.
+
+An idle connection holds no h11 parser: one is made when the next request's first bytes come.
 """
 
 from __future__ import annotations
@@ -66,7 +69,7 @@ _LINGER_SECONDS = 2.0
 # --body-min-rate is checked this often, and only after this much time reading the body.
 _MIN_RATE_CHECK_SECONDS = 1.0
 _MIN_RATE_GRACE_SECONDS = 5.0
-# A timer that fires this close to its deadline counts as on time (event loops round timers).
+# A slot that comes this close to our deadline counts as on time (event loops round timers).
 _TIMER_SLACK_SECONDS = 0.002
 
 _REASONS = {
@@ -93,9 +96,8 @@ class HTTPProtocol(asyncio.Protocol):
         "_last_read",
         "_read_pauses",
         "_requests",
-        "_timer",
         "_timer_kind",
-        "_timer_when",
+        "_timer_slot",
         "_write_timer",
         "client",
         "conn",
@@ -110,15 +112,14 @@ class HTTPProtocol(asyncio.Protocol):
     def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
         self.ctx = ctx
         self.transport: Any = None
-        self.conn = self._new_parser()
+        self.conn: Optional[h11.Connection] = None  # made when a request's first bytes arrive
         self.exchange: Optional[Exchange] = None
         self.client = client  # (ip, port) from accept(); None on Unix sockets
         self.server: Tuple[str, str] = ("localhost", "80")
         self.lost = False
         self.write_paused = False
         self._read_pauses = 0
-        self._timer: Optional[asyncio.TimerHandle] = None
-        self._timer_when = 0.0  # when self._timer fires
+        self._timer_slot: Optional[int] = None  # our slot in ctx.deadlines
         self._timer_kind = _IDLE
         self._deadline: Optional[float] = None  # when the current kind's deadline passes
         self._write_timer: Optional[asyncio.TimerHandle] = None
@@ -141,7 +142,7 @@ class HTTPProtocol(asyncio.Protocol):
         transport.set_write_buffer_limits(high=ctx.config.output_buffer_bytes)  # type: ignore[attr-defined]
         local = transport.get_extra_info("sockname")
         if isinstance(local, tuple):
-            self.server = (str(local[0]), str(local[1]))
+            self.server = ctx.server_address(local[0], local[1])
         if ctx.draining:
             transport.close()
             return
@@ -159,6 +160,8 @@ class HTTPProtocol(asyncio.Protocol):
             # The first byte of the next request: from now on its head is on the clock.
             self._arm(_HEAD, self.ctx.config.header_timeout)
         conn = self.conn
+        if conn is None:
+            conn = self.conn = self._new_parser()
         conn.receive_data(data)
         if self.exchange is not None and conn.their_state is h11.DONE:
             # Pipelined bytes behind a complete request: nothing to parse until its response is
@@ -171,13 +174,17 @@ class HTTPProtocol(asyncio.Protocol):
         if self._timer_kind is _LINGER:
             self.transport.close()
             return False
+        conn = self.conn
+        if conn is None:  # idle between requests: the client is done with us
+            self.close()
+            return False
         exchange = self.exchange
         if exchange is not None and exchange.state != "DONE":
             exchange.channel.mark_gone()  # asyncwsgi.disconnected
-            if self.conn.their_state is h11.SEND_BODY:
+            if conn.their_state is h11.SEND_BODY:
                 # EOF before the body ended is the client going away, not a malformed body.
                 exchange.body.fail(ClientDisconnected("client closed the connection mid-body"))
-        self.conn.receive_data(b"")
+        conn.receive_data(b"")
         self._process()
         # Keep the write side open: a response in progress still goes out (half-close).
         return True
@@ -212,7 +219,7 @@ class HTTPProtocol(asyncio.Protocol):
     # --- event processing ----------------------------------------------------------------------
 
     def _process(self) -> None:
-        conn = self.conn
+        conn = self._parser()
         while True:
             try:
                 event = conn.next_event()
@@ -249,13 +256,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _check_pipeline_buffer(self) -> None:
         """Stop reading while the requests pipelined behind the current one fill the buffer."""
-        if len(self.conn.trailing_data[0]) > _PIPELINE_BUFFER_BYTES:
+        if len(self._parser().trailing_data[0]) > _PIPELINE_BUFFER_BYTES:
             self._pause_reading(_PAUSE_PIPELINE)
 
     def _check_partial_head(self) -> None:
         """414 for a request line that is already too long before the head is complete."""
         limit = self.ctx.config.max_request_line_bytes
-        buffered = self.conn.trailing_data[0]
+        buffered = self._parser().trailing_data[0]
         if len(buffered) > limit and b"\n" not in buffered[: limit + 2]:
             self.send_error(414, f"request line longer than {limit} bytes", None)
 
@@ -404,7 +411,11 @@ class HTTPProtocol(asyncio.Protocol):
         """The app's job is over and its response fully handed to the transport."""
         if self.lost:
             return
-        if exchange.response_complete and self.conn.their_state is h11.SEND_BODY and not self._close_after_response:
+        if (
+            exchange.response_complete
+            and self._parser().their_state is h11.SEND_BODY
+            and not self._close_after_response
+        ):
             # The app answered without reading the whole body: read on and discard the rest
             # (bounded in size, and in time by the body timer) so the connection can be reused.
             self._drained = 0
@@ -418,18 +429,19 @@ class HTTPProtocol(asyncio.Protocol):
         if (
             exchange is not None
             and exchange.response_complete
-            and self.conn.their_state is h11.DONE
+            and self._parser().their_state is h11.DONE
             and not self.ctx.draining
             and not self._close_after_response
         ):
             # A fresh parser per request: cheaper than h11's start_next_cycle, which needs our
             # side of h11's state machine driven through its send path (see response.py).
-            buffered, closed = self.conn.trailing_data
-            self.conn = conn = self._new_parser()
-            if buffered:
+            buffered, closed = self._parser().trailing_data
+            self.conn = None  # an idle connection holds no parser
+            if buffered or closed:
+                self.conn = conn = self._new_parser()
                 conn.receive_data(buffered)
-            if closed:
-                conn.receive_data(b"")
+                if closed:
+                    conn.receive_data(b"")
             self.exchange = None
             self._resume_reading(_PAUSE_PIPELINE | _PAUSE_BODY)
             if buffered:
@@ -451,30 +463,35 @@ class HTTPProtocol(asyncio.Protocol):
             or (max_requests != 0 and self._requests >= max_requests)
             # The client waits for 100 Continue that never came: we can't tell whether its body
             # will follow, so the connection can't be reused (RFC 9110 §10.1.1).
-            or self._awaiting_continue()
-            or self.conn.their_state is h11.ERROR
+            or self.awaiting_continue()
+            or (self.conn is not None and self.conn.their_state is h11.ERROR)
         )
 
     def close_after_response(self) -> None:
         """The response being written ends the connection (it says ``Connection: close``)."""
         self._close_after_response = True
 
-    def _awaiting_continue(self) -> bool:
+    def awaiting_continue(self) -> bool:
         """The client holds its body back until we send 100 Continue, which we have not."""
         exchange = self.exchange
         return (
-            self.conn.they_are_waiting_for_100_continue
-            and exchange is not None
-            and not exchange.continue_sent
-            and exchange.framer is None
+            self.conn is not None
+            and self.conn.they_are_waiting_for_100_continue
+            and (exchange is None or (not exchange.continue_sent and exchange.framer is None))
         )
+
+    def _parser(self) -> h11.Connection:
+        """The current request's parser, where one must exist (a request is in progress)."""
+        conn = self.conn
+        assert conn is not None
+        return conn
 
     def _new_parser(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.config.max_head_bytes)
 
     def shutdown(self) -> None:
         """The server is draining: close now if idle, else after the current response."""
-        if self.exchange is None and not self.conn.trailing_data[0]:
+        if self.exchange is None and (self.conn is None or not self.conn.trailing_data[0]):
             self.close()
 
     # --- errors --------------------------------------------------------------------------------
@@ -523,16 +540,16 @@ class HTTPProtocol(asyncio.Protocol):
         if not seconds and kind is not _IDLE:
             self._deadline = None
             return
-        loop = self.ctx.loop
-        deadline = loop.time() + seconds
+        ctx = self.ctx
+        deadline = ctx.loop.time() + seconds
         self._deadline = deadline
-        timer = self._timer
-        if timer is not None:
-            if self._timer_when <= deadline:
-                return  # it fires first and re-arms itself for the rest
-            timer.cancel()
-        self._timer_when = deadline
-        self._timer = loop.call_at(deadline, self._on_timer)
+        wheel = ctx.deadlines
+        slot = self._timer_slot
+        if slot is not None:
+            if wheel.slot_time(slot) <= deadline:
+                return  # our slot comes first; we re-file then for the rest
+            wheel.remove(self, slot)
+        self._timer_slot = wheel.add(self, deadline)
 
     def _arm_body_timer(self) -> None:
         config = self.ctx.config
@@ -546,21 +563,21 @@ class HTTPProtocol(asyncio.Protocol):
         self._deadline = None
 
     def _stop_timer(self) -> None:
-        """Cancel the timer itself: the connection is over, so nothing keeps it referenced."""
+        """Leave the deadline wheel: the connection is over, so nothing keeps it referenced."""
         self._deadline = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._timer_slot is not None:
+            self.ctx.deadlines.remove(self, self._timer_slot)
+            self._timer_slot = None
 
-    def _on_timer(self) -> None:
-        self._timer = None
+    def on_deadline(self) -> None:
+        """Our slot in the deadline wheel has come. [loop, from DeadlineWheel]"""
+        self._timer_slot = None
         deadline = self._deadline
         if deadline is None:
             return
-        loop = self.ctx.loop
-        if loop.time() + _TIMER_SLACK_SECONDS < deadline:
-            self._timer_when = deadline  # the deadline moved since this timer was set
-            self._timer = loop.call_at(deadline, self._on_timer)
+        ctx = self.ctx
+        if ctx.loop.time() + _TIMER_SLACK_SECONDS < deadline:
+            self._timer_slot = ctx.deadlines.add(self, deadline)  # it moved later since we filed
             return
         self._deadline = None
         kind = self._timer_kind
@@ -570,7 +587,7 @@ class HTTPProtocol(asyncio.Protocol):
                 self.close()
         elif kind is _HEAD:
             if self.exchange is None:
-                if self.conn.trailing_data[0]:
+                if self.conn is not None and self.conn.trailing_data[0]:
                     self.send_error(408, "request head not complete within --header-timeout", None)
                 else:
                     self.close()
@@ -582,11 +599,11 @@ class HTTPProtocol(asyncio.Protocol):
     def _check_body_progress(self) -> None:
         """The lazy BODY timer fired: time out, or re-arm for what is left."""
         exchange = self.exchange
-        if exchange is None or (exchange.state == "DONE" and self.conn.their_state is not h11.SEND_BODY):
+        if exchange is None or (exchange.state == "DONE" and self._parser().their_state is not h11.SEND_BODY):
             return
         config = self.ctx.config
         now = self.ctx.loop.time()
-        if self._read_pauses & ~_PAUSE_PIPELINE or self._awaiting_continue():
+        if self._read_pauses & ~_PAUSE_PIPELINE or self.awaiting_continue():
             # We are not reading (the app is slow, no thread yet, or the body not yet invited
             # with 100 Continue): not the client's fault.
             self._arm_body_timer()

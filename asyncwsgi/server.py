@@ -120,6 +120,7 @@ class Server:
             for protocol in list(ctx.connections):
                 protocol.abort()
             await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked workers
+        ctx.deadlines.close()
         ctx.pool.shutdown()
         stuck = await _join_threads(ctx.pool, _THREAD_EXIT_SECONDS)
         if stuck:
