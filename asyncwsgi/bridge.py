@@ -18,9 +18,10 @@ under the object's condition lock; the loop never blocks on it for longer than a
 from __future__ import annotations
 
 import asyncio
+import collections
 import threading
 import time
-from typing import Any, Callable, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Deque, List, NamedTuple, Optional, Tuple
 
 from .errors import ClientDisconnected
 
@@ -244,7 +245,8 @@ class InputStream:
     """``wsgi.input``: a blocking file-like reader of the request body, fed by the loop."""
 
     __slots__ = (
-        "_buf",
+        "_buffered",
+        "_chunks",
         "_cond",
         "_eof",
         "_error",
@@ -252,6 +254,7 @@ class InputStream:
         "_loop",
         "_loop_paused",
         "_low_water",
+        "_offset",
         "_on_first_read",
         "_on_resume",
     )
@@ -269,7 +272,11 @@ class InputStream:
         self._on_resume = on_resume  # [loop] resume reading the socket
         self._on_first_read = on_first_read  # [loop] e.g. send 100 Continue
         self._cond = threading.Condition(threading.Lock())
-        self._buf = bytearray()
+        # Body chunks as h11 handed them over (each a fresh object we own), read in place: a
+        # byte is copied once on its way to the app, when a read joins what it takes.
+        self._chunks: Deque[Any] = collections.deque()
+        self._offset = 0  # bytes of _chunks[0] already read
+        self._buffered = 0  # unread bytes in _chunks
         self._eof = False
         self._error: Optional[BaseException] = None
         self._loop_paused = False  # the loop stopped reading because we were full
@@ -279,8 +286,10 @@ class InputStream:
     def feed(self, data: bytes) -> bool:
         """Append body bytes; True means the buffer is full and the loop should stop reading."""
         with self._cond:
-            self._buf += data
-            full = len(self._buf) > self._high_water
+            if data:
+                self._chunks.append(data)
+                self._buffered += len(data)
+            full = self._buffered > self._high_water
             if full:
                 self._loop_paused = True
             self._cond.notify()
@@ -349,39 +358,57 @@ class InputStream:
     def _read_until(self, size: int, newline: bool) -> bytes:
         """Read up to ``size`` bytes (all if negative), stopping after b"\\n" when ``newline``.
 
-        Bytes are moved out of the shared buffer as they arrive, so a read larger than the
+        Bytes are taken out of the shared buffer as they arrive, so a read larger than the
         high-water mark (or a long line) never deadlocks against the paused socket.
         """
         self._note_first_read()
-        out = bytearray()
+        pieces: List[Any] = []
+        got = 0
         cond = self._cond
         while True:
             resume = False
             with cond:
-                while not self._buf and not self._eof and self._error is None:
+                while not self._chunks and not self._eof and self._error is None:
                     cond.wait(_LIVENESS_CHECK_SECONDS)
                     if self._loop.is_closed():
                         self._error = ClientDisconnected("server loop closed")
                 if self._error is not None:
                     raise self._error
-                buf = self._buf
-                want = len(buf) if size < 0 else min(len(buf), size - len(out))
-                if newline:
-                    index = buf.find(b"\n", 0, want)
-                    if index >= 0:
-                        want = index + 1
-                        newline = False  # found: stop after this chunk
-                        size = len(out) + want
-                out += buf[:want]
-                del buf[:want]
-                done = (size >= 0 and len(out) >= size) or (self._eof and not buf)
-                if self._loop_paused and len(buf) <= self._low_water:
+                chunks = self._chunks
+                found = False
+                before = got
+                while chunks and (size < 0 or got < size) and not found:
+                    chunk = chunks[0]
+                    start = self._offset
+                    end = len(chunk) if size < 0 else min(len(chunk), start + size - got)
+                    if newline:
+                        index = chunk.find(b"\n", start, end)
+                        if index >= 0:
+                            end = index + 1
+                            found = True
+                    if start == 0 and end == len(chunk):
+                        pieces.append(chunk)
+                        chunks.popleft()
+                        self._offset = 0
+                    else:
+                        pieces.append(memoryview(chunk)[start:end])
+                        if end == len(chunk):
+                            chunks.popleft()
+                            self._offset = 0
+                        else:
+                            self._offset = end
+                    got += end - start
+                self._buffered -= got - before
+                done = found or (size >= 0 and got >= size) or (self._eof and not chunks)
+                if self._loop_paused and self._buffered <= self._low_water:
                     self._loop_paused = False
                     resume = True
             if resume:
                 self._call_loop(self._on_resume)
             if done:
-                return bytes(out)
+                if len(pieces) == 1 and type(pieces[0]) is bytes:
+                    return pieces[0]  # a whole chunk: no copy at all
+                return b"".join(pieces)
 
     def _call_loop(self, callback: Callable[[], None]) -> None:
         try:

@@ -74,6 +74,38 @@ def test_input_read_all_and_lines(loop):
     assert stream.read(10) == b""
 
 
+@pytest.mark.parametrize("split", [1, 3, 7, 64])
+def test_input_reads_across_chunk_boundaries_return_bytes(loop, split):
+    """Chunks are read in place; every read, line or not, still returns exact bytes."""
+    body = b"first line\nsecond, longer line\n\nno newline at the end"
+    stream = InputStream(loop, 1 << 20, on_resume=lambda: None)
+    for start in range(0, len(body), split):
+        on_loop(loop, stream.feed, bytearray(body[start : start + split]))  # h11 hands bytearrays
+    on_loop(loop, stream.feed_eof)
+    out = [stream.read(4), stream.readline(), stream.readline(5), stream.readline(), stream.read(0)]
+    out += [stream.readline(), stream.read(3), stream.read(), stream.read(), stream.readline()]
+    assert all(type(piece) is bytes for piece in out)
+    assert out == [
+        b"firs",
+        b"t line\n",
+        b"secon",
+        b"d, longer line\n",
+        b"",
+        b"\n",
+        b"no ",
+        b"newline at the end",
+        b"",
+        b"",
+    ]
+
+
+def test_input_whole_bytes_chunk_is_returned_without_copy(loop):
+    stream = InputStream(loop, 1 << 20, on_resume=lambda: None)
+    chunk = b"x" * 1000
+    on_loop(loop, stream.feed, chunk)
+    assert stream.read(1000) is chunk
+
+
 def test_input_full_buffer_asks_loop_to_pause_then_resume(loop):
     resumed = threading.Event()
     stream = InputStream(loop, 1024, on_resume=resumed.set)
