@@ -39,6 +39,7 @@ class ServerContext:
                 config.keep_alive,
                 config.header_timeout,
                 config.body_timeout,
+                config.queue_timeout,
                 1.0 if config.body_min_rate else 0.0,
                 2.0,  # protocol's linger
             ),

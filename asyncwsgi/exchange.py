@@ -54,7 +54,7 @@ class Exchange:
         "environ",
         "framer",
         "protocol",
-        "queue_timer",
+        "queue_slot",
         "request",
         "response_complete",
         "sendfile_task",
@@ -88,7 +88,7 @@ class Exchange:
         self.bytes_out = 0
         self.started = ctx.loop.time()
         self.sendfile_task: Optional[asyncio.Task[Any]] = None
-        self.queue_timer: Optional[asyncio.TimerHandle] = None
+        self.queue_slot: Optional[int] = None  # our --queue-timeout slot in ctx.deadlines
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -102,21 +102,24 @@ class Exchange:
         self.protocol.pause_reading_for_pool()
         ctx.pool.wait_for_slot(self._on_slot)
         if ctx.config.queue_timeout:
-            self.queue_timer = ctx.loop.call_later(ctx.config.queue_timeout, self._queue_timed_out)
+            self.queue_slot = ctx.deadlines.add(self, ctx.loop.time() + ctx.config.queue_timeout)
 
     def _on_slot(self) -> None:
         if self.state is not WAITING or self.protocol.lost:
             return  # the client left, or was answered 503, while we waited: the app never runs
-        if self.queue_timer is not None:
-            self.queue_timer.cancel()
-            self.queue_timer = None
+        self._leave_queue_deadline()
         self.protocol.ctx.pool.admit(self.call.run)
         self.state = RUNNING
         self.protocol.resume_reading_for_pool()
 
-    def _queue_timed_out(self) -> None:
+    def _leave_queue_deadline(self) -> None:
+        if self.queue_slot is not None:
+            self.protocol.ctx.deadlines.remove(self, self.queue_slot)
+            self.queue_slot = None
+
+    def on_deadline(self) -> None:
         """No thread came within --queue-timeout: answer 503 from the loop, without the app."""
-        self.queue_timer = None
+        self.queue_slot = None
         if self.state is not WAITING or self.protocol.lost:
             return
         self.state = DONE
@@ -151,9 +154,7 @@ class Exchange:
         self.channel.close()
         if self.state is WAITING:
             self.state = DONE
-            if self.queue_timer is not None:
-                self.queue_timer.cancel()
-                self.queue_timer = None
+            self._leave_queue_deadline()
         if self.sendfile_task is not None:
             self.sendfile_task.cancel()
 

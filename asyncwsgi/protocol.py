@@ -12,6 +12,7 @@ Rules this module keeps (RFC 9112):
   closed, so the client reads the answer instead of a reset.
 * Reading the socket is paused for independent reasons (a full ``wsgi.input`` buffer, no free
   worker, a buffered pipelined request, a body we gave up on) and resumes when none remains.
+  Waiting for a worker pauses lazily, at the first bytes that arrive meanwhile.
 
 Deadlines, all enforced here on the loop so that no thread waits on a slow client:
 
@@ -98,6 +99,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_requests",
         "_timer_kind",
         "_timer_slot",
+        "_transport_paused",
         "_write_timer",
         "client",
         "conn",
@@ -119,6 +121,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.lost = False
         self.write_paused = False
         self._read_pauses = 0
+        self._transport_paused = False  # transport.pause_reading() is in effect
         self._timer_slot: Optional[int] = None  # our slot in ctx.deadlines
         self._timer_kind = _IDLE
         self._deadline: Optional[float] = None  # when the current kind's deadline passes
@@ -159,6 +162,8 @@ class HTTPProtocol(asyncio.Protocol):
         elif kind is _IDLE and self.exchange is None:
             # The first byte of the next request: from now on its head is on the clock.
             self._arm(_HEAD, self.ctx.config.header_timeout)
+        if self._read_pauses and not self._transport_paused:
+            self._pause_transport()  # bytes while we lazily wait for a thread: now stop reading
         conn = self.conn
         if conn is None:
             conn = self.conn = self._new_parser()
@@ -527,6 +532,7 @@ class HTTPProtocol(asyncio.Protocol):
         if transport.can_write_eof():
             transport.write_eof()
             self._read_pauses = 0
+            self._transport_paused = False
             transport.resume_reading()
             self._arm(_LINGER, _LINGER_SECONDS)
         else:
@@ -681,10 +687,18 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _pause_reading(self, reason: int) -> None:
         if not self._read_pauses:
-            if not self.lost and not self.transport.is_closing():
-                self.transport.pause_reading()
             self._body_paused_at = self.ctx.loop.time()
         self._read_pauses |= reason
+        if reason != _PAUSE_POOL:
+            self._pause_transport()
+        # Waiting for a thread pauses lazily: most clients send nothing more until answered,
+        # and pausing and resuming a transport costs two system calls (and on the stdlib loop
+        # measurably more, in selector bookkeeping). data_received pauses for real if bytes come.
+
+    def _pause_transport(self) -> None:
+        if not self._transport_paused and not self.lost and not self.transport.is_closing():
+            self.transport.pause_reading()
+            self._transport_paused = True
 
     def _resume_reading(self, reasons: int) -> None:
         if not self._read_pauses & reasons:
@@ -694,8 +708,10 @@ class HTTPProtocol(asyncio.Protocol):
             now = self.ctx.loop.time()
             self._body_paused_total += now - self._body_paused_at
             self._last_read = now  # the idle clock restarts when we ask for bytes again
-            if not self.lost and not self.transport.is_closing():
-                self.transport.resume_reading()
+            if self._transport_paused:
+                self._transport_paused = False
+                if not self.lost and not self.transport.is_closing():
+                    self.transport.resume_reading()
 
     def _peer(self) -> str:
         return self.client[0] if self.client else "unix"
