@@ -170,6 +170,10 @@ class OutputChannel:
 
     # --- [loop] -----------------------------------------------------------------------------
 
+    def detach(self) -> None:
+        """The job is over: forget the sink, which refers back to the exchange."""
+        self._sink = _ignore
+
     # A waiter makes the condition before it waits, so one that doesn't exist has no waiters:
     # these update under the bare lock and notify only an existing condition.
 
@@ -220,6 +224,10 @@ class OutputChannel:
 
 
 _NO_REPLY = object()
+
+
+def _ignore(delivery: Delivery) -> None:
+    """The sink of a detached channel; nothing reaches it, as the job has finished."""
 
 
 class DisconnectEvent:
@@ -299,6 +307,10 @@ class InputStream:
         with self._cond:
             self._eof = True
             self._cond.notify()
+
+    def detach(self) -> None:
+        """The job is over: forget the first-read callback, which refers back to the exchange."""
+        self._on_first_read = None
 
     def fail(self, exc: BaseException) -> None:
         """Make the worker's current and later reads raise ``exc`` (client gone, bad framing)."""
@@ -433,6 +445,9 @@ class EmptyInput:
         pass
 
     def fail(self, exc: BaseException) -> None:  # [loop]
+        pass
+
+    def detach(self) -> None:  # [loop]
         pass
 
     def read(self, size: Optional[int] = -1) -> bytes:

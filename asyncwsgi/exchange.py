@@ -124,6 +124,7 @@ class Exchange:
             return
         self.state = DONE
         self.status = 503
+        self._detach()
         self.protocol.send_error(
             503, "no worker thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),)
         )
@@ -155,6 +156,7 @@ class Exchange:
         if self.state is WAITING:
             self.state = DONE
             self._leave_queue_deadline()
+            self._detach()
         if self.sendfile_task is not None:
             self.sendfile_task.cancel()
 
@@ -270,12 +272,23 @@ class Exchange:
 
     def _finish(self) -> None:
         self.state = DONE
+        self._detach()
         protocol = self.protocol
         ctx = protocol.ctx
         ctx.pool.release()
         if ctx.config.access_log:
             self._log()
         protocol.exchange_finished(self)
+
+    def _detach(self) -> None:
+        """No worker will use this exchange's pipes again: drop their callbacks into it.
+
+        They are reference cycles (exchange -> channel -> its bound ``deliver``); breaking them
+        lets a request's objects be freed by reference counting as soon as it is done, instead
+        of piling up for the cyclic garbage collector, whose pauses show in tail latency.
+        """
+        self.channel.detach()
+        self.body.detach()
 
     # --- helpers ------------------------------------------------------------------------------
 
