@@ -44,6 +44,9 @@ PEERS = [
     "django",
     "matplotlib",
 ]
+# Compiled servers, reference points rather than peers: a row where they install (bjoern needs
+# libev's headers: apt-get install libev-dev).
+OPTIONAL_PEERS = ["granian", "bjoern"]
 OURS = "asyncwsgi-uvloop"
 KEEP_ALIVE = "600"  # long enough that no server drops idle connections mid-measurement
 
@@ -175,6 +178,28 @@ def server_commands(bindir: Path) -> Dict[str, Callable[[str, int], List[str]]]:
             "warning",
             app,
         ],
+        "granian": lambda app, port: [
+            str(bindir / "granian"),
+            "--interface",
+            "wsgi",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+            "--blocking-threads",
+            "8",
+            "--http",
+            "1",
+            "--no-ws",
+            "--log-level",
+            "warning",
+            "--backlog",
+            "2048",
+            app,
+        ],
+        "bjoern": lambda app, port: [python, str(ROOT / "benchmarks" / "bjoern_run.py"), app, str(port)],
     }
 
 
@@ -193,7 +218,17 @@ def venv_bindir() -> Path:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run([str(python), "-m", "pip", "install", "-q", "-e", str(ROOT), *PEERS], check=True)
+    for optional in OPTIONAL_PEERS:
+        if subprocess.run([str(python), "-m", "pip", "install", "-q", optional], capture_output=True).returncode:
+            print(f"({optional} does not install here; its rows are skipped)", flush=True)
     return python.parent
+
+
+def installed(bindir: Path, name: str) -> bool:
+    module = name.split()[0]
+    if module not in OPTIONAL_PEERS:
+        return True
+    return subprocess.run([str(bindir / "python"), "-c", f"import {module}"], capture_output=True).returncode == 0
 
 
 def free_port() -> int:
@@ -376,7 +411,8 @@ def write_report(
             "-c",
             "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) "
             "for p in ['asyncwsgi','waitress','gunicorn','cheroot','uvicorn','a2wsgi','hypercorn','uvloop','h11',"
-            "'httptools','flask','django']}))",
+            "'httptools','flask','django','granian','bjoern'] if p in {d.metadata['Name'].lower() "
+            "for d in m.distributions()}}))",
         ],
         capture_output=True,
         text=True,
@@ -392,6 +428,8 @@ def write_report(
         f"Versions: `{versions.strip()}`.",
         "",
         f"Ratios are {OURS}'s throughput divided by the row's: above 1 means asyncwsgi is faster.",
+        "granian (Rust) and bjoern (C, one thread, no pool: an app that blocks stalls it) are compiled",
+        "servers, shown as reference points where they install; the targets compare pure-Python peers.",
         "",
     ]
     for scenario in SCENARIOS:
@@ -459,7 +497,7 @@ def main() -> None:
         if shutil.which(tool) is None:
             sys.exit(f"{tool} is required: apt-get install wrk util-linux")
     bindir = venv_bindir()
-    servers = server_commands(bindir)
+    servers = {name: command for name, command in server_commands(bindir).items() if installed(bindir, name)}
     if args.servers:
         servers = {k: v for k, v in servers.items() if k in args.servers.split(",")}
     scenarios = [s for s in SCENARIOS if not args.scenarios or s.name in args.scenarios.split(",")]
