@@ -397,6 +397,57 @@ def median_result(results: List[Result]) -> Result:
     )
 
 
+# (label, scenario, peer or None, kind, bound): kind "ratio" is ours/peer throughput >= bound,
+# "p99" is ours/peer p99 latency <= bound, "idle-kib" is our KiB per idle connection <= bound,
+# "vs-no-idle" is ours with idle connections / ours without >= bound, "ideal" ours >= bound.
+TARGETS = [
+    ("hello-50 vs waitress", "hello-50", "waitress", "ratio", 1.0),
+    ("hello-50 vs cheroot", "hello-50", "cheroot", "ratio", 1.3),
+    ("hello-50 vs gunicorn gthread", "hello-50", "gunicorn-gthread", "ratio", 1.5),
+    ("hello-50 vs uvicorn+a2wsgi (h11)", "hello-50", "uvicorn-a2wsgi-h11", "ratio", 2.5),
+    ("hello-50 vs hypercorn", "hello-50", "hypercorn", "ratio", 2.5),
+    ("5000 idle: vs waitress", "hello-50-idle-5000", "waitress", "ratio", 1.5),
+    ("5000 idle: vs cheroot", "hello-50-idle-5000", "cheroot", "ratio", 1.0),
+    ("5000 idle: within 10% of no-idle", "hello-50-idle-5000", None, "vs-no-idle", 0.9),
+    ("memory per idle connection (KiB)", "hello-50-idle-5000", None, "idle-kib", 2.5),
+    ("1 MiB upload vs waitress", "upload-1mib", "waitress", "ratio", 2.0),
+    ("1 MiB upload vs cheroot", "upload-1mib", "cheroot", "ratio", 1.0),
+    ("1 MiB download vs cheroot", "download-1mib", "cheroot", "ratio", 1.3),
+    ("1 MiB download vs waitress", "download-1mib", "waitress", "ratio", 2.0),
+    ("p99 at 256 connections vs waitress's", "hello-256", "waitress", "p99", 0.7),
+    ("10 ms blocking app, share of ideal 800 req/s", "blocking-10ms", None, "ideal", 0.97 * 800),
+]
+
+
+def target_rows(medians: Dict[str, Dict[str, Result]]) -> List[str]:
+    """The issue's targets as table rows: label, wanted, measured, met."""
+    rows = []
+    for label, scenario, peer, kind, bound in TARGETS:
+        ours = medians.get(scenario, {}).get(OURS)
+        other = medians.get(scenario, {}).get(peer) if peer else None
+        if ours is None or (peer is not None and other is None):
+            continue
+        if other is not None and kind == "ratio":
+            value = ours.value / other.value
+            want, text, met = f">= {bound}x", f"{value:.2f}x", value >= bound
+        elif other is not None and kind == "p99":
+            value = ours.p99_ms / other.p99_ms
+            want, met = f"<= {bound}x", value <= bound
+            text = f"{value:.2f}x ({ours.p99_ms:.1f} vs {other.p99_ms:.1f} ms)"
+        elif kind == "idle-kib" and ours.rss_per_idle_kib is not None:
+            value = ours.rss_per_idle_kib
+            want, text, met = f"<= {bound} KiB", f"{value:.1f} KiB", value <= bound
+        elif kind == "vs-no-idle" and OURS in medians.get("hello-50", {}):
+            value = ours.value / medians["hello-50"][OURS].value
+            want, text, met = "within 10%", f"{value - 1:+.1%}", value >= bound
+        elif kind == "ideal":
+            want, text, met = ">= 97%", f"{ours.value:.0f} req/s ({ours.value / 800:.1%})", ours.value >= bound
+        else:
+            continue
+        rows.append(f"| {label} | {want} | {text} | {'yes' if met else '**no**'} |")
+    return rows
+
+
 def write_report(
     medians: Dict[str, Dict[str, Result]],
     failures: Dict[str, Dict[str, str]],
@@ -428,6 +479,13 @@ def write_report(
         f"Versions: `{versions.strip()}`.",
         "",
         f"Ratios are {OURS}'s throughput divided by the row's: above 1 means asyncwsgi is faster.",
+        "",
+        "## Targets (issue 4), from this run",
+        "",
+        "| target | wanted | measured | met |",
+        "| --- | --- | --- | --- |",
+        *target_rows(medians),
+        "",
         "granian (Rust) and bjoern (C, one thread, no pool: an app that blocks stalls it) are compiled",
         "servers, shown as reference points where they install; the targets compare pure-Python peers.",
         "",
