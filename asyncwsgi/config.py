@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from .errors import ConfigError
+from .proxy import TrustedProxies
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
@@ -107,6 +108,23 @@ class Config:
     url_scheme: Literal["http", "https"] = _opt(
         "http", "wsgi.url_scheme reported to the app (https when TLS ends at a proxy).", choices=("http", "https")
     )
+    proxy_headers: bool = _opt(
+        False,
+        "Believe Forwarded / X-Forwarded-For, -Proto, -Host, -Port and -Prefix from peers in "
+        "--forwarded-allow-ips (client address, scheme, host, SCRIPT_NAME); remove them from others.",
+        no_help="Pass proxy headers to the app untouched.",
+    )
+    forwarded_allow_ips: str = _opt(
+        "127.0.0.1,::1",
+        "Comma-separated IPs and networks (CIDR) of trusted proxies; 'unix' for Unix-socket peers, '*' for any peer.",
+        metavar="LIST",
+    )
+    root_path: str = _opt(
+        "",
+        "SCRIPT_NAME for an app mounted under a path prefix; a request path under it has the "
+        "prefix moved from PATH_INFO to SCRIPT_NAME.",
+        metavar="PATH",
+    )
     server_header: bool = _opt(True, "Send a 'Server: asyncwsgi' header.", no_help="Do not send a 'Server' header.")
     access_log: bool = _opt(
         True,
@@ -150,6 +168,12 @@ class Config:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 _fail(name, f"must be a finite number >= 0, got {value}")
+        if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
+            _fail("root_path", f"must start with '/' and not end with '/', got {self.root_path!r}")
+        try:
+            TrustedProxies(self.forwarded_allow_ips)
+        except ValueError as exc:
+            _fail("forwarded_allow_ips", f"has an invalid entry: {exc}")
         for name, choices in (("loop", LOOP_CHOICES), ("log_level", LOG_LEVELS), ("url_scheme", ("http", "https"))):
             if getattr(self, name) not in choices:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
@@ -208,6 +232,9 @@ _FIELD_TYPES = {
     "input_buffer_bytes": (int,),
     "output_buffer_bytes": (int,),
     "url_scheme": (str,),
+    "proxy_headers": (bool,),
+    "forwarded_allow_ips": (str,),
+    "root_path": (str,),
     "server_header": (bool,),
     "access_log": (bool,),
     "log_level": (str,),

@@ -12,6 +12,7 @@ from .deadlines import DeadlineWheel, resolution_for
 from .environ import EnvironBuilder
 from .executor import WorkerPool
 from .listener import ConnectionGate
+from .proxy import TrustedProxies
 from .types import WSGIApp
 
 if TYPE_CHECKING:
@@ -30,7 +31,14 @@ class ServerContext:
         self.app = app
         self.loop = loop
         self.pool = pool
-        self.environ = EnvironBuilder(url_scheme=config.url_scheme, multiprocess=False, file_wrapper=FileWrapper)
+        self.environ = EnvironBuilder(
+            url_scheme=config.url_scheme,
+            multiprocess=False,
+            file_wrapper=FileWrapper,
+            script_name=config.root_path,
+        )
+        # Set when --proxy-headers is on: whose Forwarded / X-Forwarded-* headers to believe.
+        self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
         self.connections: Set[HTTPProtocol] = set()
         # Read-side deadlines of every connection, on one loop timer (see deadlines.py).
         self.deadlines = DeadlineWheel(

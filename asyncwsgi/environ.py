@@ -16,6 +16,11 @@ from .types import Environ
 _HOST_RE = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?\Z")
 
 
+def is_valid_host(host: str) -> bool:
+    """Whether ``host`` is a syntactically valid Host value (RFC 9110 §7.2)."""
+    return host.isascii() and _HOST_RE.match(host.encode("ascii")) is not None
+
+
 class BadTarget(ValueError):
     """The request target or Host header cannot be mapped to a WSGI environ; answer 400."""
 
@@ -86,6 +91,7 @@ class EnvironBuilder:
     """Holds the keys that are the same for every request and fills in the rest."""
 
     def __init__(self, *, url_scheme: str, multiprocess: bool, file_wrapper: Any, script_name: str = "") -> None:
+        self._script_name = script_name
         self._template: Environ = {
             "SCRIPT_NAME": script_name,
             "wsgi.version": (1, 0),
@@ -115,7 +121,11 @@ class EnvironBuilder:
         # PEP 3333: PATH_INFO is the percent-decoded path as "bytes in a str" (latin-1).
         if b"%" in path:
             path = unquote_to_bytes(path)
-        environ["PATH_INFO"] = path.decode("latin-1")
+        path_info = path.decode("latin-1")
+        root = self._script_name
+        if root and (path_info == root or path_info.startswith(root + "/")):
+            path_info = path_info[len(root) :]  # the app is mounted at --root-path
+        environ["PATH_INFO"] = path_info
         environ["QUERY_STRING"] = query.decode("latin-1")
         environ["RAW_URI"] = target.decode("latin-1")
         environ["SERVER_PROTOCOL"] = "HTTP/" + http_version.decode("ascii")

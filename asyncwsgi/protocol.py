@@ -47,6 +47,7 @@ from .errors import (
 )
 from .exchange import Exchange, request_line
 from .log import error_log, log_access
+from .proxy import apply_proxy_headers
 from .response import simple_response
 
 if TYPE_CHECKING:
@@ -342,6 +343,8 @@ class HTTPProtocol(asyncio.Protocol):
             self.client,
             None,
         )
+        if ctx.trusted_proxies is not None:
+            apply_proxy_headers(environ, self.client[0] if self.client else None, ctx.trusted_proxies)
         exchange = Exchange(self, request, environ, has_body)
         self.exchange = exchange
         if has_body:
