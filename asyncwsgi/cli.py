@@ -21,6 +21,7 @@ from .importer import import_app
 from .log import error_log
 from .loops import resolve_loop
 from .server import Server, describe, start_server
+from .tls import make_ssl_context
 from .types import WSGIApp
 
 _FORCED_EXIT = 1
@@ -96,6 +97,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         config = config_from_args(args)
         loop_name, loop_factory = resolve_loop(config.loop)
+        make_ssl_context(config)  # unreadable certificates are a one-line error before importing the app
     except ConfigError as exc:
         return _fail(str(exc), 2)
     _configure_logging(config.log_level, config.access_log)

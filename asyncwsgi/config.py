@@ -20,6 +20,7 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 LOOP_CHOICES: tuple[str, ...] = ("auto", "asyncio", "uvloop")
 LOG_LEVELS: tuple[str, ...] = ("critical", "error", "warning", "info", "debug")
+CERT_REQS: tuple[str, ...] = ("none", "optional", "required")
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -108,6 +109,16 @@ class Config:
     url_scheme: Literal["http", "https"] = _opt(
         "http", "wsgi.url_scheme reported to the app (https when TLS ends at a proxy).", choices=("http", "https")
     )
+    certfile: Optional[str] = _opt(
+        None, "Serve HTTPS with this PEM certificate (chain); wsgi.url_scheme becomes https.", metavar="PATH"
+    )
+    keyfile: Optional[str] = _opt(None, "PEM private key, if it is not in --certfile.", metavar="PATH")
+    keyfile_password: Optional[str] = _opt(None, "Password of an encrypted --keyfile.", metavar="PASSWORD")
+    ca_certs: Optional[str] = _opt(None, "PEM CA certificates to verify client certificates with.", metavar="PATH")
+    cert_reqs: Literal["none", "optional", "required"] = _opt(
+        "none", "Client certificates: none, optional or required (needs --ca-certs).", choices=CERT_REQS
+    )
+    ciphers: str = _opt("", "OpenSSL cipher list for TLS 1.2 (default: Python's).", metavar="LIST")
     proxy_headers: bool = _opt(
         False,
         "Believe Forwarded / X-Forwarded-For, -Proto, -Host, -Port and -Prefix from peers in "
@@ -168,13 +179,24 @@ class Config:
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 _fail(name, f"must be a finite number >= 0, got {value}")
+        if self.certfile is None:
+            for name in ("keyfile", "keyfile_password", "ca_certs"):
+                if getattr(self, name) is not None:
+                    _fail(name, "needs --certfile")
+        if self.cert_reqs != "none" and self.ca_certs is None:
+            _fail("cert_reqs", f"{self.cert_reqs} needs --ca-certs to verify client certificates with")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             _fail("root_path", f"must start with '/' and not end with '/', got {self.root_path!r}")
         try:
             TrustedProxies(self.forwarded_allow_ips)
         except ValueError as exc:
             _fail("forwarded_allow_ips", f"has an invalid entry: {exc}")
-        for name, choices in (("loop", LOOP_CHOICES), ("log_level", LOG_LEVELS), ("url_scheme", ("http", "https"))):
+        for name, choices in (
+            ("loop", LOOP_CHOICES),
+            ("log_level", LOG_LEVELS),
+            ("url_scheme", ("http", "https")),
+            ("cert_reqs", CERT_REQS),
+        ):
             if getattr(self, name) not in choices:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
 
@@ -232,6 +254,12 @@ _FIELD_TYPES = {
     "input_buffer_bytes": (int,),
     "output_buffer_bytes": (int,),
     "url_scheme": (str,),
+    "certfile": (str, type(None)),
+    "keyfile": (str, type(None)),
+    "keyfile_password": (str, type(None)),
+    "ca_certs": (str, type(None)),
+    "cert_reqs": (str,),
+    "ciphers": (str,),
     "proxy_headers": (bool,),
     "forwarded_allow_ips": (str,),
     "root_path": (str,),

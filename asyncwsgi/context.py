@@ -32,7 +32,7 @@ class ServerContext:
         self.loop = loop
         self.pool = pool
         self.environ = EnvironBuilder(
-            url_scheme=config.url_scheme,
+            url_scheme="https" if config.certfile is not None else config.url_scheme,
             multiprocess=False,
             file_wrapper=FileWrapper,
             script_name=config.root_path,

@@ -12,6 +12,7 @@ import asyncio
 import errno
 import os
 import socket
+import ssl
 import stat
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -138,10 +139,21 @@ ProtocolFactory = Callable[[Optional[Tuple[str, str]]], asyncio.Protocol]
 class Listener:
     """Accepts on one listening socket until closed, respecting the gate."""
 
-    def __init__(self, sock: socket.socket, gate: ConnectionGate, factory: ProtocolFactory) -> None:
+    def __init__(
+        self,
+        sock: socket.socket,
+        gate: ConnectionGate,
+        factory: ProtocolFactory,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        handshake_timeout: float = 0.0,
+    ) -> None:
         self.sock = sock
         self._gate = gate
         self._factory = factory
+        self._ssl = ssl_context
+        # The TLS handshake comes before the protocol sees the connection, so it gets its own
+        # deadline: the header timeout, which the head would otherwise have had to itself.
+        self._handshake_timeout = handshake_timeout or None
         self._task: Optional[asyncio.Task[None]] = None
         self._is_unix = sock.family == socket.AF_UNIX
 
@@ -213,8 +225,13 @@ class Listener:
             return made[0]
 
         try:
-            await loop.connect_accepted_socket(factory, conn)
-        except Exception as exc:  # the connection died before it started, e.g. reset at once
+            if self._ssl is None:
+                await loop.connect_accepted_socket(factory, conn)
+            else:
+                await loop.connect_accepted_socket(
+                    factory, conn, ssl=self._ssl, ssl_handshake_timeout=self._handshake_timeout
+                )
+        except Exception as exc:  # the connection died before it started: reset, or a failed handshake
             error_log.debug("could not start connection from %s: %r", client, exc)
             # Once connection_made has run, connection_lost releases the slot; before, we do.
             if not made or getattr(made[0], "transport", None) is None:

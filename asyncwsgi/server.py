@@ -19,6 +19,7 @@ from .executor import WorkerPool
 from .listener import Listener, bind_sockets, remove_socket_file
 from .log import error_log
 from .protocol import HTTPProtocol
+from .tls import make_ssl_context
 from .types import WSGIApp
 
 # After the graceful timeout, how long to wait for worker threads to notice and exit.
@@ -28,7 +29,10 @@ _THREAD_EXIT_SECONDS = 2.0
 class Server:
     """A running asyncwsgi server on the current event loop."""
 
-    def __init__(self, ctx: ServerContext, listeners: List[Listener], uds_path: Optional[str]) -> None:
+    def __init__(
+        self, ctx: ServerContext, listeners: List[Listener], uds_path: Optional[str], tls: bool = False
+    ) -> None:
+        self.tls = tls  # listening with TLS (https)
         self._ctx = ctx
         self._listeners = listeners
         self._uds_path = uds_path
@@ -159,16 +163,17 @@ async def start_server(app: WSGIApp, config: Optional[Config] = None, **options:
     pool = WorkerPool(config.threads, config.queue_size)
     ctx = ServerContext(config, app, loop, pool)
 
+    ssl_context = make_ssl_context(config)  # raises ConfigError for unreadable certificates
     sockets = bind_sockets(config)  # raises OSError before anything else is started
 
     def factory(client: Optional[Tuple[str, str]]) -> HTTPProtocol:
         return HTTPProtocol(ctx, client)
 
-    listeners = [Listener(sock, ctx.gate, factory) for sock in sockets]
+    listeners = [Listener(sock, ctx.gate, factory, ssl_context, config.header_timeout) for sock in sockets]
     pool.start()
     for listener in listeners:
         listener.start()
-    return Server(ctx, listeners, config.uds)
+    return Server(ctx, listeners, config.uds, tls=ssl_context is not None)
 
 
 async def serve(app: WSGIApp, config: Optional[Config] = None, **options: Any) -> None:
@@ -180,12 +185,13 @@ async def serve(app: WSGIApp, config: Optional[Config] = None, **options: Any) -
 def describe(server: Server) -> List[str]:
     """Human-readable addresses the server listens on, for the startup log line."""
     out = []
+    scheme = "https" if server.tls else "http"
     for sock in server.sockets:
         name = sock.getsockname()
         if sock.family == socket.AF_UNIX:
-            out.append(f"unix:{name}")
+            out.append(f"unix:{name}" + (" (TLS)" if server.tls else ""))
         elif sock.family == socket.AF_INET6:
-            out.append(f"http://[{name[0]}]:{name[1]}")
+            out.append(f"{scheme}://[{name[0]}]:{name[1]}")
         else:
-            out.append(f"http://{name[0]}:{name[1]}")
+            out.append(f"{scheme}://{name[0]}:{name[1]}")
     return out
