@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
             parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=meta["no_help"])
             parser.set_defaults(**{f.name: True})
             continue
+        if f.default is False:
+            parser.add_argument(flag, dest=f.name, action="store_true", help=meta["help"])
+            continue
+        if meta.get("repeat"):
+            parser.add_argument(
+                flag, dest=f.name, action="append", default=[], metavar=meta["metavar"], help=meta["help"]
+            )
+            continue
         kwargs: Dict[str, Any] = {
             "dest": f.name,
             "default": f.default,
@@ -88,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace) -> Config:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}
+    for f in dataclasses.fields(Config):
+        if f.metadata.get("repeat"):
+            values[f.name] = tuple(values[f.name])
     return Config(**values)
 
 

@@ -204,6 +204,14 @@ def test_inherited_fd_listener():
         listener.close()
 
 
+def test_boolean_flags_that_default_off_take_no_value():
+    from asyncwsgi.cli import config_from_args
+
+    config = config_from_args(build_parser().parse_args(["x:y", "--proxy-headers"]))
+    assert config.proxy_headers is True
+    assert config_from_args(build_parser().parse_args(["x:y"])).proxy_headers is False
+
+
 def test_parser_defaults_match_config():
     args = build_parser().parse_args(["x:y"])
     for f in dataclasses.fields(Config):
