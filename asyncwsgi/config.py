@@ -10,8 +10,9 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Tuple
 
+from .binds import parse_bind
 from .errors import ConfigError
 from .proxy import TrustedProxies
 
@@ -36,6 +37,16 @@ class Config:
     uds: Optional[str] = _opt(None, "Serve on this Unix domain socket path instead of TCP.", metavar="PATH")
     fd: Optional[int] = _opt(
         None, "Serve on an already-bound listening socket inherited as this file descriptor.", metavar="N"
+    )
+    bind: Tuple[str, ...] = _opt(
+        (),
+        "Listen here; repeat for several listeners: HOST:PORT, [IPV6]:PORT, unix:PATH, fd://N, or "
+        "systemd (socket activation). Replaces --host, --port, --uds and --fd.",
+        metavar="ADDRESS",
+        repeat=True,
+    )
+    uds_mode: Optional[str] = _opt(
+        None, "Permissions (octal, e.g. 660) for Unix sockets this server creates.", metavar="MODE"
     )
     threads: int = _opt(8, "Worker threads running the WSGI app.")
     queue_size: int = _opt(
@@ -152,6 +163,22 @@ class Config:
             raise ConfigError("--uds and --fd are mutually exclusive")
         if self.uds == "":
             _fail("uds", "must not be empty")
+        if self.bind and (self.uds is not None or self.fd is not None):
+            raise ConfigError("--bind replaces --uds and --fd: give every listener with --bind")
+        for spec in self.bind:
+            if not isinstance(spec, str):
+                _fail("bind", f"must be strings, got {spec!r}")
+            try:
+                parse_bind(spec)
+            except ValueError as exc:
+                _fail("bind", f"{spec!r}: {exc}")
+        if self.uds_mode is not None:
+            try:
+                mode = int(self.uds_mode, 8)
+            except ValueError:
+                mode = -1
+            if not 0 <= mode <= 0o777:
+                _fail("uds_mode", f"must be octal permissions such as 660, got {self.uds_mode!r}")
         if self.fd is not None and self.fd < 0:
             _fail("fd", f"must be >= 0, got {self.fd}")
         _at_least(self, "threads", 1)
@@ -232,6 +259,8 @@ _FIELD_TYPES = {
     "port": (int,),
     "uds": (str, type(None)),
     "fd": (int, type(None)),
+    "bind": (tuple,),
+    "uds_mode": (str, type(None)),
     "threads": (int,),
     "queue_size": (int,),
     "backlog": (int,),

@@ -16,6 +16,7 @@ import ssl
 import stat
 from typing import Callable, Dict, List, Optional, Tuple
 
+from .binds import BindAddress, parse_bind
 from .config import Config
 from .log import error_log
 
@@ -31,27 +32,73 @@ _TOO_MANY_FROM_IP = (
 )
 
 
-def bind_sockets(config: Config) -> List[socket.socket]:
-    """Create the listening sockets the config asks for, bound, listening and non-blocking."""
+def listen_addresses(config: Config) -> List[BindAddress]:
+    """Where the config says to listen: its --bind list, or else --fd, --uds or --host/--port."""
+    if config.bind:
+        return [parse_bind(spec) for spec in config.bind]
     if config.fd is not None:
-        sock = socket.socket(fileno=config.fd)
-        sockets = [sock]
-    elif config.uds is not None:
-        remove_socket_file(config.uds)
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            sock.bind(config.uds)
-        except BaseException:
+        return [BindAddress("fd", fd=config.fd)]
+    if config.uds is not None:
+        return [BindAddress("unix", path=config.uds)]
+    return [BindAddress("tcp", host=config.host, port=config.port)]
+
+
+def bind_sockets(config: Config) -> Tuple[List[socket.socket], List[str]]:
+    """Create the listening sockets, bound, listening and non-blocking; also the Unix socket
+    files this server created (to remove at shutdown)."""
+    sockets: List[socket.socket] = []
+    created: List[str] = []
+    mode = None if config.uds_mode is None else int(config.uds_mode, 8)
+    try:
+        for address in listen_addresses(config):
+            if address.kind == "tcp":
+                new = _bind_tcp(address.host, address.port)
+            elif address.kind == "unix":
+                new = [_bind_unix(address.path, mode)]
+                created.append(address.path)
+            elif address.kind == "fd":
+                new = [socket.socket(fileno=address.fd)]
+            else:
+                new = _systemd_sockets()
+            sockets.extend(new)
+            for sock in new:
+                sock.setblocking(False)
+                if address.kind in ("tcp", "unix"):
+                    sock.listen(config.backlog)
+    except BaseException:
+        for sock in sockets:
             sock.close()
-            raise
-        sockets = [sock]
-    else:
-        sockets = _bind_tcp(config.host, config.port)
-    for sock in sockets:
-        sock.setblocking(False)
-        if config.fd is None:
-            sock.listen(config.backlog)
-    return sockets
+        raise
+    return sockets, created
+
+
+def _bind_unix(path: str, mode: Optional[int]) -> socket.socket:
+    remove_socket_file(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(path)
+        if mode is not None:
+            os.chmod(path, mode)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+# sd_listen_fds(3): passed sockets start at this descriptor.
+_SD_LISTEN_FDS_START = 3
+
+
+def _systemd_sockets() -> List[socket.socket]:
+    """The sockets systemd passed us (socket activation), checked to be meant for this process."""
+    count, pid = os.environ.get("LISTEN_FDS"), os.environ.get("LISTEN_PID")
+    if not count or not count.isdigit() or int(count) < 1:
+        raise OSError(errno.EINVAL, "--bind systemd: no sockets passed (LISTEN_FDS is not set)")
+    if pid != str(os.getpid()):
+        raise OSError(errno.EINVAL, f"--bind systemd: LISTEN_PID {pid} is not this process ({os.getpid()})")
+    for name in ("LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES"):
+        os.environ.pop(name, None)  # as sd_listen_fds(unset=1): children must not take them too
+    return [socket.socket(fileno=fd) for fd in range(_SD_LISTEN_FDS_START, _SD_LISTEN_FDS_START + int(count))]
 
 
 def _bind_tcp(host: str, port: int) -> List[socket.socket]:

@@ -30,12 +30,12 @@ class Server:
     """A running asyncwsgi server on the current event loop."""
 
     def __init__(
-        self, ctx: ServerContext, listeners: List[Listener], uds_path: Optional[str], tls: bool = False
+        self, ctx: ServerContext, listeners: List[Listener], socket_files: List[str], tls: bool = False
     ) -> None:
         self.tls = tls  # listening with TLS (https)
         self._ctx = ctx
         self._listeners = listeners
-        self._uds_path = uds_path
+        self._socket_files = socket_files  # Unix socket files we created, removed at shutdown
         self._all_closed = asyncio.Event()
         self._forced = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -129,8 +129,8 @@ class Server:
         stuck = await _join_threads(ctx.pool, _THREAD_EXIT_SECONDS)
         if stuck:
             error_log.warning("%d worker thread(s) still running the app after shutdown", len(stuck))
-        if self._uds_path is not None:
-            remove_socket_file(self._uds_path)
+        for path in self._socket_files:
+            remove_socket_file(path)
 
 
 async def _join_threads(pool: WorkerPool, timeout: float) -> List[threading.Thread]:
@@ -164,7 +164,7 @@ async def start_server(app: WSGIApp, config: Optional[Config] = None, **options:
     ctx = ServerContext(config, app, loop, pool)
 
     ssl_context = make_ssl_context(config)  # raises ConfigError for unreadable certificates
-    sockets = bind_sockets(config)  # raises OSError before anything else is started
+    sockets, socket_files = bind_sockets(config)  # raises OSError before anything else is started
 
     def factory(client: Optional[Tuple[str, str]]) -> HTTPProtocol:
         return HTTPProtocol(ctx, client)
@@ -173,7 +173,7 @@ async def start_server(app: WSGIApp, config: Optional[Config] = None, **options:
     pool.start()
     for listener in listeners:
         listener.start()
-    return Server(ctx, listeners, config.uds, tls=ssl_context is not None)
+    return Server(ctx, listeners, socket_files, tls=ssl_context is not None)
 
 
 async def serve(app: WSGIApp, config: Optional[Config] = None, **options: Any) -> None:

@@ -1,0 +1,144 @@
+"""--bind: several listeners at once (TCP, IPv6, Unix sockets, inherited fds, systemd)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from asyncwsgi import Config, ConfigError
+from asyncwsgi.binds import BindAddress, parse_bind
+from tests.apps import basic
+from tests.helpers import WAIT, Reader, get
+from tests.proc import ROOT, CLIServer
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [
+        ("127.0.0.1:8000", BindAddress("tcp", host="127.0.0.1", port=8000)),
+        ("0.0.0.0:0", BindAddress("tcp", host="0.0.0.0", port=0)),
+        (":8080", BindAddress("tcp", host="", port=8080)),
+        ("[::1]:443", BindAddress("tcp", host="::1", port=443)),
+        ("localhost:1", BindAddress("tcp", host="localhost", port=1)),
+        ("unix:/run/app.sock", BindAddress("unix", path="/run/app.sock")),
+        ("fd://3", BindAddress("fd", fd=3)),
+        ("systemd", BindAddress("systemd")),
+    ],
+)
+def test_parse_bind(spec, expected):
+    assert parse_bind(spec) == expected
+
+
+@pytest.mark.parametrize(
+    "spec,reason",
+    [
+        ("8000", "expected HOST:PORT"),
+        ("::1:80", "brackets"),
+        ("[::1]80", "[ADDRESS]:PORT"),
+        ("host:port", "port must be a number"),
+        ("host:70000", "port must be a number"),
+        ("unix:", "needs a path"),
+        ("fd://x", "file descriptor number"),
+    ],
+)
+def test_bad_bind_is_a_config_error_naming_the_flag(spec, reason):
+    with pytest.raises(ConfigError, match="--bind .*" + re.escape(reason)):
+        Config(bind=(spec,))
+
+
+def test_bind_excludes_uds_and_fd_and_mode_is_octal():
+    with pytest.raises(ConfigError, match="--bind replaces --uds and --fd"):
+        Config(bind=("127.0.0.1:0",), uds="/tmp/x.sock")
+    with pytest.raises(ConfigError, match="--uds-mode must be octal"):
+        Config(uds_mode="rw-rw----")
+    with pytest.raises(ConfigError, match="--uds-mode must be octal"):
+        Config(uds_mode="1777")
+
+
+def _get_tcp(port: int, host: str = "127.0.0.1", family: int = socket.AF_INET) -> bytes:
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(WAIT)
+        sock.connect((host, port))
+        sock.sendall(get("/"))
+        return Reader(sock).response().body
+
+
+def _get_unix(path: str) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(WAIT)
+        sock.connect(path)
+        sock.sendall(get("/"))
+        return Reader(sock).response().body
+
+
+def test_several_listeners_serve_alike_and_unix_files_are_removed(serve, tmp_path):
+    path = str(tmp_path / "app.sock")
+    srv = serve(basic.hello, bind=("127.0.0.1:0", "127.0.0.1:0", f"unix:{path}"), uds_mode="600")
+    sockets = srv.server.sockets
+    assert len(sockets) == 3
+    ports = [s.getsockname()[1] for s in sockets if s.family == socket.AF_INET]
+    assert len(set(ports)) == 2
+    for port in ports:
+        assert _get_tcp(port) == b"Hello, world!"
+    assert _get_unix(path) == b"Hello, world!"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    srv.stop()
+    assert not os.path.exists(path)
+
+
+def test_ipv6_listener(serve):
+    try:
+        probe = socket.socket(socket.AF_INET6)
+        probe.bind(("::1", 0))
+        probe.close()
+    except OSError:
+        pytest.skip("no IPv6 loopback here")
+    srv = serve(basic.hello, bind=("[::1]:0",))
+    port = srv.server.sockets[0].getsockname()[1]
+    assert _get_tcp(port, "::1", socket.AF_INET6) == b"Hello, world!"
+
+
+def test_systemd_socket_activation():
+    """systemd passes listening sockets from fd 3 and says so in LISTEN_FDS / LISTEN_PID."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    fd = listener.fileno()
+    # Like systemd: the socket at fd 3, and LISTEN_PID naming the process that gets it (execv
+    # keeps the pid, so the launcher can name itself).
+    launcher = (
+        "import os, sys; os.dup2(int(sys.argv[1]), 3); os.environ['LISTEN_FDS'] = '1'; "
+        "os.environ['LISTEN_PID'] = str(os.getpid()); "
+        "os.execv(sys.executable, [sys.executable, '-m', 'asyncwsgi', 'tests.apps.basic:hello', '--bind', 'systemd'])"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher, str(fd)],
+        cwd=ROOT,
+        pass_fds=(fd,),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert f"listening on http://127.0.0.1:{port}" in line, line
+        assert _get_tcp(port) == b"Hello, world!"
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=WAIT)  # reads and closes the pipe
+        listener.close()
+    assert proc.returncode == 0
+
+
+def test_systemd_without_sockets_is_a_one_line_error():
+    with CLIServer("tests.apps.basic:hello", "--bind", "systemd") as server:
+        assert server.wait() == 1
+    assert "LISTEN_FDS is not set" in server.output()
