@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         if meta.get("repeat"):
             parser.add_argument(
-                flag, dest=f.name, action="append", default=[], metavar=meta["metavar"], help=meta["help"]
+                flag, dest=f.name, action="append", default=None, metavar=meta["metavar"], help=meta["help"]
             )
             continue
         kwargs: Dict[str, Any] = {
@@ -98,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}
     for f in dataclasses.fields(Config):
         if f.metadata.get("repeat"):
-            values[f.name] = tuple(values[f.name])
+            values[f.name] = tuple(values[f.name] or ())
     return Config(**values)
 
 

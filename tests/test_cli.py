@@ -213,9 +213,16 @@ def test_boolean_flags_that_default_off_take_no_value():
 
 
 def test_parser_defaults_match_config():
-    args = build_parser().parse_args(["x:y"])
-    for f in dataclasses.fields(Config):
-        assert getattr(args, f.name) == f.default
+    from asyncwsgi.cli import config_from_args
+
+    assert config_from_args(build_parser().parse_args(["x:y"])) == Config()
+
+
+def test_repeatable_bind_collects_every_listener():
+    from asyncwsgi.cli import config_from_args
+
+    args = build_parser().parse_args(["x:y", "--bind", "127.0.0.1:1", "--bind", "unix:/tmp/a.sock"])
+    assert config_from_args(args).bind == ("127.0.0.1:1", "unix:/tmp/a.sock")
 
 
 def test_docs_list_exactly_the_flags_of_help():
