@@ -130,6 +130,21 @@ class Config:
         "none", "Client certificates: none, optional or required (needs --ca-certs).", choices=CERT_REQS
     )
     ciphers: str = _opt("", "OpenSSL cipher list for TLS 1.2 (default: Python's).", metavar="LIST")
+    health_path: Optional[str] = _opt(
+        None, "Answer GET/HEAD of this path with 200 from the event loop: a liveness probe.", metavar="PATH"
+    )
+    ready_path: Optional[str] = _opt(
+        None,
+        "Answer GET/HEAD of this path from the event loop: 200 when ready, 503 while draining or "
+        "saturated: a readiness probe.",
+        metavar="PATH",
+    )
+    stats_path: Optional[str] = _opt(
+        None,
+        "Answer GET/HEAD of this path from the event loop with server statistics: JSON, or "
+        "Prometheus text for Accept: text/plain or ?format=prometheus.",
+        metavar="PATH",
+    )
     proxy_headers: bool = _opt(
         False,
         "Believe Forwarded / X-Forwarded-For, -Proto, -Host, -Port and -Prefix from peers in "
@@ -212,6 +227,13 @@ class Config:
                     _fail(name, "needs --certfile")
         if self.cert_reqs != "none" and self.ca_certs is None:
             _fail("cert_reqs", f"{self.cert_reqs} needs --ca-certs to verify client certificates with")
+        probes = [p for p in (self.health_path, self.ready_path, self.stats_path) if p is not None]
+        for name in ("health_path", "ready_path", "stats_path"):
+            value = getattr(self, name)
+            if value is not None and (not value.startswith("/") or not value.isascii() or " " in value):
+                _fail(name, f"must be an ASCII path starting with '/', got {value!r}")
+        if len(set(probes)) != len(probes):
+            raise ConfigError("--health-path, --ready-path and --stats-path must differ")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             _fail("root_path", f"must start with '/' and not end with '/', got {self.root_path!r}")
         try:
@@ -289,6 +311,9 @@ _FIELD_TYPES = {
     "ca_certs": (str, type(None)),
     "cert_reqs": (str,),
     "ciphers": (str,),
+    "health_path": (str, type(None)),
+    "ready_path": (str, type(None)),
+    "stats_path": (str, type(None)),
     "proxy_headers": (bool,),
     "forwarded_allow_ips": (str,),
     "root_path": (str,),

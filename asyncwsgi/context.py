@@ -13,6 +13,7 @@ from .environ import EnvironBuilder
 from .executor import WorkerPool
 from .listener import ConnectionGate
 from .proxy import TrustedProxies
+from .stats import Stats, local_paths
 from .types import WSGIApp
 
 if TYPE_CHECKING:
@@ -40,6 +41,9 @@ class ServerContext:
         # Set when --proxy-headers is on: whose Forwarded / X-Forwarded-* headers to believe.
         self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
         self.connections: Set[HTTPProtocol] = set()
+        self.stats = Stats()
+        # Paths the loop answers itself (health, readiness, stats), when configured.
+        self.local_paths = local_paths(config.health_path, config.ready_path, config.stats_path)
         # Read-side deadlines of every connection, on one loop timer (see deadlines.py).
         self.deadlines = DeadlineWheel(
             loop,

@@ -32,6 +32,7 @@ from .bridge import (
 from .errors import ClientDisconnected
 from .log import error_log, log_access
 from .response import CONTINUE, NO_BODY, BodyFramer, FramingError, start_response
+from .stats import answer
 from .types import Environ
 from .wsgi import WSGICall
 
@@ -53,6 +54,7 @@ class Exchange:
         "continue_sent",
         "environ",
         "framer",
+        "local",
         "protocol",
         "queue_slot",
         "request",
@@ -63,9 +65,17 @@ class Exchange:
         "status",
     )
 
-    def __init__(self, protocol: HTTPProtocol, request: h11.Request, environ: Environ, has_body: bool) -> None:
+    def __init__(
+        self,
+        protocol: HTTPProtocol,
+        request: h11.Request,
+        environ: Environ,
+        has_body: bool,
+        local: Optional[str] = None,
+    ) -> None:
         ctx = protocol.ctx
         self.protocol = protocol
+        self.local = local  # answered by the loop itself (stats.HEALTH, READY, STATS), not the app
         self.request = request
         self.body: Union[InputStream, EmptyInput] = EMPTY_INPUT
         if has_body:
@@ -96,6 +106,10 @@ class Exchange:
         """Run the app on a worker now, or wait (not reading the connection) for a free slot."""
         ctx = self.protocol.ctx
         self.call.queued_at = time.monotonic()
+        if self.local is not None:
+            self.state = RUNNING
+            ctx.loop.call_soon(self._answer_locally)
+            return
         if ctx.pool.try_submit(self.call.run):
             self.state = RUNNING
             return
@@ -112,6 +126,20 @@ class Exchange:
         self.state = RUNNING
         self.protocol.resume_reading_for_pool()
 
+    def _answer_locally(self) -> None:
+        """A health, readiness or stats request: the loop answers, whatever the threads are doing."""
+        assert self.local is not None
+        ctx = self.protocol.ctx
+        status, reason, content_type, body = answer(
+            ctx, self.local, self.environ.get("QUERY_STRING", "").encode("latin-1"), self.environ.get("HTTP_ACCEPT", "")
+        )
+        headers = [
+            (b"Content-Type", content_type.encode("latin-1")),
+            (b"Content-Length", b"%d" % len(body)),
+            (b"Cache-Control", b"no-store"),
+        ]
+        self.deliver(Delivery(ResponseHead(status, reason, headers), body, end=True, last=True))
+
     def _leave_queue_deadline(self) -> None:
         if self.queue_slot is not None:
             self.protocol.ctx.deadlines.remove(self, self.queue_slot)
@@ -124,6 +152,7 @@ class Exchange:
             return
         self.state = DONE
         self.status = 503
+        self.protocol.ctx.stats.timeouts["queue"] += 1
         self._detach()
         self.protocol.send_error(
             503, "no worker thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),)
@@ -275,7 +304,16 @@ class Exchange:
         self._detach()
         protocol = self.protocol
         ctx = protocol.ctx
-        ctx.pool.release()
+        stats = ctx.stats
+        if self.local is None:
+            ctx.pool.release()
+            call = self.call
+            if call.started_at:
+                stats.queued(call.started_at - call.queued_at)
+            if call.queue_expired:
+                stats.timeouts["queue"] += 1
+        if self.status:
+            stats.response(self.status)
         if ctx.config.access_log:
             self._log()
         protocol.exchange_finished(self)

@@ -204,6 +204,7 @@ class HTTPProtocol(asyncio.Protocol):
         ctx.gate.release(None if self.client is None else self.client[0])
         exchange = self.exchange
         if exchange is not None and exchange.state != "DONE":
+            ctx.stats.disconnects += 1
             exchange.connection_lost()
         if ctx.on_connection_lost is not None:
             ctx.on_connection_lost()
@@ -275,6 +276,7 @@ class HTTPProtocol(asyncio.Protocol):
     def _on_request(self, request: h11.Request) -> None:
         config = self.ctx.config
         self._requests += 1
+        self.ctx.stats.requests += 1
         if request.http_version[:2] != b"1.":
             # h11 parses any single-digit version; we speak HTTP/1.x only (RFC 9110 §15.6.6).
             self.send_error(505, f"unsupported HTTP version {request.http_version!r}", request)
@@ -345,7 +347,10 @@ class HTTPProtocol(asyncio.Protocol):
         )
         if ctx.trusted_proxies is not None:
             apply_proxy_headers(environ, self.client[0] if self.client else None, ctx.trusted_proxies)
-        exchange = Exchange(self, request, environ, has_body)
+        local = None
+        if ctx.local_paths and request.method in (b"GET", b"HEAD"):
+            local = ctx.local_paths.get(path)
+        exchange = Exchange(self, request, environ, has_body, local)
         self.exchange = exchange
         if has_body:
             now = ctx.loop.time()
@@ -522,6 +527,7 @@ class HTTPProtocol(asyncio.Protocol):
             if self.ctx.server_header is not None:
                 headers.append((b"Server", self.ctx.server_header))
             self.transport.write(simple_response(status, reason, headers, body))
+            self.ctx.stats.response(status)
             if self.ctx.config.access_log:
                 line = "-" if request is None else request_line(request)
                 log_access(self.client[0] if self.client else "-", line, status, len(body), "-", "-", 0.0)
@@ -593,9 +599,11 @@ class HTTPProtocol(asyncio.Protocol):
         if kind is _IDLE:
             if self.exchange is None:
                 error_log.debug("closing idle connection from %s", self._peer())
+                self.ctx.stats.timeouts["idle"] += 1
                 self.close()
         elif kind is _HEAD:
             if self.exchange is None:
+                self.ctx.stats.timeouts["header"] += 1
                 if self.conn is not None and self.conn.trailing_data[0]:
                     self.send_error(408, "request head not complete within --header-timeout", None)
                 else:
@@ -634,11 +642,13 @@ class HTTPProtocol(asyncio.Protocol):
         if exchange is not None and exchange.state == "DONE":
             self.close()  # we were only draining an unread body
             return
+        self.ctx.stats.timeouts["body"] += 1
         self._refuse_body(RequestBodyTimeout(detail))
 
     def _on_write_stalled(self) -> None:
         self._write_timer = None
         if self.write_paused and not self.lost:
+            self.ctx.stats.timeouts["write"] += 1
             error_log.info(
                 "client %s read nothing for %.1fs (--write-timeout); aborting",
                 self._peer(),

@@ -150,9 +150,11 @@ class WSGICall:
         "has_length",
         "head",
         "head_sent",
+        "queue_expired",
         "queue_timeout",
         "queued_at",
         "sendfile_ok",
+        "started_at",
     )
 
     def __init__(
@@ -169,6 +171,8 @@ class WSGICall:
         self.sendfile_ok = sendfile_ok
         self.queue_timeout = queue_timeout
         self.queued_at = 0.0  # time.monotonic() when the loop queued this job
+        self.started_at = 0.0  # time.monotonic() when a worker took it (read by the loop for stats)
+        self.queue_expired = False  # answered 503: it waited over --queue-timeout for a thread
         self.head: Optional[ResponseHead] = None
         self.has_length = False
         self.head_sent = False
@@ -176,6 +180,7 @@ class WSGICall:
     def run(self) -> None:
         """The pool job. Always ends with exactly one ``last`` delivery, whatever the app does."""
         final = _ABORT
+        self.started_at = time.monotonic()
         if self.channel.closed:
             # The client left while this request waited for a thread: don't run the app for nobody.
             error_log.debug("client gone before %s started; not running the app", self._request_line())
@@ -183,6 +188,7 @@ class WSGICall:
             return
         if self.queue_timeout and time.monotonic() - self.queued_at > self.queue_timeout:
             error_log.info("%s waited over --queue-timeout for a thread: 503", self._request_line())
+            self.queue_expired = True
             self.channel.finish(_QUEUE_TIMEOUT)
             return
         try:
