@@ -1,0 +1,192 @@
+"""A real nginx in front of asyncwsgi, over TCP and over a Unix socket (issue 5).
+
+The nginx config here is the one docs/deployment.md recommends, so the docs are tested too.
+Skipped when nginx is not installed; .ci/run installs it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.apps import basic, big
+from tests.helpers import WAIT
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+if NGINX is None and os.environ.get("ASYNCWSGI_REQUIRE_NGINX"):
+    raise RuntimeError("ASYNCWSGI_REQUIRE_NGINX is set (as in CI) but nginx is not installed")
+pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
+
+# The location block from docs/deployment.md, verbatim.
+LOCATION = """
+        location / {
+            proxy_pass http://asyncwsgi;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_request_buffering off;
+            proxy_buffering off;
+            client_max_body_size 100m;
+        }
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Nginx:
+    def __init__(self, folder: Path, upstream: str) -> None:
+        self.port = _free_port()
+        conf = folder / "nginx.conf"
+        temp = {name: folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
+        for path in temp.values():
+            path.mkdir(exist_ok=True)
+        conf.write_text(
+            f"""
+daemon off;
+master_process off;
+worker_processes 1;
+pid {folder}/nginx.pid;
+error_log {folder}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp["body"]};
+    proxy_temp_path {temp["proxy"]};
+    fastcgi_temp_path {temp["fastcgi"]};
+    uwsgi_temp_path {temp["uwsgi"]};
+    scgi_temp_path {temp["scgi"]};
+    upstream asyncwsgi {{
+        server {upstream};
+        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{self.port};
+{LOCATION}
+    }}
+}}
+"""
+        )
+        self.proc = subprocess.Popen(
+            [str(NGINX), "-c", str(conf), "-p", str(folder), "-e", str(folder / "error.log")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"nginx exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("nginx did not start")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.communicate(timeout=WAIT)
+
+
+@pytest.fixture
+def nginx(tmp_path):
+    started = []
+
+    def start(upstream: str) -> Nginx:
+        proxy = Nginx(tmp_path, upstream)
+        started.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in started:
+        proxy.stop()
+
+
+def test_tcp_upstream_keeps_connections_alive(serve, nginx):
+    srv = serve(basic.environ_dump)
+    proxy = nginx(f"127.0.0.1:{srv.port}")
+    with httpx.Client(base_url=proxy.url, timeout=WAIT) as client:
+        dumps = [client.get(f"/item/{i}", headers={"Host": "shop.example"}).json() for i in range(20)]
+    assert all(d["HTTP_HOST"] == "shop.example" and d["REMOTE_ADDR"] == "127.0.0.1" for d in dumps)
+    assert [d["PATH_INFO"] for d in dumps] == [f"/item/{i}" for i in range(20)]
+    # nginx reuses its upstream connections (keepalive 16): one or two, not one per request.
+    ports = {d["REMOTE_PORT"] for d in dumps}
+    assert 1 <= len(ports) <= 2, ports
+
+
+def test_tcp_upstream_proxy_headers_from_trusted_nginx(serve, nginx):
+    srv = serve(basic.environ_dump, proxy_headers=True, forwarded_allow_ips="127.0.0.1")
+    proxy = nginx(f"127.0.0.1:{srv.port}")
+    env = httpx.get(proxy.url + "/", timeout=WAIT).json()
+    assert env["HTTP_X_FORWARDED_FOR"] == "127.0.0.1" and env["REMOTE_ADDR"] == "127.0.0.1"
+    assert "REMOTE_PORT" not in env  # the port was nginx's, not the client's
+
+
+def test_unix_socket_upstream_trusts_only_nginx(serve, nginx, tmp_path):
+    path = str(tmp_path / "app.sock")
+    srv = serve(basic.environ_dump, bind=(f"unix:{path}",), proxy_headers=True, forwarded_allow_ips="unix")
+    proxy = nginx(f"unix:{path}")
+    reply = httpx.get(proxy.url + "/", headers={"X-Forwarded-For": "6.6.6.6"}, timeout=WAIT)
+    env = reply.json()
+    # nginx appended the real client (127.0.0.1) to the spoofed value; only nginx is trusted, so
+    # the right-most hop it reported is the client and the spoof is ignored.
+    assert env["HTTP_X_FORWARDED_FOR"] == "6.6.6.6, 127.0.0.1"
+    assert env["REMOTE_ADDR"] == "127.0.0.1"
+    assert env["wsgi.url_scheme"] == "http"
+    assert srv.server is not None
+
+
+def _hash_app(environ, start_response):
+    digest = hashlib.sha256()
+    size = 0
+    stream = environ["wsgi.input"]
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        size += len(chunk)
+        digest.update(chunk)
+    body = json.dumps({"size": size, "sha256": digest.hexdigest()}).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def test_large_upload_and_download_through_nginx(serve, nginx):
+    upload = serve(_hash_app)
+    download = serve(big.download)
+    data = os.urandom(1 << 20) * 24  # 24 MiB
+    proxy = nginx(f"127.0.0.1:{upload.port}")
+    reply = httpx.post(proxy.url + "/", content=data, timeout=WAIT * 2)
+    assert reply.json() == {"size": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    proxy.stop()
+    proxy = nginx(f"127.0.0.1:{download.port}")
+    with httpx.stream("GET", proxy.url + "/?32", timeout=WAIT * 2) as response:
+        total = sum(len(chunk) for chunk in response.iter_bytes())
+    assert response.status_code == 200 and total == 32 << 20
+
+
+def test_chunked_upload_through_nginx_reaches_the_app_whole(serve, nginx):
+    srv = serve(_hash_app)
+    proxy = nginx(f"127.0.0.1:{srv.port}")
+    parts = [os.urandom(100_000) for _ in range(10)]
+    reply = httpx.post(proxy.url + "/", content=iter(parts), timeout=WAIT)  # a generator: chunked
+    joined = b"".join(parts)
+    assert reply.json() == {"size": len(joined), "sha256": hashlib.sha256(joined).hexdigest()}
