@@ -190,3 +190,11 @@ def test_chunked_upload_through_nginx_reaches_the_app_whole(serve, nginx):
     reply = httpx.post(proxy.url + "/", content=iter(parts), timeout=WAIT)  # a generator: chunked
     joined = b"".join(parts)
     assert reply.json() == {"size": len(joined), "sha256": hashlib.sha256(joined).hexdigest()}
+
+
+def test_deployment_doc_shows_the_tested_location_block():
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
+    tested = [line.strip() for line in LOCATION.strip().splitlines()]
+    documented = [line.strip() for line in doc.splitlines()]
+    start = documented.index(tested[0])
+    assert documented[start : start + len(tested)] == tested
