@@ -150,6 +150,11 @@ class OutputChannel:
         return cond
 
     @property
+    def gone(self) -> bool:
+        """The client has left (closed or half-closed its side)."""
+        return self._gone
+
+    @property
     def closed(self) -> bool:
         """The client is gone (a plain read: a stale False only delays noticing by one send)."""
         return self._closed

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional, Tuple
 
+from .accesslog import check_format
 from .binds import parse_bind
 from .errors import ConfigError
 from .proxy import TrustedProxies
@@ -168,6 +169,12 @@ class Config:
         "Log one line per request to the asyncwsgi.access logger.",
         no_help="Do not log a line per request.",
     )
+    access_log_format: str = _opt(
+        "combined",
+        "Access log line: 'combined', 'json' (one JSON object per line), or a gunicorn-style "
+        "format of %%(atom)s; see docs/running.md for the atoms.",
+        metavar="FORMAT",
+    )
     log_level: LogLevel = _opt("info", "Log level for the CLI's stderr logging.", choices=LOG_LEVELS)
 
     def __post_init__(self) -> None:
@@ -234,6 +241,10 @@ class Config:
                 _fail(name, f"must be an ASCII path starting with '/', got {value!r}")
         if len(set(probes)) != len(probes):
             raise ConfigError("--health-path, --ready-path and --stats-path must differ")
+        try:
+            check_format(self.access_log_format)
+        except ValueError as exc:
+            _fail("access_log_format", str(exc))
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             _fail("root_path", f"must start with '/' and not end with '/', got {self.root_path!r}")
         try:
@@ -319,6 +330,7 @@ _FIELD_TYPES = {
     "root_path": (str,),
     "server_header": (bool,),
     "access_log": (bool,),
+    "access_log_format": (str,),
     "log_level": (str,),
 }
 

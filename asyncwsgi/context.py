@@ -7,6 +7,7 @@ import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Set, Tuple
 
+from .accesslog import AccessFormatter
 from .config import Config
 from .deadlines import DeadlineWheel, resolution_for
 from .environ import EnvironBuilder
@@ -42,6 +43,7 @@ class ServerContext:
         self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
         self.connections: Set[HTTPProtocol] = set()
         self.stats = Stats()
+        self.access_formatter = AccessFormatter(config.access_log_format)
         # Paths the loop answers itself (health, readiness, stats), when configured.
         self.local_paths = local_paths(config.health_path, config.ready_path, config.stats_path)
         # Read-side deadlines of every connection, on one loop timer (see deadlines.py).

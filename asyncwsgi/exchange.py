@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Union
 
 import h11
 
+from .accesslog import AccessRecord
 from .bridge import (
     EMPTY_INPUT,
     Delivery,
@@ -30,7 +31,7 @@ from .bridge import (
     ResponseHead,
 )
 from .errors import ClientDisconnected
-from .log import error_log, log_access
+from .log import access_log, error_log
 from .response import CONTINUE, NO_BODY, BodyFramer, FramingError, start_response
 from .stats import answer
 from .types import Environ
@@ -334,16 +335,22 @@ class Exchange:
         return request_line(self.request)
 
     def _log(self) -> None:
-        env = self.environ
-        log_access(
-            env.get("REMOTE_ADDR", "-"),
-            self.request_line(),
-            self.status,
-            self.bytes_out,
-            env.get("HTTP_REFERER", "-"),
-            env.get("HTTP_USER_AGENT", "-"),
-            self.protocol.ctx.loop.time() - self.started,
+        protocol = self.protocol
+        ctx = protocol.ctx
+        call = self.call
+        started = call.started_at
+        record = AccessRecord(
+            environ=self.environ,
+            request_line=self.request_line(),
+            status=self.status,
+            bytes_out=self.bytes_out,
+            bytes_in=0 if self.body is EMPTY_INPUT else protocol.body_bytes_received,
+            duration=ctx.loop.time() - self.started,
+            queue=started - call.queued_at if started else 0.0,
+            app=time.monotonic() - started if started else 0.0,
+            disconnected=self.channel.gone,
         )
+        access_log.info("%s", ctx.access_formatter.format(record))
 
 
 def request_line(request: h11.Request) -> str:

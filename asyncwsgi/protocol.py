@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import h11
 
+from .accesslog import AccessRecord
 from .environ import BadTarget, check_host, split_target
 from .errors import (
     ClientDisconnected,
@@ -46,7 +47,7 @@ from .errors import (
     RequestTrailersTooLarge,
 )
 from .exchange import Exchange, request_line
-from .log import error_log, log_access
+from .log import access_log, error_log
 from .proxy import apply_proxy_headers
 from .response import simple_response
 
@@ -466,6 +467,11 @@ class HTTPProtocol(asyncio.Protocol):
         self.exchange = None
         self.close()
 
+    @property
+    def body_bytes_received(self) -> int:
+        """Request body bytes received for the current request (when it has a body)."""
+        return self._body_received
+
     def should_close_after_response(self) -> bool:
         """Whether the response being started must carry ``Connection: close``."""
         max_requests = self.ctx.config.max_requests_per_connection
@@ -529,8 +535,18 @@ class HTTPProtocol(asyncio.Protocol):
             self.transport.write(simple_response(status, reason, headers, body))
             self.ctx.stats.response(status)
             if self.ctx.config.access_log:
-                line = "-" if request is None else request_line(request)
-                log_access(self.client[0] if self.client else "-", line, status, len(body), "-", "-", 0.0)
+                record = AccessRecord(
+                    environ={"REMOTE_ADDR": self.client[0] if self.client else "-"},
+                    request_line="-" if request is None else request_line(request),
+                    status=status,
+                    bytes_out=len(body),
+                    bytes_in=0,
+                    duration=0.0,
+                    queue=0.0,
+                    app=0.0,
+                    disconnected=False,
+                )
+                access_log.info("%s", self.ctx.access_formatter.format(record))
         self._linger()
 
     def _linger(self) -> None:
