@@ -10,9 +10,10 @@ import argparse
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
 import sys
-from typing import Any, Dict, List, NoReturn, Optional, Sequence
+from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence
 
 from . import __version__
 from .config import Config, flag_name, number_kind
@@ -21,6 +22,7 @@ from .importer import import_app
 from .log import error_log
 from .loops import resolve_loop
 from .server import Server, describe, start_server
+from .settings import env_options, file_options, to_toml
 from .tls import make_ssl_context
 from .types import WSGIApp
 
@@ -51,8 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve a WSGI application over HTTP/1.1 with an asyncio event loop and a thread pool.",
     )
     parser.add_argument(
-        "app", help="The WSGI app as 'module:attribute' (attribute may be dotted), e.g. myproject.wsgi:application."
+        "app",
+        nargs="?",
+        help="The WSGI app as 'module:attribute' (attribute may be dotted), e.g. myproject.wsgi:application.",
     )
+    parser.add_argument(
+        "-c",
+        "--config",
+        metavar="PATH",
+        help="TOML file of settings (keys are the flags without --). Without it, [tool.asyncwsgi] in "
+        "./pyproject.toml is read if present. Precedence: command line > ASYNCWSGI_* environment > file.",
+    )
+    parser.add_argument("--print-config", action="store_true", help="Print the effective settings as TOML and exit.")
     parser.add_argument(
         "--factory", action="store_true", help="Treat the app as a factory: call it with no arguments to get the app."
     )
@@ -66,22 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
     for f in dataclasses.fields(Config):
         meta = f.metadata
         flag = flag_name(f.name)
+        # Only flags actually given land in the namespace (SUPPRESS): the environment and a
+        # settings file fill in the rest, then Config's defaults.
         if f.default is True:
-            parser.add_argument(f"--no-{flag[2:]}", dest=f.name, action="store_false", help=meta["no_help"])
-            parser.set_defaults(**{f.name: True})
+            parser.add_argument(
+                f"--no-{flag[2:]}", dest=f.name, action="store_false", default=argparse.SUPPRESS, help=meta["no_help"]
+            )
             continue
         if f.default is False:
-            parser.add_argument(flag, dest=f.name, action="store_true", help=meta["help"])
+            parser.add_argument(flag, dest=f.name, action="store_true", default=argparse.SUPPRESS, help=meta["help"])
             continue
         if meta.get("repeat"):
             parser.add_argument(
-                flag, dest=f.name, action="append", default=None, metavar=meta["metavar"], help=meta["help"]
+                flag,
+                dest=f.name,
+                action="append",
+                default=argparse.SUPPRESS,
+                metavar=meta["metavar"],
+                help=meta["help"],
             )
             continue
         kwargs: Dict[str, Any] = {
             "dest": f.name,
-            "default": f.default,
-            "help": meta["help"] + " (default: %(default)s)",
+            "default": argparse.SUPPRESS,
+            "help": meta["help"] + f" (default: {f.default})",
         }
         if "choices" in meta:
             kwargs["choices"] = meta["choices"]
@@ -94,11 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(Config)}
+def config_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None, cwd: str = ".") -> Config:
+    """Defaults < settings file < ASYNCWSGI_* environment < command line."""
+    values, _ = file_options(getattr(args, "config", None), cwd)
+    values.update(env_options(os.environ if environ is None else environ))
     for f in dataclasses.fields(Config):
-        if f.metadata.get("repeat"):
-            values[f.name] = tuple(values[f.name] or ())
+        if hasattr(args, f.name):
+            value = getattr(args, f.name)
+            values[f.name] = tuple(value) if f.metadata.get("repeat") else value
     return Config(**values)
 
 
@@ -107,6 +130,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     try:
         config = config_from_args(args)
+        if args.print_config:
+            sys.stdout.write(to_toml(config))
+            return 0
+        if args.app is None:
+            parser.error("the app is required: asyncwsgi module:attribute")
         loop_name, loop_factory = resolve_loop(config.loop)
         make_ssl_context(config)  # unreadable certificates are a one-line error before importing the app
     except ConfigError as exc:
