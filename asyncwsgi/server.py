@@ -19,6 +19,7 @@ from .executor import WorkerPool
 from .listener import Listener, bind_sockets, remove_socket_file
 from .log import error_log
 from .protocol import HTTPProtocol
+from .stats import Stats
 from .tls import make_ssl_context
 from .types import WSGIApp
 
@@ -42,6 +43,11 @@ class Server:
         self._closing = False
         self._closed_task: Optional[asyncio.Task[None]] = None
         ctx.on_connection_lost = self._on_connection_lost
+
+    @property
+    def stats(self) -> Stats:
+        """Counters since start: requests, responses by class, timeouts (see stats.py)."""
+        return self._ctx.stats
 
     @property
     def config(self) -> Config:

@@ -1,0 +1,164 @@
+"""asyncwsgi.gunicorn.Worker under a real gunicorn arbiter: several processes, kill -9, recycling."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from tests.proc import ROOT, WAIT
+
+pytest.importorskip("gunicorn")
+
+
+def pid_app(environ, start_response):
+    """Answers with the worker's process id."""
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Gunicorn:
+    def __init__(self, *args: str) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-k",
+                "asyncwsgi.gunicorn.Worker",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "--graceful-timeout",
+                "5",
+                *args,
+                "tests.test_gunicorn:pid_app",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=WAIT)
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, self.proc.communicate()[1]
+            try:
+                if self.client.get("/").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("gunicorn did not start")
+
+    def pids(self, requests: int = 60) -> set:
+        """Worker pids seen over fresh connections (each request on its own connection)."""
+        seen = set()
+        for _ in range(requests):
+            reply = httpx.get(f"http://127.0.0.1:{self.port}/", timeout=WAIT)
+            assert reply.status_code == 200
+            seen.add(int(reply.text))
+        return seen
+
+    def stop(self) -> int:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            _, self.stderr = self.proc.communicate(timeout=WAIT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise
+        return self.proc.returncode
+
+
+def test_workers_serve_and_sigterm_stops_cleanly():
+    server = Gunicorn("-w", "2", "--threads", "4")
+    try:
+        assert 1 <= len(server.pids()) <= 2
+        for _ in range(5):
+            assert server.client.get("/").status_code == 200  # keep-alive on one connection
+    finally:
+        code = server.stop()
+    assert code == 0, server.stderr
+    assert "Traceback" not in server.stderr
+
+
+def _children(pid: int) -> set:
+    children = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            children |= {int(c) for c in f.read().split()}
+    return children
+
+
+def test_killed_worker_is_replaced_and_requests_keep_succeeding():
+    server = Gunicorn("-w", "2")
+    try:
+        workers = _children(server.proc.pid)
+        assert len(workers) == 2
+        victim = next(iter(server.pids()))
+        os.kill(victim, signal.SIGKILL)
+        # Requests keep succeeding (the other worker takes them) while the arbiter replaces it.
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            assert victim not in server.pids(5)
+            current = _children(server.proc.pid)
+            if len(current) == 2 and victim not in current:
+                break
+        replaced = _children(server.proc.pid)
+        assert len(replaced) == 2 and victim not in replaced
+        assert len(replaced - workers) == 1  # one new worker; the survivor is still there
+    finally:
+        server.stop()
+
+
+def test_max_requests_recycles_the_worker():
+    server = Gunicorn("-w", "1", "--max-requests", "10", "--max-requests-jitter", "0")
+    try:
+        first = server.pids(5)
+        deadline = time.monotonic() + WAIT
+        seen = set(first)
+        while time.monotonic() < deadline and len(seen) < 2:
+            try:
+                seen |= server.pids(5)
+            except httpx.TransportError:
+                time.sleep(0.05)  # between the old worker leaving and the new one starting
+        assert len(seen) >= 2  # a new worker process took over
+    finally:
+        server.stop()
+
+
+def test_gunicorn_settings_map_to_config():
+    from gunicorn.config import Config as GunicornConfig
+
+    from asyncwsgi.gunicorn import config_from_gunicorn
+
+    cfg = GunicornConfig()
+    for name, value in [
+        ("threads", 6),
+        ("keepalive", 9),
+        ("graceful_timeout", 12),
+        ("limit_request_fields", 50),
+        ("worker_connections", 500),
+        ("accesslog", "-"),
+        ("access_log_format", '%(h)s "%(r)s" %(s)s'),
+    ]:
+        cfg.set(name, value)
+    config = config_from_gunicorn(cfg, [7])
+    assert config.bind == ("fd://7",) and config.threads == 6 and config.keep_alive == 9.0
+    assert config.graceful_timeout == 12.0 and config.max_header_count == 50 and config.max_connections == 500
+    assert config.access_log and config.access_log_format == '%(h)s "%(r)s" %(s)s'
