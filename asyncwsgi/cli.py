@@ -15,10 +15,11 @@ import signal
 import sys
 from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence
 
-from . import __version__
+from . import __version__, privileges
 from .config import Config, flag_name, number_kind
 from .errors import AppImportError, ConfigError
 from .importer import import_app
+from .listener import bind_sockets
 from .log import error_log
 from .loops import resolve_loop
 from .server import Server, describe, start_server
@@ -141,6 +142,26 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail(str(exc), 2)
     _configure_logging(config.log_level, config.access_log)
     _raise_fd_limit(config.max_connections + _SPARE_FDS)
+    if config.pid_file is not None:
+        try:
+            _write_pid_file(config.pid_file)  # before dropping privileges, as run directories need
+        except OSError as exc:
+            return _fail(f"cannot write --pid-file: {exc}", 1)
+    try:
+        return _run(args, config, loop_name, loop_factory)
+    finally:
+        if config.pid_file is not None:
+            _remove_pid_file(config.pid_file)
+
+
+def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory: Any) -> int:
+    if config.user is not None or config.group is not None:
+        try:
+            config = _bind_then_drop_privileges(config)
+        except ConfigError as exc:
+            return _fail(str(exc), 2)
+        except OSError as exc:
+            return _fail(f"cannot listen: {exc}", 1)
     try:
         app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
     except AppImportError as exc:
@@ -159,6 +180,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def _bind_then_drop_privileges(config: Config) -> Config:
+    """Bind as root, become --user/--group, and serve the bound sockets as fd:// listeners."""
+    uid, gid = privileges.resolve(config.user, config.group)
+    sockets, files = bind_sockets(config)
+    try:
+        privileges.drop(uid, gid, config.user, files)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    binds = tuple(f"fd://{sock.detach()}" for sock in sockets)
+    error_log.info("running as uid %d, gid %d", uid, gid)
+    return dataclasses.replace(config, bind=binds, uds=None, fd=None)
+
+
+def _write_pid_file(path: str) -> None:
+    with open(path, "w") as file:
+        file.write(f"{os.getpid()}\n")
+
+
+def _remove_pid_file(path: str) -> None:
+    try:
+        with open(path) as file:
+            if file.read().strip() == str(os.getpid()):
+                os.unlink(path)  # only our own: a successor may already have written its pid
+    except OSError:
+        pass
 
 
 async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:

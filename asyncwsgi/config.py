@@ -175,6 +175,15 @@ class Config:
         "format of %%(atom)s; see docs/running.md for the atoms.",
         metavar="FORMAT",
     )
+    user: Optional[str] = _opt(
+        None, "Switch to this user (name or uid) after binding, before loading the app (start as root).", metavar="USER"
+    )
+    group: Optional[str] = _opt(
+        None, "Switch to this group (name or gid) after binding; default: the user's group.", metavar="GROUP"
+    )
+    pid_file: Optional[str] = _opt(
+        None, "Write the server's process id to this file while it runs (command line only).", metavar="PATH"
+    )
     log_level: LogLevel = _opt("info", "Log level for the CLI's stderr logging.", choices=LOG_LEVELS)
 
     def __post_init__(self) -> None:
@@ -331,6 +340,9 @@ _FIELD_TYPES = {
     "server_header": (bool,),
     "access_log": (bool,),
     "access_log_format": (str,),
+    "user": (str, type(None)),
+    "group": (str, type(None)),
+    "pid_file": (str, type(None)),
     "log_level": (str,),
 }
 

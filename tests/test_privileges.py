@@ -1,0 +1,66 @@
+"""--pid-file, and --user/--group: bind as root, then serve (and load the app) as someone else."""
+
+from __future__ import annotations
+
+import os
+import pwd
+import socket
+
+import pytest
+
+from tests.helpers import Reader, get
+from tests.proc import WAIT, CLIServer, run_cli
+
+
+def _get(port: int) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(get("/"))
+        return Reader(sock).response().body
+
+
+def _uids(pid: int) -> list:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("Uid:"):
+                return [int(v) for v in line.split()[1:]]
+    raise AssertionError("no Uid line")
+
+
+def test_pid_file_lives_as_long_as_the_server(tmp_path):
+    path = tmp_path / "asyncwsgi.pid"
+    with CLIServer("tests.apps.basic:hello", "--port", "0", "--pid-file", str(path)) as server:
+        server.wait_listening()
+        assert path.read_text() == f"{server.pid}\n"
+        server.signal()
+        assert server.wait() == 0
+    assert not path.exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_user_and_group_after_binding(tmp_path):
+    nobody = pwd.getpwnam("nobody")
+    sock_path = str(tmp_path / "app.sock")
+    os.chmod(tmp_path, 0o755)
+    with CLIServer(
+        "tests.apps.basic:hello", "--bind", "127.0.0.1:0", "--bind", f"unix:{sock_path}", "--user", "nobody"
+    ) as server:
+        server.wait_listening()
+        assert set(_uids(server.pid)) == {nobody.pw_uid}  # real, effective, saved, filesystem
+        assert _get(server.port) == b"Hello, world!"
+        assert os.stat(sock_path).st_uid == nobody.pw_uid
+        server.signal()
+        assert server.wait() == 0
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
+def test_unknown_user_is_a_one_line_error():
+    result = run_cli("tests.apps.basic:hello", "--port", "0", "--user", "no-such-user-xyz")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == ["asyncwsgi: error: --user: no such user 'no-such-user-xyz'"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may switch users")
+def test_user_without_root_is_a_one_line_error():
+    result = run_cli("tests.apps.basic:hello", "--port", "0", "--user", "nobody")
+    assert result.returncode == 2
+    assert "need the server to be started as root" in result.stderr
