@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import random
 import signal
 import sys
 from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence
@@ -24,6 +25,7 @@ from .log import error_log
 from .loops import resolve_loop
 from .server import Server, describe, start_server
 from .settings import env_options, file_options, to_toml
+from .supervisor import HEARTBEAT_SECONDS, Supervisor, heartbeat_fd
 from .tls import make_ssl_context
 from .types import WSGIApp
 
@@ -117,8 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None, cwd: str = ".") -> Config:
     """Defaults < settings file < ASYNCWSGI_* environment < command line."""
+    environ = os.environ if environ is None else environ
     values, _ = file_options(getattr(args, "config", None), cwd)
-    values.update(env_options(os.environ if environ is None else environ))
+    values.update(env_options(environ))
+    concurrency = environ.get("WEB_CONCURRENCY", "")
+    if "workers" not in values and not hasattr(args, "workers") and concurrency.isdigit():
+        values["workers"] = int(concurrency)  # the Heroku / container convention
     for f in dataclasses.fields(Config):
         if hasattr(args, f.name):
             value = getattr(args, f.name)
@@ -148,6 +154,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except OSError as exc:
             return _fail(f"cannot write --pid-file: {exc}", 1)
     try:
+        if config.workers > 1 and heartbeat_fd() is None:
+            return _supervise(args, config)
         return _run(args, config, loop_name, loop_factory)
     finally:
         if config.pid_file is not None:
@@ -180,6 +188,21 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
         finally:
             asyncio.set_event_loop(None)
             loop.close()
+
+
+def _supervise(args: argparse.Namespace, config: Config) -> int:
+    if config.user is not None or config.group is not None:
+        try:
+            config = _bind_then_drop_privileges(config)
+        except ConfigError as exc:
+            return _fail(str(exc), 2)
+        except OSError as exc:
+            return _fail(f"cannot listen: {exc}", 1)
+    app_args = [args.app, "--app-dir", args.app_dir] + (["--factory"] if args.factory else [])
+    try:
+        return Supervisor(config, app_args).run()
+    except OSError as exc:
+        return _fail(f"cannot listen: {exc}", 1)
 
 
 def _bind_then_drop_privileges(config: Config) -> Config:
@@ -217,9 +240,47 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:
         error_log.info(
             "asyncwsgi %s listening on %s (loop: %s, threads: %d)", __version__, address, loop_name, config.threads
         )
-    exit_code = await _until_signalled(server)
+    supervised = heartbeat_fd()
+    tasks = []
+    if supervised is not None:
+        tasks.append(asyncio.ensure_future(_heartbeat(server, supervised)))
+        if config.max_requests:
+            limit = config.max_requests + random.randint(0, config.max_requests_jitter)
+            tasks.append(asyncio.ensure_future(_recycle_after(server, limit)))
+    try:
+        exit_code = await _until_signalled(server)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
     error_log.info("asyncwsgi stopped")
     return exit_code
+
+
+async def _heartbeat(server: Server, fd: int) -> None:
+    """[supervised worker] Tell the supervisor, from the event loop, that the loop turns."""
+    os.set_blocking(fd, False)
+    try:
+        while True:
+            try:
+                os.write(fd, b".")
+            except BlockingIOError:
+                pass  # the supervisor is busy; it has a beat to read already
+            except OSError:
+                error_log.warning("supervisor gone: shutting down")
+                server.close()
+                return
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+    finally:
+        os.close(fd)
+
+
+async def _recycle_after(server: Server, limit: int) -> None:
+    """[supervised worker] Drain and exit after ``limit`` requests; the supervisor replaces us."""
+    while server.stats.requests < limit:
+        await asyncio.sleep(0.1)
+    error_log.info("served %d requests (--max-requests): draining for a fresh worker", server.stats.requests)
+    server.close()
 
 
 async def _until_signalled(server: Server) -> int:

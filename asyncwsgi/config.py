@@ -49,6 +49,26 @@ class Config:
     uds_mode: Optional[str] = _opt(
         None, "Permissions (octal, e.g. 660) for Unix sockets this server creates.", metavar="MODE"
     )
+    workers: int = _opt(
+        1,
+        "Worker processes sharing the listeners, under a supervisor that restarts them (command "
+        "line only; WEB_CONCURRENCY sets it when nothing else does). Each has --threads threads.",
+        metavar="N",
+    )
+    worker_timeout: float = _opt(
+        30.0,
+        "With --workers: kill and replace a worker whose event loop sends no heartbeat for this long (0: never).",
+        metavar="SECONDS",
+    )
+    max_requests: int = _opt(
+        0,
+        "With --workers (or under gunicorn): a worker drains and is replaced after this many "
+        "requests, plus up to --max-requests-jitter (0: never).",
+        metavar="N",
+    )
+    max_requests_jitter: int = _opt(
+        0, "Random extra requests (0..N) per worker for --max-requests, so workers don't restart together.", metavar="N"
+    )
     threads: int = _opt(8, "Worker threads running the WSGI app.")
     queue_size: int = _opt(
         32,
@@ -213,6 +233,9 @@ class Config:
         if self.fd is not None and self.fd < 0:
             _fail("fd", f"must be >= 0, got {self.fd}")
         _at_least(self, "threads", 1)
+        _at_least(self, "workers", 1)
+        _at_least(self, "max_requests", 0)
+        _at_least(self, "max_requests_jitter", 0)
         _at_least(self, "queue_size", 0)
         _at_least(self, "backlog", 1)
         _at_least(self, "max_head_bytes", 1024)
@@ -233,6 +256,7 @@ class Config:
             "body_timeout",
             "body_min_rate",
             "write_timeout",
+            "worker_timeout",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
@@ -303,6 +327,10 @@ _FIELD_TYPES = {
     "fd": (int, type(None)),
     "bind": (tuple,),
     "uds_mode": (str, type(None)),
+    "workers": (int,),
+    "worker_timeout": (int, float),
+    "max_requests": (int,),
+    "max_requests_jitter": (int,),
     "threads": (int,),
     "queue_size": (int,),
     "backlog": (int,),

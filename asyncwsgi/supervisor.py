@@ -1,0 +1,271 @@
+"""``--workers N``: one supervisor process, N worker processes sharing its listening sockets. [main]
+
+One process of a GIL-bound server uses one core; this is how asyncwsgi uses more. The supervisor
+binds every listener once and starts each worker as a fresh interpreter (no fork of a process
+with threads) that serves the inherited sockets as ``fd://`` listeners, all accepting from the
+same kernel queue. Each worker runs the ordinary single-process server with the same settings,
+passed as a settings file, and sends a heartbeat from its event loop once a second.
+
+The supervisor:
+
+* restarts a worker that exits, at once if it had run a while, else with a back-off doubling
+  from 0.1 s to 10 s, so an app that crashes on import does not spin;
+* kills (SIGKILL) and replaces a worker whose heartbeat stops for ``--worker-timeout``: its
+  event loop is stuck, and that is logged with the reason;
+* SIGTERM / SIGINT: passes SIGTERM on, so every worker drains within ``--graceful-timeout``; a
+  second signal passes it on again (workers then close at once) and exits 1;
+* SIGHUP: starts a new set of workers and stops the old ones once every new one is serving;
+* SIGTTIN / SIGTTOU: one worker more / one fewer.
+
+``--max-requests`` (with ``--max-requests-jitter``) is enforced by each worker, which drains
+and exits after that many requests; the supervisor then starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional
+
+from .config import Config
+from .listener import bind_sockets, remove_socket_file
+from .log import error_log
+from .settings import ENV_PREFIX, to_toml
+
+HEARTBEAT_ENV = "_ASYNCWSGI_HEARTBEAT_FD"  # not ASYNCWSGI_*: that prefix is for settings
+HEARTBEAT_SECONDS = 1.0
+_STABLE_SECONDS = 5.0  # a worker that ran this long is restarted without back-off
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 10.0
+_TICK_SECONDS = 0.25
+
+
+@dataclasses.dataclass
+class _Worker:
+    proc: subprocess.Popen[bytes]
+    heartbeat: int  # read end of its heartbeat pipe
+    started: float
+    last_beat: float
+    ready: bool = False  # has sent a heartbeat: it is serving
+    retiring: bool = False  # told to stop (reload, fewer workers): not restarted
+
+
+class Supervisor:
+    """Runs until signalled; returns the process exit code."""
+
+    def __init__(self, config: Config, app_args: List[str]) -> None:
+        self.config = config
+        self.app_args = app_args  # the app and --factory / --app-dir, passed to each worker
+        self.target = config.workers
+        self.workers: Dict[int, _Worker] = {}
+        self.failures = 0  # quick consecutive worker deaths, for the back-off
+        self.restart_at = 0.0
+        self.stopping = False
+        self.forced = False
+        self.stop_deadline = 0.0
+        self.reload_pending: List[int] = []  # pids of workers to retire once the new set is ready
+        self._signals: List[int] = []
+
+    def run(self) -> int:
+        sockets, socket_files = bind_sockets(self.config)
+        fds = [sock.fileno() for sock in sockets]
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        worker_config = dataclasses.replace(
+            self.config,
+            bind=tuple(f"fd://{fd}" for fd in fds),
+            uds=None,
+            fd=None,
+            workers=1,
+            pid_file=None,
+            user=None,
+            group=None,
+        )
+        handle, settings_path = tempfile.mkstemp(prefix="asyncwsgi-", suffix=".toml")
+        with os.fdopen(handle, "w") as file:
+            file.write(to_toml(worker_config))
+        self._settings = settings_path
+        self._fds = fds
+        wakeup_r, wakeup_w = os.pipe()
+        os.set_blocking(wakeup_w, False)
+        old_wakeup = signal.set_wakeup_fd(wakeup_w)
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+        previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
+        try:
+            error_log.info("supervisor %d starting %d workers", os.getpid(), self.target)
+            for _ in range(self.target):
+                self._spawn()
+            while self.workers or not self.stopping:
+                self._tick(wakeup_r)
+        finally:
+            signal.set_wakeup_fd(old_wakeup)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+            for worker in self.workers.values():
+                worker.proc.kill()
+                worker.proc.wait()
+            os.close(wakeup_r)
+            os.close(wakeup_w)
+            os.unlink(settings_path)
+            for sock in sockets:
+                sock.close()
+            for path in socket_files:
+                remove_socket_file(path)
+        error_log.info("supervisor stopped")
+        return 1 if self.forced else 0
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._signals.append(signum)
+
+    def _tick(self, wakeup: int) -> None:
+        pipes = {w.heartbeat: w for w in self.workers.values()}
+        try:
+            readable, _, _ = select.select([wakeup, *pipes], [], [], _TICK_SECONDS)
+        except InterruptedError:
+            readable = []
+        now = time.monotonic()
+        for fd in readable:
+            if fd == wakeup:
+                os.read(wakeup, 512)
+                continue
+            worker = pipes[fd]
+            try:
+                data = os.read(fd, 512)
+            except OSError:
+                data = b""
+            if data:
+                worker.last_beat = now
+                worker.ready = True
+        while self._signals:
+            self._handle_signal(self._signals.pop(0))
+        self._reap(now)
+        self._check_heartbeats(now)
+        self._finish_reload()
+        if self.stopping:
+            if now > self.stop_deadline and self.workers:
+                error_log.warning("workers still running after --graceful-timeout: killing them")
+                for worker in self.workers.values():
+                    worker.proc.kill()
+            return
+        live = sum(1 for w in self.workers.values() if not w.retiring)
+        if live < self.target and now >= self.restart_at:
+            self._spawn()
+        elif live > self.target:
+            self._retire(next(w for w in self.workers.values() if not w.retiring))
+
+    def _handle_signal(self, signum: int) -> None:
+        name = signal.Signals(signum).name
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            if self.stopping:
+                error_log.warning("received %s again: stopping workers now", name)
+                self.forced = True
+            else:
+                error_log.info("received %s: stopping %d workers gracefully", name, len(self.workers))
+                self.stopping = True
+                self.stop_deadline = time.monotonic() + self.config.graceful_timeout + 5.0
+            for worker in self.workers.values():
+                self._signal(worker, signal.SIGTERM)
+        elif self.stopping:
+            return
+        elif signum == signal.SIGHUP:
+            error_log.info("received SIGHUP: starting %d new workers, then stopping the old ones", self.target)
+            self.reload_pending = [pid for pid, w in self.workers.items() if not w.retiring]
+            for _ in range(self.target):
+                self._spawn()
+        elif signum == signal.SIGTTIN:
+            self.target += 1
+            error_log.info("received SIGTTIN: %d workers", self.target)
+        elif signum == signal.SIGTTOU and self.target > 1:
+            self.target -= 1
+            error_log.info("received SIGTTOU: %d workers", self.target)
+
+    def _finish_reload(self) -> None:
+        if not self.reload_pending:
+            return
+        new = [w for pid, w in self.workers.items() if pid not in self.reload_pending and not w.retiring]
+        if len(new) >= self.target and all(w.ready for w in new[: self.target]):
+            for pid in self.reload_pending:
+                if pid in self.workers:
+                    self._retire(self.workers[pid])
+            self.reload_pending = []
+
+    def _reap(self, now: float) -> None:
+        for pid, worker in list(self.workers.items()):
+            code = worker.proc.poll()
+            if code is None:
+                continue
+            del self.workers[pid]
+            os.close(worker.heartbeat)
+            if self.stopping or worker.retiring:
+                continue
+            ran = now - worker.started
+            how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+            if code == 0 and worker.ready:
+                error_log.info("worker %d exited (recycled); starting another", pid)
+                self.failures = 0
+                continue
+            if ran >= _STABLE_SECONDS:
+                self.failures = 0
+            else:
+                self.failures += 1
+            delay = 0.0 if not self.failures else min(_BACKOFF_MAX, _BACKOFF_FIRST * 2 ** (self.failures - 1))
+            self.restart_at = now + delay
+            error_log.error("worker %d %s after %.1fs; restarting in %.1fs", pid, how, ran, delay)
+
+    def _check_heartbeats(self, now: float) -> None:
+        timeout = self.config.worker_timeout
+        if not timeout:
+            return
+        for pid, worker in self.workers.items():
+            if now - worker.last_beat > timeout and worker.proc.poll() is None:
+                state = "serving" if worker.ready else "starting"
+                error_log.error(
+                    "worker %d (%s) sent no heartbeat for %.1fs (--worker-timeout): its event loop is stuck;"
+                    " killing it",
+                    pid,
+                    state,
+                    now - worker.last_beat,
+                )
+                worker.proc.kill()
+                worker.last_beat = now  # once
+
+    # --- workers ------------------------------------------------------------------------------
+
+    def _spawn(self) -> None:
+        read_end, write_end = os.pipe()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "WEB_CONCURRENCY"}
+        env[HEARTBEAT_ENV] = str(write_end)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "asyncwsgi", *self.app_args, "-c", self._settings],
+                pass_fds=[*self._fds, write_end],
+                env=env,
+            )
+        finally:
+            os.close(write_end)
+        now = time.monotonic()
+        self.workers[proc.pid] = _Worker(proc, read_end, now, now)
+        self.restart_at = now
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.retiring = True
+        self._signal(worker, signal.SIGTERM)
+
+    def _signal(self, worker: _Worker, signum: int) -> None:
+        try:
+            worker.proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+
+def heartbeat_fd() -> Optional[int]:
+    """The heartbeat pipe, when this process is a supervised worker."""
+    value = os.environ.get(HEARTBEAT_ENV)
+    return int(value) if value and value.isdigit() else None

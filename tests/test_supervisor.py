@@ -1,0 +1,187 @@
+"""--workers N: the supervisor and its worker processes, as real processes over real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from typing import List, Set
+
+import pytest
+
+from tests.helpers import Reader, get, wait_for
+from tests.proc import WAIT, CLIServer
+
+APP = "tests.test_gunicorn:pid_app"  # answers with the worker's pid
+
+
+def children(pid: int) -> Set[int]:
+    found: Set[int] = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found |= {int(c) for c in f.read().split()}
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def ask(port: int) -> int:
+    """One request on a fresh connection; the pid of the worker that answered."""
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(get("/"))
+        return int(Reader(sock).response().body)
+
+
+class Load:
+    """Requests in a loop on a thread, recording every failure, until stopped."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.ok = 0
+        self.failures: List[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ask(self.port)
+                self.ok += 1
+            except Exception as exc:  # every failure is a test failure
+                self.failures.append(repr(exc))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(WAIT)
+
+
+def start(*args: str, env=None) -> CLIServer:
+    server = CLIServer(APP, "--port", "0", "--no-access-log", *args, env=env)
+    server.wait_listening()
+    if "--workers" in args:
+        count = int(args[args.index("--workers") + 1])
+        assert wait_for(lambda: len(children(server.pid)) == count)
+    return server
+
+
+def test_workers_serve_and_stop_gracefully():
+    with start("--workers", "2") as server:
+        workers = children(server.pid)
+        assert len(workers) == 2
+        seen = {ask(server.port) for _ in range(40)}
+        assert seen <= workers and seen
+        server.signal(signal.SIGTERM)
+        assert server.wait() == 0
+        assert wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers))
+    assert "supervisor stopped" in server.output()
+
+
+def test_killed_worker_is_replaced_while_requests_keep_succeeding():
+    with start("--workers", "2") as server:
+        workers = children(server.pid)
+        load = Load(server.port)
+        try:
+            assert wait_for(lambda: load.ok > 20)
+            victim = next(iter(workers))
+            os.kill(victim, signal.SIGKILL)
+            assert wait_for(lambda: len(children(server.pid) - workers) == 1 and len(children(server.pid)) == 2)
+            before = load.ok
+            assert wait_for(lambda: load.ok > before + 20)
+        finally:
+            load.stop()
+        # Only a request the victim itself was serving when killed can fail (the load is one
+        # request at a time); the listening socket's queue is shared, so nothing else is lost.
+        assert len(load.failures) <= 1, load.failures
+        assert f"worker {victim} was killed by SIGKILL" in server.output()
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_sighup_replaces_every_worker_without_failed_requests():
+    with start("--workers", "2") as server:
+        old = children(server.pid)
+        load = Load(server.port)
+        try:
+            assert wait_for(lambda: load.ok > 20)
+            server.signal(signal.SIGHUP)
+            assert wait_for(lambda: len(children(server.pid)) == 2 and not (children(server.pid) & old))
+            before = load.ok
+            assert wait_for(lambda: load.ok > before + 20)
+        finally:
+            load.stop()
+        assert load.failures == []
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_ttin_and_ttou_change_the_number_of_workers():
+    with start("--workers", "2") as server:
+        server.signal(signal.SIGTTIN)
+        assert wait_for(lambda: len(children(server.pid)) == 3)
+        server.signal(signal.SIGTTOU)  # one at a time: the kernel does not queue repeated signals
+        assert wait_for(lambda: len(children(server.pid)) == 2)
+        server.signal(signal.SIGTTOU)
+        assert wait_for(lambda: len(children(server.pid)) == 1)
+        assert ask(server.port) in children(server.pid)
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_stuck_event_loop_is_killed_and_replaced():
+    with start("--workers", "2", "--worker-timeout", "1.5") as server:
+        workers = children(server.pid)
+        victim = next(iter(workers))
+        os.kill(victim, signal.SIGSTOP)  # its loop stops turning: no more heartbeats
+        assert wait_for(lambda: victim not in children(server.pid) and len(children(server.pid)) == 2)
+        assert any(f"worker {victim} (" in line and "sent no heartbeat" in line for line in server.lines)
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_max_requests_recycles_workers():
+    with start("--workers", "2", "--max-requests", "5", "--max-requests-jitter", "2") as server:
+        first = children(server.pid)
+
+        def recycled() -> bool:
+            try:
+                ask(server.port)  # keep the requests coming until every first worker has gone
+            except (OSError, EOFError):
+                time.sleep(0.05)  # a connection caught by a worker as it drains
+            current = children(server.pid)
+            return len(current) == 2 and not (current & first)
+
+        assert wait_for(recycled)
+        assert "(--max-requests)" in server.output() and "recycled" in server.output()
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_crashing_app_is_restarted_with_back_off():
+    server = CLIServer("tests.apps.basic:missing", "--port", "0", "--workers", "2")
+    try:
+        assert wait_for(lambda: "restarting in 0.4s" in server.output(), timeout=WAIT)
+        delays = [line.rsplit("restarting in ", 1)[1] for line in server.lines if "restarting in" in line]
+        assert delays[:3] == ["0.1s", "0.2s", "0.4s"] or delays[0] == "0.1s"
+        server.signal()
+        assert server.wait() == 0
+    finally:
+        server.kill()
+
+
+def test_web_concurrency_sets_the_worker_count():
+    with start(env={"WEB_CONCURRENCY": "3"}) as server:
+        assert wait_for(lambda: len(children(server.pid)) == 3)
+        server.signal()
+        assert server.wait() == 0
+
+
+@pytest.mark.parametrize("flag,value", [("--workers", "0"), ("--max-requests", "-1")])
+def test_bad_values(flag, value):
+    from tests.proc import run_cli
+
+    result = run_cli(APP, flag, value)
+    assert result.returncode == 2 and flag in result.stderr
