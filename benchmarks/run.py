@@ -59,6 +59,7 @@ class Scenario:
     description: str
     unit: str = "req/s"
     idle: int = 0  # idle keep-alive connections held open during the run
+    workers: int = 1  # processes per server: above 1, servers and wrk share both CPUs
     upload_bytes: int = 0
     mib_per_request: float = 0.0  # for MiB/s: bytes moved per request, in MiB
 
@@ -82,6 +83,13 @@ SCENARIOS = [
     ),
     Scenario("blocking-10ms", "benchmarks.apps:blocking", 64, "app blocks 10 ms, 64 connections (ideal 800 req/s)"),
     Scenario("flask-json", "benchmarks.flask_app:app", 50, "Flask JSON view, 50 connections"),
+    Scenario(
+        "hello-50-workers-2",
+        "benchmarks.apps:hello",
+        50,
+        "hello world, 50 connections, 2 worker processes (servers and wrk share both CPUs)",
+        workers=2,
+    ),
     Scenario("django-json", "benchmarks.django_app:app", 50, "Django JSON view, 50 connections"),
 ]
 
@@ -297,7 +305,7 @@ def run_wrk(port: int, scenario: Scenario, seconds: int, script: Optional[str]) 
     cmd = [
         "taskset",
         "-c",
-        "1",
+        "1" if scenario.workers == 1 else "0,1",
         "wrk",
         "-t1",
         f"-c{scenario.connections}",
@@ -325,12 +333,29 @@ def run_wrk(port: int, scenario: Scenario, seconds: int, script: Optional[str]) 
     return {"rps": rps, "p50": percentile("50"), "p99": percentile("99"), "errors": errors}
 
 
+# Servers in the multi-process scenario, and how each is told its process count.
+MULTI_PROCESS = {"asyncwsgi-uvloop", "asyncwsgi-asyncio", "gunicorn-gthread"}
+
+
+def with_workers(name: str, argv: List[str], workers: int) -> List[str]:
+    if name.startswith("asyncwsgi"):
+        return [*argv, "--workers", str(workers)]
+    index = argv.index("-w")  # gunicorn
+    return [*argv[: index + 1], str(workers), *argv[index + 2 :]]
+
+
 def measure(name: str, command: List[str], scenario: Scenario, seconds: int, script: Optional[str]) -> Result:
     port = free_port()
     env = dict(os.environ, BENCH_APP=scenario.app, PYTHONPATH=str(ROOT))
     argv = command(scenario.app, port)  # type: ignore[operator]
+    if scenario.workers > 1:
+        argv = with_workers(name, argv, scenario.workers)
     proc = subprocess.Popen(
-        ["taskset", "-c", "0", *argv], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        ["taskset", "-c", "0" if scenario.workers == 1 else "0,1", *argv],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     holder = None
     try:
@@ -416,6 +441,7 @@ TARGETS = [
     ("1 MiB download vs waitress", "download-1mib", "waitress", "ratio", 2.0),
     ("p99 at 256 connections vs waitress's", "hello-256", "waitress", "p99", 0.7),
     ("10 ms blocking app, share of ideal 800 req/s", "blocking-10ms", None, "ideal", 0.97 * 800),
+    ("2 worker processes vs gunicorn gthread -w 2", "hello-50-workers-2", "gunicorn-gthread", "ratio", 1.0),
 ]
 
 
@@ -565,6 +591,8 @@ def main() -> None:
         for scenario in scenarios:
             script = upload_script(scenario.upload_bytes) if scenario.upload_bytes else None
             for name, command in servers.items():
+                if scenario.workers > 1 and name not in MULTI_PROCESS:
+                    continue
                 try:
                     result = measure(name, command, scenario, seconds, script)  # type: ignore[arg-type]
                 except Exception as exc:  # a peer that fails a scenario gets no row, and we say why
