@@ -146,6 +146,7 @@ class ConnectionGate:
         self.open = 0
         self._per_ip: Dict[str, int] = {}
         self._room: Optional[asyncio.Event] = None
+        self.on_release: Optional[Callable[[], None]] = None  # called after each release
 
     def has_room(self) -> bool:
         return self.open < self.max_connections
@@ -177,6 +178,8 @@ class ConnectionGate:
         if self._room is not None and self.open < self.max_connections:
             self._room.set()
             self._room = None
+        if self.on_release is not None:
+            self.on_release()
 
 
 ProtocolFactory = Callable[[Optional[Tuple[str, str]]], asyncio.Protocol]
@@ -211,15 +214,27 @@ class Listener:
         return self._task is not None and not self._task.done()
 
     def stop(self) -> None:
-        """Stop accepting and close the socket; connections already accepted are not touched."""
+        """Stop accepting and close the socket; connections already accepted are not touched.
+
+        Connections already in the kernel's accept queue are taken first and served (each gets
+        its first request answered with ``Connection: close``): closing a listening socket
+        resets them, and their clients, having connected, may already have sent a request.
+        """
         task, self._task = self._task, None
         if task is None:
             self.sock.close()
             return
+        loop = asyncio.get_running_loop()
+        while self._gate.has_room():
+            try:
+                conn, address = self.sock.accept()
+            except OSError:  # BlockingIOError: the queue is empty
+                break
+            self._take(loop, conn, address)
         task.cancel()
-        # The cancelled accept unregisters the socket in a callback already queued; close after it,
-        # so the selector never holds a closed (and possibly reused) file descriptor.
-        asyncio.get_running_loop().call_soon(self.sock.close)
+        # The cancelled wait unregisters the socket as it unwinds; close after that, so the
+        # selector never holds a closed (and possibly reused) file descriptor.
+        loop.call_soon(self.sock.close)
 
     async def _accept_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -227,15 +242,9 @@ class Listener:
         sock = self.sock
         while True:
             await gate.wait_for_room()
-            try:
-                conn, address = await loop.sock_accept(sock)
-            except OSError as exc:
-                self._accept_failed(exc)
-                if exc.errno in _RESOURCE_ERRORS:
-                    await asyncio.sleep(_RESOURCE_BACKOFF_SECONDS)
-                continue
-            self._take(loop, conn, address)
-            # More may be waiting: take them without a round trip through the selector.
+            # Wait for a connection, then accept it ourselves: with loop.sock_accept, a task
+            # cancelled (by stop) just after the loop accepted would drop that connection.
+            await self._readable(loop)
             for _ in range(_ACCEPT_BATCH):
                 if not gate.has_room():
                     break
@@ -245,8 +254,25 @@ class Listener:
                     break
                 except OSError as exc:
                     self._accept_failed(exc)
+                    if exc.errno in _RESOURCE_ERRORS:
+                        await asyncio.sleep(_RESOURCE_BACKOFF_SECONDS)
                     break
                 self._take(loop, conn, address)
+
+    async def _readable(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Until the listening socket has a connection waiting."""
+        ready: asyncio.Future[None] = loop.create_future()
+        fd = self.sock.fileno()
+
+        def wake() -> None:
+            if not ready.done():
+                ready.set_result(None)
+
+        loop.add_reader(fd, wake)
+        try:
+            await ready
+        finally:
+            loop.remove_reader(fd)
 
     def _take(self, loop: asyncio.AbstractEventLoop, conn: socket.socket, address: object) -> None:
         client = None if self._is_unix else (str(address[0]), str(address[1]))  # type: ignore[index]

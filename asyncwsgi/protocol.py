@@ -67,6 +67,8 @@ _IDLE, _HEAD, _BODY, _LINGER = "IDLE", "HEAD", "BODY", "LINGER"
 _PIPELINE_BUFFER_BYTES = 64 * 1024
 # Request body bytes we read and discard after the app answered without reading it all.
 _DRAIN_LIMIT_BYTES = 1024 * 1024
+# While draining, how long a new connection has to send its first request.
+_DRAIN_FIRST_REQUEST_SECONDS = 1.0
 # Seconds we keep reading (and discarding) after sending an error, before closing.
 _LINGER_SECONDS = 2.0
 # --body-min-rate is checked this often, and only after this much time reading the body.
@@ -148,12 +150,10 @@ class HTTPProtocol(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         if isinstance(local, tuple):
             self.server = ctx.server_address(local[0], local[1])
-        if ctx.draining:
-            transport.close()
-            return
         # The first head is due within --header-timeout of the connection (a later TLS
-        # handshake falls inside this deadline too).
-        self._arm(_HEAD, ctx.config.header_timeout)
+        # handshake falls inside this deadline too). While draining, a new connection still gets
+        # its first request answered (its client has most likely sent it already), sooner.
+        self._arm(_HEAD, _drain_grace(ctx.config.header_timeout) if ctx.draining else ctx.config.header_timeout)
 
     def data_received(self, data: bytes) -> None:
         kind = self._timer_kind
@@ -509,9 +509,18 @@ class HTTPProtocol(asyncio.Protocol):
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.config.max_head_bytes)
 
     def shutdown(self) -> None:
-        """The server is draining: close now if idle, else after the current response."""
-        if self.exchange is None and (self.conn is None or not self.conn.trailing_data[0]):
-            self.close()
+        """The server is draining: close now if idle, else after the current response.
+
+        A connection that has not yet had a request read is not idle: its client has just
+        connected and its request may be in the socket buffer; closing would lose it (a reset,
+        not a retryable keep-alive close). It gets a short grace to send it, answered with close.
+        """
+        if self.exchange is not None or (self.conn is not None and self.conn.trailing_data[0]):
+            return
+        if self._requests == 0:
+            self._arm(_HEAD, _drain_grace(self.ctx.config.header_timeout))
+            return
+        self.close()
 
     # --- errors --------------------------------------------------------------------------------
 
@@ -744,6 +753,10 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _peer(self) -> str:
         return self.client[0] if self.client else "unix"
+
+
+def _drain_grace(header_timeout: float) -> float:
+    return min(header_timeout, _DRAIN_FIRST_REQUEST_SECONDS) if header_timeout else _DRAIN_FIRST_REQUEST_SECONDS
 
 
 def _check_fields(fields: Any, max_field_bytes: int, max_fields: int) -> Optional[str]:

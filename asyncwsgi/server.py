@@ -43,6 +43,7 @@ class Server:
         self._closing = False
         self._closed_task: Optional[asyncio.Task[None]] = None
         ctx.on_connection_lost = self._on_connection_lost
+        ctx.gate.on_release = self._on_connection_lost
 
     @property
     def stats(self) -> Stats:
@@ -112,7 +113,9 @@ class Server:
     # --- internals ----------------------------------------------------------------------------
 
     def _on_connection_lost(self) -> None:
-        if self._closing and not self._ctx.connections:
+        # The gate counts a connection from accept on, so one still starting (a TLS handshake,
+        # or accepted from the backlog at close) is waited for too, not dropped.
+        if self._closing and not self._ctx.connections and not self._ctx.gate.open:
             self._all_closed.set()
 
     async def _shutdown(self) -> None:

@@ -203,3 +203,21 @@ async def test_bind_failure_raises_and_leaks_no_thread():
         with pytest.raises(OSError):
             await asyncwsgi.start_server(basic.hello, port=busy.getsockname()[1])
     assert not [t for t in threading.enumerate() if t.name.startswith("asyncwsgi")]
+
+
+@pytest.mark.asyncio
+async def test_close_right_after_a_client_connects_still_answers_its_request():
+    """A connection accepted (or still in the kernel's queue) when the server closes has most
+    likely sent its request: it is answered with Connection: close, never reset."""
+    for _ in range(10):
+        server = await asyncwsgi.start_server(basic.hello, port=0, access_log=False)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        await writer.drain()
+        server.close()
+        data = await asyncio.wait_for(reader.read(), 10)
+        assert data.startswith(b"HTTP/1.1 200 ") and b"Connection: close\r\n" in data
+        assert data.endswith(b"Hello, world!")
+        writer.close()
+        await server.wait_closed()
