@@ -18,7 +18,7 @@ WAIT = 15.0
 class CLIServer:
     def __init__(self, *args: str, env: Optional[dict] = None, pass_fds: tuple = ()) -> None:
         self.args = [sys.executable, "-m", "asyncwsgi", *args]
-        full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+        full_env = dict(_clean_environ(), PYTHONUNBUFFERED="1")
         full_env.update(env or {})
         self.proc = subprocess.Popen(
             self.args,
@@ -91,7 +91,17 @@ class CLIServer:
         self.kill()
 
 
+def _clean_environ() -> dict:
+    """The environment without settings (ASYNCWSGI_*, WEB_CONCURRENCY) that would change what is tested."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("ASYNCWSGI_") and k != "WEB_CONCURRENCY"}
+
+
 def run_cli(*args: str, timeout: float = WAIT) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "asyncwsgi", *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "asyncwsgi", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_clean_environ(),
     )

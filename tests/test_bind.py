@@ -15,7 +15,7 @@ from asyncwsgi import Config, ConfigError
 from asyncwsgi.binds import BindAddress, parse_bind
 from tests.apps import basic
 from tests.helpers import WAIT, Reader, get
-from tests.proc import ROOT, CLIServer
+from tests.proc import ROOT, CLIServer, _clean_environ
 
 
 @pytest.mark.parametrize(
@@ -125,6 +125,7 @@ def test_systemd_socket_activation():
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        env=_clean_environ(),
     )
     try:
         assert proc.stdout is not None

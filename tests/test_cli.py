@@ -207,22 +207,22 @@ def test_inherited_fd_listener():
 def test_boolean_flags_that_default_off_take_no_value():
     from asyncwsgi.cli import config_from_args
 
-    config = config_from_args(build_parser().parse_args(["x:y", "--proxy-headers"]))
+    config = config_from_args(build_parser().parse_args(["x:y", "--proxy-headers"]), {})
     assert config.proxy_headers is True
-    assert config_from_args(build_parser().parse_args(["x:y"])).proxy_headers is False
+    assert config_from_args(build_parser().parse_args(["x:y"]), {}).proxy_headers is False
 
 
 def test_parser_defaults_match_config():
     from asyncwsgi.cli import config_from_args
 
-    assert config_from_args(build_parser().parse_args(["x:y"])) == Config()
+    assert config_from_args(build_parser().parse_args(["x:y"]), {}) == Config()
 
 
 def test_repeatable_bind_collects_every_listener():
     from asyncwsgi.cli import config_from_args
 
     args = build_parser().parse_args(["x:y", "--bind", "127.0.0.1:1", "--bind", "unix:/tmp/a.sock"])
-    assert config_from_args(args).bind == ("127.0.0.1:1", "unix:/tmp/a.sock")
+    assert config_from_args(args, {}).bind == ("127.0.0.1:1", "unix:/tmp/a.sock")
 
 
 def test_docs_list_exactly_the_flags_of_help():

@@ -22,8 +22,8 @@ from tests.apps import basic, big
 from tests.helpers import WAIT
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
-if NGINX is None and os.environ.get("ASYNCWSGI_REQUIRE_NGINX"):
-    raise RuntimeError("ASYNCWSGI_REQUIRE_NGINX is set (as in CI) but nginx is not installed")
+if NGINX is None and os.environ.get("REQUIRE_NGINX_TESTS"):
+    raise RuntimeError("REQUIRE_NGINX_TESTS is set (as in CI) but nginx is not installed")
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
 
 # The location block from docs/deployment.md, verbatim.
