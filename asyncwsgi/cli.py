@@ -154,6 +154,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except OSError as exc:
             return _fail(f"cannot write --pid-file: {exc}", 1)
     try:
+        if config.user is not None or config.group is not None:
+            # Bind as root, then become --user: the app (and any worker) never runs as root.
+            try:
+                config = _bind_then_drop_privileges(config)
+            except ConfigError as exc:
+                return _fail(str(exc), 2)
+            except OSError as exc:
+                return _fail(f"cannot listen: {exc}", 1)
         if config.workers > 1 and heartbeat_fd() is None:
             return _supervise(args, config)
         return _run(args, config, loop_name, loop_factory)
@@ -163,13 +171,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory: Any) -> int:
-    if config.user is not None or config.group is not None:
-        try:
-            config = _bind_then_drop_privileges(config)
-        except ConfigError as exc:
-            return _fail(str(exc), 2)
-        except OSError as exc:
-            return _fail(f"cannot listen: {exc}", 1)
     try:
         app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
     except AppImportError as exc:
@@ -191,13 +192,6 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
 
 
 def _supervise(args: argparse.Namespace, config: Config) -> int:
-    if config.user is not None or config.group is not None:
-        try:
-            config = _bind_then_drop_privileges(config)
-        except ConfigError as exc:
-            return _fail(str(exc), 2)
-        except OSError as exc:
-            return _fail(f"cannot listen: {exc}", 1)
     app_args = [args.app, "--app-dir", args.app_dir] + (["--factory"] if args.factory else [])
     try:
         return Supervisor(config, app_args).run()
