@@ -11,8 +11,9 @@ thousands of inputs run in seconds. Properties:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-from typing import Any, Callable, List, Optional, Tuple
+from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -93,6 +94,28 @@ async def _until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
             return False
         await asyncio.sleep(0.001)
     return True
+
+
+@contextlib.asynccontextmanager
+async def fake_connection(
+    app: Any, config: Config, threads: int = 2, queue_size: int = 2
+) -> AsyncIterator[Tuple[HTTPProtocol, FakeTransport, WorkerPool]]:
+    """A real protocol, context and pool on the running loop, connected to a FakeTransport."""
+    loop = asyncio.get_running_loop()
+    pool = WorkerPool(threads=threads, queue_size=queue_size)
+    pool.start()
+    ctx = ServerContext(config, app, loop, pool)
+    protocol = HTTPProtocol(ctx, ("127.0.0.1", "5555"))
+    ctx.gate.admit("127.0.0.1")
+    transport = FakeTransport(loop, protocol)
+    protocol.connection_made(transport)
+    try:
+        yield protocol, transport, pool
+    finally:
+        protocol.close()
+        await asyncio.sleep(0)
+        pool.shutdown()
+        pool.join(5)
 
 
 def run(chunks: List[bytes], eof: bool, done: Callable[[bytes], bool]) -> Tuple[bytes, bool, List[str]]:

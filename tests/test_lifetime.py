@@ -13,13 +13,10 @@ import gc
 import pytest
 
 from asyncwsgi.config import Config
-from asyncwsgi.context import ServerContext
 from asyncwsgi.exchange import Exchange
-from asyncwsgi.executor import WorkerPool
-from asyncwsgi.protocol import HTTPProtocol
 from tests.apps import basic
 from tests.helpers import WAIT
-from tests.test_fuzz import FakeTransport, _until
+from tests.test_fuzz import _until, fake_connection
 
 
 def _live_exchanges() -> int:
@@ -39,23 +36,11 @@ def test_finished_requests_leave_no_cyclic_garbage(app, request_bytes):
     loop = asyncio.new_event_loop()
 
     async def scenario() -> int:
-        pool = WorkerPool(threads=2, queue_size=2)
-        pool.start()
-        ctx = ServerContext(Config(access_log=False), app, loop, pool)
-        protocol = HTTPProtocol(ctx, ("127.0.0.1", "5555"))
-        ctx.gate.admit("127.0.0.1")
-        transport = FakeTransport(loop, protocol)
-        protocol.connection_made(transport)
-        try:
-            for count in range(1, 31):
+        async with fake_connection(app, Config(access_log=False)) as (protocol, _, pool):
+            for _ in range(30):
                 protocol.data_received(request_bytes)
-                assert await _until(lambda n=count: pool.admitted == 0 and protocol.exchange is None, WAIT)
+                assert await _until(lambda: pool.admitted == 0 and protocol.exchange is None, WAIT)
             return _live_exchanges()
-        finally:
-            protocol.close()
-            await asyncio.sleep(0)
-            pool.shutdown()
-            pool.join(WAIT)
 
     gc.collect()
     gc.disable()

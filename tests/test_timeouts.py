@@ -255,10 +255,8 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
     import asyncio
 
     from asyncwsgi.config import Config
-    from asyncwsgi.context import ServerContext
-    from asyncwsgi.executor import WorkerPool
     from asyncwsgi.protocol import HTTPProtocol
-    from tests.test_fuzz import FakeTransport, _until
+    from tests.test_fuzz import _until, fake_connection
 
     loop = asyncio.new_event_loop()
     scheduled = []
@@ -272,14 +270,8 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
     loop.call_at = counting_call_at  # type: ignore[method-assign]
 
     async def scenario() -> float:
-        pool = WorkerPool(threads=1, queue_size=0)
-        pool.start()
-        ctx = ServerContext(Config(access_log=False, keep_alive=0.3), basic.hello, loop, pool)
-        protocol = HTTPProtocol(ctx, ("127.0.0.1", "5555"))
-        ctx.gate.admit("127.0.0.1")
-        transport = FakeTransport(loop, protocol)
-        protocol.connection_made(transport)
-        try:
+        config = Config(access_log=False, keep_alive=0.3)
+        async with fake_connection(basic.hello, config, threads=1, queue_size=0) as (protocol, transport, _):
             for count in range(1, 51):
                 protocol.data_received(get("/"))
                 assert await _until(lambda n=count: transport.out.count(b"HTTP/1.1 200") == n)
@@ -287,11 +279,6 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
             last = loop.time()
             assert await _until(lambda: transport.closing, timeout=WAIT)
             return loop.time() - last
-        finally:
-            protocol.close()
-            await asyncio.sleep(0)
-            pool.shutdown()
-            pool.join(WAIT)
 
     try:
         idle_for = loop.run_until_complete(scenario())
