@@ -23,6 +23,7 @@ from .importer import import_app
 from .listener import bind_sockets
 from .log import error_log
 from .loops import resolve_loop
+from .reloader import ChangeWatcher
 from .server import Server, describe, start_server
 from .settings import env_options, file_options, to_toml
 from .supervisor import HEARTBEAT_SECONDS, Supervisor, heartbeat_fd
@@ -162,7 +163,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return _fail(str(exc), 2)
             except OSError as exc:
                 return _fail(f"cannot listen: {exc}", 1)
-        if config.workers > 1 and heartbeat_fd() is None:
+        if (config.workers > 1 or config.reload) and heartbeat_fd() is None:
             return _supervise(args, config)
         return _run(args, config, loop_name, loop_factory)
     finally:
@@ -175,7 +176,8 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
         app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
     except AppImportError as exc:
         if exc.__cause__ is not None:
-            error_log.debug("import traceback", exc_info=exc.__cause__)
+            # The app's own code raised: where is worth more than a one-line summary.
+            error_log.error("the app raised while being imported:", exc_info=exc.__cause__)
         return _fail(str(exc), 1)
     loop = loop_factory()
     try:
@@ -194,7 +196,13 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
 def _supervise(args: argparse.Namespace, config: Config) -> int:
     app_args = [args.app, "--app-dir", args.app_dir] + (["--factory"] if args.factory else [])
     try:
-        return Supervisor(config, app_args).run()
+        watcher = None
+        if config.reload:
+            roots = config.reload_dir or (args.app_dir,)
+            watcher = ChangeWatcher(roots, config.reload_include, config.reload_exclude)
+        return Supervisor(config, app_args, watcher).run()
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
     except OSError as exc:
         return _fail(f"cannot listen: {exc}", 1)
 

@@ -69,6 +69,31 @@ class Config:
     max_requests_jitter: int = _opt(
         0, "Random extra requests (0..N) per worker for --max-requests, so workers don't restart together.", metavar="N"
     )
+    reload: bool = _opt(
+        False,
+        "For development: restart the app (a fresh worker process) when a watched file changes; "
+        "uses watchfiles when installed (asyncwsgi[reload]), else polls. Never use it in production.",
+        no_help="Do not watch files.",
+    )
+    reload_dir: Tuple[str, ...] = _opt(
+        (),
+        "Directory --reload watches, recursively; repeat for several (default: --app-dir).",
+        metavar="DIR",
+        repeat=True,
+    )
+    reload_include: Tuple[str, ...] = _opt(
+        ("*.py",),
+        "File-name pattern whose changes --reload acts on; repeat for several (replaces the default *.py).",
+        metavar="PATTERN",
+        repeat=True,
+    )
+    reload_exclude: Tuple[str, ...] = _opt(
+        (),
+        "File or directory name pattern --reload ignores, besides the built-in ones (hidden, "
+        "__pycache__, *.pyc, virtualenvs, node_modules); repeat for several.",
+        metavar="PATTERN",
+        repeat=True,
+    )
     threads: int = _opt(8, "Worker threads running the WSGI app.")
     queue_size: int = _opt(
         32,
@@ -230,6 +255,10 @@ class Config:
                 mode = -1
             if not 0 <= mode <= 0o777:
                 _fail("uds_mode", f"must be octal permissions such as 660, got {self.uds_mode!r}")
+        for name in ("reload_dir", "reload_include", "reload_exclude"):
+            for item in getattr(self, name):
+                if not isinstance(item, str) or not item:
+                    _fail(name, f"must be non-empty strings, got {item!r}")
         if self.fd is not None and self.fd < 0:
             _fail("fd", f"must be >= 0, got {self.fd}")
         _at_least(self, "threads", 1)
@@ -331,6 +360,10 @@ _FIELD_TYPES = {
     "worker_timeout": (int, float),
     "max_requests": (int,),
     "max_requests_jitter": (int,),
+    "reload": (bool,),
+    "reload_dir": (tuple,),
+    "reload_include": (tuple,),
+    "reload_exclude": (tuple,),
     "threads": (int,),
     "queue_size": (int,),
     "backlog": (int,),

@@ -17,6 +17,10 @@ The supervisor:
 * SIGHUP: starts a new set of workers and stops the old ones once every new one is serving;
 * SIGTTIN / SIGTTOU: one worker more / one fewer.
 
+With ``--reload`` (development) it also restarts every worker when a watched file changes
+(``reloader.py``), and a worker that fails before serving (a syntax error, say) is not retried
+until the next change.
+
 ``--max-requests`` (with ``--max-requests-jitter``) is enforced by each worker, which drains
 and exits after that many requests; the supervisor then starts a fresh one.
 """
@@ -36,6 +40,7 @@ from typing import Dict, List, Optional
 from .config import Config
 from .listener import bind_sockets, remove_socket_file
 from .log import error_log
+from .reloader import ChangeWatcher
 from .settings import ENV_PREFIX, to_toml
 
 HEARTBEAT_ENV = "_ASYNCWSGI_HEARTBEAT_FD"  # not ASYNCWSGI_*: that prefix is for settings
@@ -58,8 +63,10 @@ class _Worker:
 class Supervisor:
     """Runs until signalled; returns the process exit code."""
 
-    def __init__(self, config: Config, app_args: List[str]) -> None:
+    def __init__(self, config: Config, app_args: List[str], watcher: Optional[ChangeWatcher] = None) -> None:
         self.config = config
+        self.watcher = watcher  # --reload
+        self.awaiting_change = False  # --reload: the app failed to start; wait for the next edit
         self.app_args = app_args  # the app and --factory / --app-dir, passed to each worker
         self.target = config.workers
         self.workers: Dict[int, _Worker] = {}
@@ -85,6 +92,7 @@ class Supervisor:
             pid_file=None,
             user=None,
             group=None,
+            reload=False,
         )
         handle, settings_path = tempfile.mkstemp(prefix="asyncwsgi-", suffix=".toml")
         with os.fdopen(handle, "w") as file:
@@ -97,6 +105,8 @@ class Supervisor:
         handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
         previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
         try:
+            if self.watcher is not None:
+                self.watcher.start()
             error_log.info("supervisor %d starting %d workers", os.getpid(), self.target)
             for _ in range(self.target):
                 self._spawn()
@@ -109,6 +119,8 @@ class Supervisor:
             for worker in self.workers.values():
                 worker.proc.kill()
                 worker.proc.wait()
+            if self.watcher is not None:
+                self.watcher.close()
             os.close(wakeup_r)
             os.close(wakeup_w)
             os.unlink(settings_path)
@@ -126,14 +138,18 @@ class Supervisor:
 
     def _tick(self, wakeup: int) -> None:
         pipes = {w.heartbeat: w for w in self.workers.values()}
+        watched = [] if self.watcher is None else [self.watcher.fileno()]
         try:
-            readable, _, _ = select.select([wakeup, *pipes], [], [], _TICK_SECONDS)
+            readable, _, _ = select.select([wakeup, *watched, *pipes], [], [], _TICK_SECONDS)
         except InterruptedError:
             readable = []
         now = time.monotonic()
         for fd in readable:
             if fd == wakeup:
                 os.read(wakeup, 512)
+                continue
+            if self.watcher is not None and fd == self.watcher.fileno():
+                self._restart_for(self.watcher.take())
                 continue
             worker = pipes[fd]
             try:
@@ -155,7 +171,7 @@ class Supervisor:
                     worker.proc.kill()
             return
         live = sum(1 for w in self.workers.values() if not w.retiring)
-        if live < self.target and now >= self.restart_at:
+        if live < self.target and now >= self.restart_at and not self.awaiting_change:
             self._spawn()
         elif live > self.target:
             self._retire(next(w for w in self.workers.values() if not w.retiring))
@@ -196,6 +212,22 @@ class Supervisor:
                     self._retire(self.workers[pid])
             self.reload_pending = []
 
+    def _restart_for(self, changed: List[str]) -> None:
+        """--reload: replace every worker now (their listeners stay open, so nothing is refused)."""
+        if not changed or self.stopping:
+            return
+        shown = ", ".join(os.path.relpath(path) for path in changed[:3])
+        more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+        error_log.info("--reload: %s changed; restarting the workers", shown + more)
+        for worker in self.workers.values():
+            if not worker.retiring:
+                self._retire(worker)
+        self.reload_pending = []
+        self.awaiting_change = False
+        self.failures = 0
+        for _ in range(self.target):
+            self._spawn()
+
     def _reap(self, now: float) -> None:
         for pid, worker in list(self.workers.items()):
             code = worker.proc.poll()
@@ -207,6 +239,10 @@ class Supervisor:
                 continue
             ran = now - worker.started
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
+            if self.watcher is not None and not worker.ready:
+                error_log.error("worker %d %s before serving; waiting for a file to change (--reload)", pid, how)
+                self.awaiting_change = True
+                continue
             if code == 0 and worker.ready:
                 error_log.info("worker %d exited (recycled); starting another", pid)
                 self.failures = 0
@@ -247,6 +283,9 @@ class Supervisor:
                 [sys.executable, "-m", "asyncwsgi", *self.app_args, "-c", self._settings],
                 pass_fds=[*self._fds, write_end],
                 env=env,
+                # Its own session: a terminal's Ctrl-C reaches the supervisor alone, which then
+                # drains the workers, instead of every worker receiving it twice.
+                start_new_session=True,
             )
         finally:
             os.close(write_end)

@@ -16,7 +16,7 @@ WAIT = 15.0
 
 
 class CLIServer:
-    def __init__(self, *args: str, env: Optional[dict] = None, pass_fds: tuple = ()) -> None:
+    def __init__(self, *args: str, env: Optional[dict] = None, pass_fds: tuple = (), new_session: bool = False) -> None:
         self.args = [sys.executable, "-m", "asyncwsgi", *args]
         full_env = dict(_clean_environ(), PYTHONUNBUFFERED="1")
         full_env.update(env or {})
@@ -27,6 +27,7 @@ class CLIServer:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             pass_fds=pass_fds,
+            start_new_session=new_session,  # its own process group, as a shell gives a foreground job
             text=True,
         )
         self.lines: List[str] = []

@@ -97,6 +97,8 @@ def test_error_inside_app_module_is_reported():
     assert result.returncode == 1
     assert "error while importing 'broken_app'" in result.stderr
     assert "nonexistent_dependency_xyz" in result.stderr
+    assert 'broken_app.py", line 1' in result.stderr  # the traceback, pointing at the app's line
+    assert result.stderr.strip().splitlines()[-1].startswith("asyncwsgi: error: error while importing")
 
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])

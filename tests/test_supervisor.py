@@ -80,6 +80,22 @@ def test_workers_serve_and_stop_gracefully():
     assert "supervisor stopped" in server.output()
 
 
+def test_ctrl_c_in_a_terminal_drains_instead_of_forcing():
+    """A terminal sends SIGINT to the whole foreground process group. Workers have sessions of
+    their own, so only the supervisor gets it and each worker is told once: a graceful drain."""
+    server = CLIServer(APP, "--port", "0", "--no-access-log", "--workers", "2", new_session=True)
+    with server:
+        server.wait_listening()
+        assert wait_for(lambda: len(children(server.pid)) == 2)
+        assert ask(server.port) in children(server.pid)
+        os.killpg(server.pid, signal.SIGINT)
+        assert server.wait() == 0
+    out = server.output()
+    assert "received SIGINT: stopping 2 workers gracefully" in out
+    assert "received SIGINT" not in out.replace("received SIGINT: stopping", "")  # workers: only SIGTERM
+    assert "closing all connections now" not in out  # no worker was told twice and forced
+
+
 def test_killed_worker_is_replaced_while_requests_keep_succeeding():
     with start("--workers", "2") as server:
         workers = children(server.pid)
