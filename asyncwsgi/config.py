@@ -202,6 +202,13 @@ class Config:
         "Comma-separated IPs and networks (CIDR) of trusted proxies; 'unix' for Unix-socket peers, '*' for any peer.",
         metavar="LIST",
     )
+    proxy_protocol: bool = _opt(
+        False,
+        "Connections from peers in --forwarded-allow-ips start with a PROXY protocol v1 or v2 "
+        "header (HAProxy send-proxy, AWS NLB), whose client address becomes REMOTE_ADDR; "
+        "without a valid one they get 400. Other peers are plain HTTP.",
+        no_help="Every connection is plain HTTP.",
+    )
     root_path: str = _opt(
         "",
         "SCRIPT_NAME for an app mounted under a path prefix; a request path under it has the "
@@ -309,6 +316,11 @@ class Config:
             _fail("access_log_format", str(exc))
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             _fail("root_path", f"must start with '/' and not end with '/', got {self.root_path!r}")
+        if self.proxy_protocol and self.certfile is not None:
+            raise ConfigError(
+                "--proxy-protocol cannot be combined with --certfile: the PROXY header comes before the "
+                "TLS handshake; end TLS at the balancer, or have it pass TLS through without the header"
+            )
         try:
             TrustedProxies(self.forwarded_allow_ips)
         except ValueError as exc:
@@ -397,6 +409,7 @@ _FIELD_TYPES = {
     "stats_path": (str, type(None)),
     "proxy_headers": (bool,),
     "forwarded_allow_ips": (str,),
+    "proxy_protocol": (bool,),
     "root_path": (str,),
     "server_header": (bool,),
     "access_log": (bool,),

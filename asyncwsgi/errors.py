@@ -53,3 +53,7 @@ class RequestTrailersTooLarge(RequestBodyError):
 
     status = 431
     reason = b"Request Header Fields Too Large"
+
+
+class ProxyProtocolError(ValueError):
+    """A trusted peer's PROXY protocol header is missing or malformed; the connection is refused."""

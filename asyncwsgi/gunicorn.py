@@ -48,6 +48,10 @@ def config_from_gunicorn(cfg: Any, fds: list[int]) -> Config:
         options["max_header_bytes"] = max(64, int(cfg.limit_request_field_size))
     if cfg.accesslog is not None and cfg.access_log_format:
         options["access_log_format"] = cfg.access_log_format
+    proxy_protocol = getattr(cfg, "proxy_protocol", False)  # a bool in older gunicorns, "off"/"auto"/... in newer
+    if proxy_protocol and str(proxy_protocol).lower() not in ("off", "false"):
+        options["proxy_protocol"] = True
+        options["forwarded_allow_ips"] = ",".join(str(ip) for ip in cfg.proxy_allow_ips)
     if cfg.is_ssl:
         options.update(certfile=cfg.certfile, keyfile=cfg.keyfile)
         if cfg.ca_certs:

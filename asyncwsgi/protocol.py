@@ -37,10 +37,12 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import h11
 
+from . import proxyprotocol
 from .accesslog import AccessRecord
 from .environ import BadTarget, check_host, split_target
 from .errors import (
     ClientDisconnected,
+    ProxyProtocolError,
     RequestBodyError,
     RequestBodyTimeout,
     RequestBodyTooLarge,
@@ -99,6 +101,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_deadline",
         "_drained",
         "_last_read",
+        "_proxy",
         "_read_pauses",
         "_requests",
         "_timer_kind",
@@ -120,7 +123,9 @@ class HTTPProtocol(asyncio.Protocol):
         self.transport: Any = None
         self.conn: Optional[h11.Connection] = None  # made when a request's first bytes arrive
         self.exchange: Optional[Exchange] = None
-        self.client = client  # (ip, port) from accept(); None on Unix sockets
+        self.client = client  # (ip, port) from accept(), or the PROXY header's; None on Unix sockets
+        # --proxy-protocol: a bytearray while the header is awaited, then what it said (_Proxied).
+        self._proxy: Any = None
         self.server: Tuple[str, str] = ("localhost", "80")
         self.lost = False
         self.write_paused = False
@@ -150,6 +155,9 @@ class HTTPProtocol(asyncio.Protocol):
         local = transport.get_extra_info("sockname")
         if isinstance(local, tuple):
             self.server = ctx.server_address(local[0], local[1])
+        peers = ctx.proxy_protocol_peers
+        if peers is not None and peers.trusts(None if self.client is None else self.client[0]):
+            self._proxy = bytearray()
         # The first head is due within --header-timeout of the connection (a later TLS
         # handshake falls inside this deadline too). While draining, a new connection still gets
         # its first request answered (its client has most likely sent it already), sooner.
@@ -166,6 +174,10 @@ class HTTPProtocol(asyncio.Protocol):
             self._arm(_HEAD, self.ctx.config.header_timeout)
         if self._read_pauses and not self._transport_paused:
             self._pause_transport()  # bytes while we lazily wait for a thread: now stop reading
+        if type(self._proxy) is bytearray:
+            data = self._read_proxy_header(data)
+            if not data:
+                return
         conn = self.conn
         if conn is None:
             conn = self.conn = self._new_parser()
@@ -202,7 +214,11 @@ class HTTPProtocol(asyncio.Protocol):
         self._cancel_write_timer()
         ctx = self.ctx
         ctx.connections.discard(self)
-        ctx.gate.release(None if self.client is None else self.client[0])
+        proxy = self._proxy
+        if type(proxy) is _Proxied:
+            ctx.gate.release(proxy.peer_ip)  # admitted under the balancer's address
+        else:
+            ctx.gate.release(None if self.client is None else self.client[0])
         exchange = self.exchange
         if exchange is not None and exchange.state != "DONE":
             ctx.stats.disconnects += 1
@@ -261,6 +277,27 @@ class HTTPProtocol(asyncio.Protocol):
                 if self.exchange is None:
                     self.close()
                 return  # else: the response in progress still goes out, then we close
+
+    def _read_proxy_header(self, data: bytes) -> bytes:
+        """--proxy-protocol: take the header off the connection's first bytes; what follows is HTTP.
+
+        Returns the bytes after the header (empty while it is incomplete, or when refused).
+        """
+        pending = self._proxy
+        pending += data
+        try:
+            parsed = proxyprotocol.parse(pending)
+        except ProxyProtocolError as exc:
+            self._proxy = None
+            self.send_error(400, f"PROXY protocol: {exc}", None)
+            return b""
+        if parsed is None:
+            return b""
+        consumed, header = parsed
+        self._proxy = _Proxied(None if self.client is None else self.client[0], header.tls)
+        if header.client is not None:
+            self.client = header.client
+        return bytes(pending[consumed:])
 
     def _check_pipeline_buffer(self) -> None:
         """Stop reading while the requests pipelined behind the current one fill the buffer."""
@@ -346,6 +383,8 @@ class HTTPProtocol(asyncio.Protocol):
             self.client,
             None,
         )
+        if self._proxy is not None and self._proxy.tls:
+            environ["wsgi.url_scheme"] = "https"  # the balancer ended TLS (PROXY v2 SSL TLV)
         if ctx.trusted_proxies is not None:
             apply_proxy_headers(environ, self.client[0] if self.client else None, ctx.trusted_proxies)
         local = None
@@ -753,6 +792,16 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _peer(self) -> str:
         return self.client[0] if self.client else "unix"
+
+
+class _Proxied:
+    """What a connection's PROXY header changed: the client address is now the balancer's client."""
+
+    __slots__ = ("peer_ip", "tls")
+
+    def __init__(self, peer_ip: Optional[str], tls: bool) -> None:
+        self.peer_ip = peer_ip  # the balancer's own address: --max-connections-per-ip counted it
+        self.tls = tls
 
 
 def _drain_grace(header_timeout: float) -> float:

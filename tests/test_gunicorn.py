@@ -162,3 +162,17 @@ def test_gunicorn_settings_map_to_config():
     assert config.bind == ("fd://7",) and config.threads == 6 and config.keep_alive == 9.0
     assert config.graceful_timeout == 12.0 and config.max_header_count == 50 and config.max_connections == 500
     assert config.access_log and config.access_log_format == '%(h)s "%(r)s" %(s)s'
+    assert not config.proxy_protocol
+
+
+def test_gunicorn_proxy_protocol_maps_with_its_allow_list():
+    from gunicorn.config import Config as GunicornConfig
+
+    from asyncwsgi.gunicorn import config_from_gunicorn
+
+    cfg = GunicornConfig()
+    cfg.set("proxy_protocol", True)
+    cfg.set("proxy_allow_ips", "10.0.0.1, 10.1.0.0/16")
+    config = config_from_gunicorn(cfg, [7])
+    assert config.proxy_protocol
+    assert config.forwarded_allow_ips == "10.0.0.1,10.1.0.0/16"
