@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -19,7 +21,8 @@ import httpx
 import pytest
 
 from tests.apps import basic, big
-from tests.helpers import WAIT
+from tests.helpers import WAIT, wait_for
+from tests.proc import CLIServer
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 if NGINX is None and os.environ.get("REQUIRE_NGINX_TESTS"):
@@ -49,7 +52,9 @@ def _free_port() -> int:
 
 
 class Nginx:
-    def __init__(self, folder: Path, upstream: str) -> None:
+    def __init__(self, folder: Path, upstream: str, workers: int = 0) -> None:
+        """``workers``: 0 runs nginx as one process; N runs a master with N workers, so that a
+        SIGHUP is nginx's graceful reload (new workers, old ones finish their requests)."""
         self.port = _free_port()
         conf = folder / "nginx.conf"
         temp = {name: folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
@@ -58,8 +63,8 @@ class Nginx:
         conf.write_text(
             f"""
 daemon off;
-master_process off;
-worker_processes 1;
+master_process {"on" if workers else "off"};
+worker_processes {workers or 1};
 pid {folder}/nginx.pid;
 error_log {folder}/error.log warn;
 events {{ worker_connections 256; }}
@@ -105,13 +110,17 @@ http {{
         self.proc.terminate()
         self.proc.communicate(timeout=WAIT)
 
+    def workers(self) -> set:
+        with open(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children") as f:
+            return {int(pid) for pid in f.read().split()}
+
 
 @pytest.fixture
 def nginx(tmp_path):
     started = []
 
-    def start(upstream: str) -> Nginx:
-        proxy = Nginx(tmp_path, upstream)
+    def start(upstream: str, workers: int = 0) -> Nginx:
+        proxy = Nginx(tmp_path, upstream, workers)
         started.append(proxy)
         return proxy
 
@@ -198,3 +207,86 @@ def test_deployment_doc_shows_the_tested_location_block():
     documented = [line.strip() for line in doc.splitlines()]
     start = documented.index(tested[0])
     assert documented[start : start + len(tested)] == tested
+
+
+class _Load:
+    """Clients asking through nginx in a loop, each request on a fresh client connection (so a
+    failure can only come from nginx or behind it), recording every failure, until stopped."""
+
+    def __init__(self, url: str, clients: int = 4) -> None:
+        self.url = url
+        self.ok = 0
+        self.failures: list = []
+        self.pids: set = set()
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
+        for thread in self._threads:
+            thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=WAIT, headers={"Connection": "close"}) as client:
+            while not self._stop.is_set():
+                self._ask(client)
+
+    def _ask(self, client: httpx.Client) -> None:
+        try:
+            reply = client.get(self.url)
+        except Exception as exc:  # every failure is a test failure
+            self.failures.append(repr(exc))
+            return
+        if reply.status_code != 200:
+            self.failures.append(f"{reply.status_code} {reply.text[:200]}")
+            return
+        self.pids.add(int(reply.text))
+        self.ok += 1
+
+    def until(self, count: int) -> None:
+        target = self.ok + count
+        assert wait_for(lambda: self.ok >= target or len(self.failures) > 20, timeout=WAIT * 2), self.ok
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(WAIT)
+
+
+@pytest.mark.slow
+def test_nginx_graceful_reload_under_load_fails_no_request(nginx):
+    server = CLIServer("tests.test_gunicorn:pid_app", "--port", "0", "--no-access-log").wait_listening()
+    with server:
+        proxy = nginx(f"127.0.0.1:{server.port}", workers=2)
+        assert wait_for(lambda: len(proxy.workers()) == 2)
+        load = _Load(proxy.url + "/")
+        try:
+            load.until(100)
+            for _ in range(3):
+                before = proxy.workers()
+                proxy.proc.send_signal(signal.SIGHUP)  # nginx -s reload
+                assert wait_for(lambda b=before: len(proxy.workers() - b) == 2)
+                load.until(100)
+        finally:
+            load.stop()
+        assert load.failures == []
+
+
+@pytest.mark.slow
+def test_asyncwsgi_reload_behind_nginx_under_load_fails_no_request(nginx):
+    """SIGHUP to our supervisor while nginx holds keep-alive connections to the old workers."""
+    server = CLIServer(
+        "tests.test_gunicorn:pid_app", "--port", "0", "--no-access-log", "--workers", "2"
+    ).wait_listening()
+    with server:
+        proxy = nginx(f"127.0.0.1:{server.port}")
+        load = _Load(proxy.url + "/")
+        try:
+            load.until(100)
+            old = set(load.pids)
+            for _ in range(2):
+                server.signal(signal.SIGHUP)
+                assert wait_for(lambda o=old: len(load.pids - o) >= 2, timeout=WAIT * 2), server.output()
+                old = set(load.pids)
+                load.until(100)
+        finally:
+            load.stop()
+        assert load.failures == []
+        assert len(load.pids) >= 6  # three generations of two workers answered
