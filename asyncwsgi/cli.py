@@ -14,13 +14,13 @@ import os
 import random
 import signal
 import sys
-from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence
+from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__, privileges
 from .config import Config, flag_name, number_kind
 from .errors import AppImportError, ConfigError
 from .importer import import_app
-from .listener import bind_sockets
+from .listener import bind_sockets, remove_socket_file
 from .log import error_log
 from .loops import resolve_loop
 from .reloader import ChangeWatcher
@@ -154,11 +154,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             _write_pid_file(config.pid_file)  # before dropping privileges, as run directories need
         except OSError as exc:
             return _fail(f"cannot write --pid-file: {exc}", 1)
+    socket_files: List[str] = []  # Unix sockets bound before dropping privileges: ours to remove
     try:
         if config.user is not None or config.group is not None:
             # Bind as root, then become --user: the app (and any worker) never runs as root.
             try:
-                config = _bind_then_drop_privileges(config)
+                config, socket_files = _bind_then_drop_privileges(config)
             except ConfigError as exc:
                 return _fail(str(exc), 2)
             except OSError as exc:
@@ -167,6 +168,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _supervise(args, config)
         return _run(args, config, loop_name, loop_factory)
     finally:
+        for path in socket_files:
+            try:
+                remove_socket_file(path)
+            except OSError as exc:  # its directory is not --user's to write: a later start replaces it
+                error_log.debug("could not remove %s: %s", path, exc)
         if config.pid_file is not None:
             _remove_pid_file(config.pid_file)
 
@@ -207,8 +213,10 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
         return _fail(f"cannot listen: {exc}", 1)
 
 
-def _bind_then_drop_privileges(config: Config) -> Config:
-    """Bind as root, become --user/--group, and serve the bound sockets as fd:// listeners."""
+def _bind_then_drop_privileges(config: Config) -> Tuple[Config, List[str]]:
+    """Bind as root, become --user/--group, and serve the bound sockets as fd:// listeners.
+
+    Also returns the Unix socket files bound, which the listeners (now fd://) will not remove."""
     uid, gid = privileges.resolve(config.user, config.group)
     sockets, files = bind_sockets(config)
     try:
@@ -219,7 +227,7 @@ def _bind_then_drop_privileges(config: Config) -> Config:
         raise
     binds = tuple(f"fd://{sock.detach()}" for sock in sockets)
     error_log.info("running as uid %d, gid %d", uid, gid)
-    return dataclasses.replace(config, bind=binds, uds=None, fd=None)
+    return dataclasses.replace(config, bind=binds, uds=None, fd=None), files
 
 
 def _write_pid_file(path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pwd
 import socket
+import tempfile
 
 import pytest
 
@@ -50,10 +51,14 @@ def _world_can_reach(path: str) -> bool:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
 @pytest.mark.skipif(not _world_can_reach(str(ROOT)), reason="the checkout is not readable by other users")
-def test_user_and_group_after_binding(tmp_path):
+def test_user_and_group_after_binding():
     nobody = pwd.getpwnam("nobody")
-    sock_path = str(tmp_path / "app.sock")
-    os.chmod(tmp_path, 0o755)
+    # A run directory of the user's, as systemd's RuntimeDirectory= makes (pytest's tmp_path is
+    # not reachable by other users).
+    run_dir = tempfile.mkdtemp(prefix="asyncwsgi-run-")
+    os.chmod(run_dir, 0o755)
+    os.chown(run_dir, nobody.pw_uid, nobody.pw_gid)
+    sock_path = os.path.join(run_dir, "app.sock")
     with CLIServer(
         "tests.apps.basic:hello", "--bind", "127.0.0.1:0", "--bind", f"unix:{sock_path}", "--user", "nobody"
     ) as server:
@@ -63,6 +68,8 @@ def test_user_and_group_after_binding(tmp_path):
         assert os.stat(sock_path).st_uid == nobody.pw_uid
         server.signal()
         assert server.wait() == 0
+    assert not os.path.exists(sock_path)  # removed at exit, though bound before dropping to nobody
+    os.rmdir(run_dir)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
