@@ -55,6 +55,12 @@ class Config:
         "line only; WEB_CONCURRENCY sets it when nothing else does). Each has --threads threads.",
         metavar="N",
     )
+    reuse_port: bool = _opt(
+        True,
+        "With --workers on Linux: each worker gets its own SO_REUSEPORT socket for every TCP "
+        "listener, so the kernel spreads connections evenly between workers.",
+        no_help="With --workers: every worker accepts from one shared socket per listener.",
+    )
     worker_timeout: float = _opt(
         30.0,
         "With --workers: kill and replace a worker whose event loop sends no heartbeat for this long (0: never).",
@@ -369,6 +375,7 @@ _FIELD_TYPES = {
     "bind": (tuple,),
     "uds_mode": (str, type(None)),
     "workers": (int,),
+    "reuse_port": (bool,),
     "worker_timeout": (int, float),
     "max_requests": (int,),
     "max_requests_jitter": (int,),

@@ -48,28 +48,56 @@ def bind_sockets(config: Config) -> Tuple[List[socket.socket], List[str]]:
     files this server created (to remove at shutdown)."""
     sockets: List[socket.socket] = []
     created: List[str] = []
-    mode = None if config.uds_mode is None else int(config.uds_mode, 8)
     try:
         for address in listen_addresses(config):
-            if address.kind == "tcp":
-                new = _bind_tcp(address.host, address.port)
-            elif address.kind == "unix":
-                new = [_bind_unix(address.path, mode)]
-                created.append(address.path)
-            elif address.kind == "fd":
-                new = [socket.socket(fileno=address.fd)]
-            else:
-                new = _systemd_sockets()
-            sockets.extend(new)
-            for sock in new:
-                sock.setblocking(False)
-                if address.kind in ("tcp", "unix"):
-                    sock.listen(config.backlog)
+            sockets.extend(bind_address(address, config, created))
     except BaseException:
         for sock in sockets:
             sock.close()
         raise
     return sockets, created
+
+
+def bind_address(
+    address: BindAddress, config: Config, created: List[str], reuse_port: bool = False
+) -> List[socket.socket]:
+    """The listening sockets for one address (a name may resolve to several); a Unix socket
+    file made here is appended to ``created``. ``reuse_port``: TCP sockets get SO_REUSEPORT."""
+    if address.kind == "tcp":
+        new = _bind_tcp(address.host, address.port, reuse_port)
+    elif address.kind == "unix":
+        mode = None if config.uds_mode is None else int(config.uds_mode, 8)
+        new = [_bind_unix(address.path, mode)]
+        created.append(address.path)
+    elif address.kind == "fd":
+        new = [socket.socket(fileno=address.fd)]
+    else:
+        new = _systemd_sockets()
+    try:
+        for sock in new:
+            sock.setblocking(False)
+            if address.kind in ("tcp", "unix"):
+                sock.listen(config.backlog)
+    except BaseException:
+        for sock in new:
+            sock.close()
+        raise
+    return new
+
+
+def bind_like(sock: socket.socket, backlog: int) -> socket.socket:
+    """Another SO_REUSEPORT socket listening on ``sock``'s address: the kernel then spreads new
+    connections between them."""
+    twin = socket.socket(sock.family, sock.type, sock.proto)
+    try:
+        _tcp_options(twin, reuse_port=True)
+        twin.bind(sock.getsockname())
+        twin.setblocking(False)
+        twin.listen(backlog)
+    except BaseException:
+        twin.close()
+        raise
+    return twin
 
 
 def _bind_unix(path: str, mode: Optional[int]) -> socket.socket:
@@ -101,7 +129,16 @@ def _systemd_sockets() -> List[socket.socket]:
     return [socket.socket(fileno=fd) for fd in range(_SD_LISTEN_FDS_START, _SD_LISTEN_FDS_START + int(count))]
 
 
-def _bind_tcp(host: str, port: int) -> List[socket.socket]:
+def _tcp_options(sock: socket.socket, reuse_port: bool) -> None:
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if sock.family == socket.AF_INET6:
+        # One socket per family, as asyncio does: don't let IPv6 also claim IPv4.
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+
+
+def _bind_tcp(host: str, port: int, reuse_port: bool = False) -> List[socket.socket]:
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: List[socket.socket] = []
     seen = set()
@@ -112,10 +149,7 @@ def _bind_tcp(host: str, port: int) -> List[socket.socket]:
             seen.add((family, address))
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            if family == socket.AF_INET6:
-                # One socket per family, as asyncio does: don't let IPv6 also claim IPv4.
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            _tcp_options(sock, reuse_port)
             try:
                 sock.bind(address)
             except OSError as exc:

@@ -1,9 +1,10 @@
 """``--workers N``: one supervisor process, N worker processes sharing its listening sockets. [main]
 
 One process of a GIL-bound server uses one core; this is how asyncwsgi uses more. The supervisor
-binds every listener once and starts each worker as a fresh interpreter (no fork of a process
-with threads) that serves the inherited sockets as ``fd://`` listeners, all accepting from the
-same kernel queue. Each worker runs the ordinary single-process server with the same settings,
+binds every listener and starts each worker as a fresh interpreter (no fork of a process
+with threads) that serves the inherited sockets as ``fd://`` listeners: its own SO_REUSEPORT
+socket per TCP address, and the shared ones (``worker_sockets.py`` says which, and why). Each
+worker runs the ordinary single-process server with the same settings,
 passed as a settings file, and sends a heartbeat from its event loop once a second.
 
 The supervisor:
@@ -14,7 +15,8 @@ The supervisor:
   event loop is stuck, and that is logged with the reason;
 * SIGTERM / SIGINT: passes SIGTERM on, so every worker drains within ``--graceful-timeout``; a
   second signal passes it on again (workers then close at once) and exits 1;
-* SIGHUP: starts a new set of workers and stops the old ones once every new one is serving;
+* SIGHUP: starts a new set of workers and stops the old ones once every new one is serving (if
+  the new code cannot start, the old workers keep serving while it is retried with back-off);
 * SIGTTIN / SIGTTOU: one worker more / one fewer.
 
 With ``--reload`` (development) it also restarts every worker when a watched file changes
@@ -38,10 +40,11 @@ import time
 from typing import Dict, List, Optional
 
 from .config import Config
-from .listener import bind_sockets, remove_socket_file
+from .listener import remove_socket_file
 from .log import error_log
 from .reloader import ChangeWatcher
 from .settings import ENV_PREFIX, to_toml
+from .worker_sockets import WorkerSockets
 
 HEARTBEAT_ENV = "_ASYNCWSGI_HEARTBEAT_FD"  # not ASYNCWSGI_*: that prefix is for settings
 HEARTBEAT_SECONDS = 1.0
@@ -53,6 +56,7 @@ _TICK_SECONDS = 0.25
 @dataclasses.dataclass
 class _Worker:
     proc: subprocess.Popen[bytes]
+    slot: int  # which of the N places it fills; its listening sockets are the slot's
     heartbeat: int  # read end of its heartbeat pipe
     started: float
     last_beat: float
@@ -79,13 +83,10 @@ class Supervisor:
         self._signals: List[int] = []
 
     def run(self) -> int:
-        sockets, socket_files = bind_sockets(self.config)
-        fds = [sock.fileno() for sock in sockets]
-        for fd in fds:
-            os.set_inheritable(fd, True)
+        self.sockets = WorkerSockets(self.config)
         worker_config = dataclasses.replace(
             self.config,
-            bind=tuple(f"fd://{fd}" for fd in fds),
+            bind=(),  # each worker's --bind fd://N list is on its command line
             uds=None,
             fd=None,
             workers=1,
@@ -98,7 +99,6 @@ class Supervisor:
         with os.fdopen(handle, "w") as file:
             file.write(to_toml(worker_config))
         self._settings = settings_path
-        self._fds = fds
         wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(wakeup_w, False)
         old_wakeup = signal.set_wakeup_fd(wakeup_w)
@@ -108,8 +108,8 @@ class Supervisor:
             if self.watcher is not None:
                 self.watcher.start()
             error_log.info("supervisor %d starting %d workers", os.getpid(), self.target)
-            for _ in range(self.target):
-                self._spawn()
+            for slot in range(self.target):
+                self._spawn(slot)
             while self.workers or not self.stopping:
                 self._tick(wakeup_r)
         finally:
@@ -124,9 +124,8 @@ class Supervisor:
             os.close(wakeup_r)
             os.close(wakeup_w)
             os.unlink(settings_path)
-            for sock in sockets:
-                sock.close()
-            for path in socket_files:
+            self.sockets.close()
+            for path in self.sockets.socket_files:
                 remove_socket_file(path)
         error_log.info("supervisor stopped")
         return 1 if self.forced else 0
@@ -170,11 +169,16 @@ class Supervisor:
                 for worker in self.workers.values():
                     worker.proc.kill()
             return
-        live = sum(1 for w in self.workers.values() if not w.retiring)
-        if live < self.target and now >= self.restart_at and not self.awaiting_change:
-            self._spawn()
-        elif live > self.target:
-            self._retire(next(w for w in self.workers.values() if not w.retiring))
+        # Old workers of a reload in progress are not counted: the new set replaces them.
+        live = [w for pid, w in self.workers.items() if not w.retiring and pid not in self.reload_pending]
+        if len(live) < self.target and now >= self.restart_at and not self.awaiting_change:
+            taken = {w.slot for w in live}
+            self._spawn(min(slot for slot in range(self.target + 1) if slot not in taken))
+        elif len(live) > self.target:  # SIGTTOU: the highest slot goes away
+            worker = max(live, key=lambda w: w.slot)
+            if not any(w.slot == worker.slot and w is not worker for w in self.workers.values() if not w.retiring):
+                self.sockets.release(worker.slot)  # first, so that the worker's last accept empties them
+            self._retire(worker)
 
     def _handle_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
@@ -192,9 +196,7 @@ class Supervisor:
             return
         elif signum == signal.SIGHUP:
             error_log.info("received SIGHUP: starting %d new workers, then stopping the old ones", self.target)
-            self.reload_pending = [pid for pid, w in self.workers.items() if not w.retiring]
-            for _ in range(self.target):
-                self._spawn()
+            self._start_new_set()
         elif signum == signal.SIGTTIN:
             self.target += 1
             error_log.info("received SIGTTIN: %d workers", self.target)
@@ -202,15 +204,23 @@ class Supervisor:
             self.target -= 1
             error_log.info("received SIGTTOU: %d workers", self.target)
 
+    def _start_new_set(self) -> None:
+        """SIGHUP: a new worker in every slot now; the old ones stop once all the new ones serve."""
+        old = [(pid, w) for pid, w in self.workers.items() if not w.retiring and pid not in self.reload_pending]
+        self.reload_pending += [pid for pid, _ in old]
+        for slot in sorted({w.slot for _, w in old} | set(range(self.target))):
+            self._spawn(slot)
+
     def _finish_reload(self) -> None:
         if not self.reload_pending:
             return
         new = [w for pid, w in self.workers.items() if pid not in self.reload_pending and not w.retiring]
-        if len(new) >= self.target and all(w.ready for w in new[: self.target]):
-            for pid in self.reload_pending:
-                if pid in self.workers:
-                    self._retire(self.workers[pid])
-            self.reload_pending = []
+        if len(new) < self.target or not all(w.ready for w in new):
+            return
+        for pid in self.reload_pending:
+            if pid in self.workers:
+                self._retire(self.workers[pid])
+        self.reload_pending = []
 
     def _restart_for(self, changed: List[str]) -> None:
         """--reload: replace every worker now (their listeners stay open, so nothing is refused)."""
@@ -219,14 +229,15 @@ class Supervisor:
         shown = ", ".join(os.path.relpath(path) for path in changed[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         error_log.info("--reload: %s changed; restarting the workers", shown + more)
+        slots = sorted({w.slot for w in self.workers.values() if not w.retiring} | set(range(self.target)))
         for worker in self.workers.values():
             if not worker.retiring:
                 self._retire(worker)
         self.reload_pending = []
         self.awaiting_change = False
         self.failures = 0
-        for _ in range(self.target):
-            self._spawn()
+        for slot in slots:
+            self._spawn(slot)
 
     def _reap(self, now: float) -> None:
         for pid, worker in list(self.workers.items()):
@@ -274,14 +285,16 @@ class Supervisor:
 
     # --- workers ------------------------------------------------------------------------------
 
-    def _spawn(self) -> None:
+    def _spawn(self, slot: int) -> None:
+        fds = self.sockets.for_slot(slot)
         read_end, write_end = os.pipe()
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "WEB_CONCURRENCY"}
         env[HEARTBEAT_ENV] = str(write_end)
+        binds = [arg for fd in fds for arg in ("--bind", f"fd://{fd}")]
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "asyncwsgi", *self.app_args, "-c", self._settings],
-                pass_fds=[*self._fds, write_end],
+                [sys.executable, "-m", "asyncwsgi", *self.app_args, "-c", self._settings, *binds],
+                pass_fds=[*fds, write_end],
                 env=env,
                 # Its own session: a terminal's Ctrl-C reaches the supervisor alone, which then
                 # drains the workers, instead of every worker receiving it twice.
@@ -290,7 +303,7 @@ class Supervisor:
         finally:
             os.close(write_end)
         now = time.monotonic()
-        self.workers[proc.pid] = _Worker(proc, read_end, now, now)
+        self.workers[proc.pid] = _Worker(proc, slot, read_end, now, now)
         self.restart_at = now
 
     def _retire(self, worker: _Worker) -> None:

@@ -134,15 +134,89 @@ def test_sighup_replaces_every_worker_without_failed_requests():
         assert server.wait() == 0
 
 
-def test_ttin_and_ttou_change_the_number_of_workers():
+def test_sighup_keeps_the_old_workers_until_the_new_ones_serve():
+    server = CLIServer("tests.apps.slow_import:app", "--port", "0", "--no-access-log", "--workers", "2")
+    with server:
+        server.wait_listening()
+        assert wait_for(lambda: len(children(server.pid)) == 2)
+        assert wait_for(lambda: server.output().count("listening on") == 2)
+        old = children(server.pid)
+        server.signal(signal.SIGHUP)
+        time.sleep(1.0)  # the new workers are still importing the app (1.5 s)
+        assert children(server.pid) >= old and len(children(server.pid)) == 4
+        assert {ask(server.port) for _ in range(10)} <= old  # the old ones still serve
+        assert wait_for(lambda: children(server.pid).isdisjoint(old) and len(children(server.pid)) == 2)
+        server.signal()
+        assert server.wait() == 0
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:port (one per worker with SO_REUSEPORT)."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                count += 1
+    return count
+
+
+def test_ttin_and_ttou_change_the_number_of_workers_and_their_sockets():
     with start("--workers", "2") as server:
+        assert listening_sockets(server.port) == 2
         server.signal(signal.SIGTTIN)
         assert wait_for(lambda: len(children(server.pid)) == 3)
+        assert listening_sockets(server.port) == 3
         server.signal(signal.SIGTTOU)  # one at a time: the kernel does not queue repeated signals
         assert wait_for(lambda: len(children(server.pid)) == 2)
         server.signal(signal.SIGTTOU)
         assert wait_for(lambda: len(children(server.pid)) == 1)
-        assert ask(server.port) in children(server.pid)
+        # The removed workers' sockets are closed: no connection is hashed to a socket nobody serves.
+        assert wait_for(lambda: listening_sockets(server.port) == 1)
+        assert {ask(server.port) for _ in range(30)} == children(server.pid)
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_each_worker_gets_a_fair_share_of_a_burst_of_connections():
+    """SO_REUSEPORT: the kernel hashes connections to the workers' sockets. One shared socket
+    lets whichever worker wakes first take the whole burst (benchmarks/accept_balance.py)."""
+    with start("--workers", "2") as server:
+        workers = children(server.pid)
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) for _ in range(40)]
+        try:
+            for sock in socks:
+                sock.sendall(get("/"))
+            pids = [int(Reader(sock).response().body) for sock in socks]
+        finally:
+            for sock in socks:
+                sock.close()
+        counts = {pid: pids.count(pid) for pid in workers}
+        assert min(counts.values()) >= 8, counts  # binomial(40, 1/2): below 8 once in ~10^5 runs
+
+
+def test_no_reuse_port_shares_one_socket():
+    with start("--workers", "2", "--no-reuse-port") as server:
+        assert listening_sockets(server.port) == 1
+        assert {ask(server.port) for _ in range(40)} <= children(server.pid)
+
+
+def test_connections_queued_for_a_dead_worker_are_served_by_its_successor():
+    """A worker's socket stays open in the supervisor while the worker is replaced."""
+    with start("--workers", "2") as server:
+        victim = min(children(server.pid))
+        os.kill(victim, signal.SIGSTOP)  # it accepts nothing: connections hashed to it wait
+        socks = [socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) for _ in range(20)]
+        try:
+            for sock in socks:
+                sock.sendall(get("/"))
+            os.kill(victim, signal.SIGKILL)
+            pids = [int(Reader(sock).response().body) for sock in socks]
+        finally:
+            for sock in socks:
+                sock.close()
+        assert victim not in pids
+        assert len(set(pids)) == 2, pids  # the survivor, and the victim's successor on its socket
         server.signal()
         assert server.wait() == 0
 
