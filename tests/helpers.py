@@ -240,3 +240,62 @@ def assert_refused(port: int, raw: bytes, status: int) -> Response:
         assert resp.header(b"connection") == b"close"
         assert reader.closed()
     return resp
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now, for a program that must be told its port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_accepting(port: int, proc: Any, name: str, timeout: float = WAIT) -> None:
+    """Until ``proc`` (a Popen with stderr=PIPE) accepts on 127.0.0.1:``port``; fail if it exits."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            stderr = proc.stderr.read() if proc.stderr else ""
+            raise AssertionError(f"{name} exited: {stderr.decode() if isinstance(stderr, bytes) else stderr}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError(f"{name} did not start")
+
+
+class Load:
+    """Calls ``ask`` in a loop on ``threads`` threads until stopped, keeping every answer and
+    every failure (an exception ``ask`` raised): for "no request fails while ..." tests."""
+
+    def __init__(self, ask: Callable[[], Any], threads: int = 1) -> None:
+        self.ask = ask
+        self.answers: List[Any] = []
+        self.failures: List[str] = []
+        self._stop = threading.Event()
+        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def ok(self) -> int:
+        return len(self.answers)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.answers.append(self.ask())
+            except Exception as exc:  # every failure is a test failure
+                self.failures.append(repr(exc))
+
+    def until(self, more: int, timeout: float = 2 * WAIT) -> None:
+        """Until ``more`` further answers have come (or failures pile up)."""
+        target = self.ok + more
+        assert wait_for(lambda: self.ok >= target or len(self.failures) > 20, timeout=timeout), self.ok
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(WAIT)

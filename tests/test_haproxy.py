@@ -14,7 +14,6 @@ import shutil
 import socket
 import ssl
 import subprocess
-import time
 from pathlib import Path
 from typing import Optional
 
@@ -22,7 +21,7 @@ import pytest
 import trustme
 
 from tests.apps import basic
-from tests.helpers import WAIT, Reader, get
+from tests.helpers import WAIT, Reader, free_port, get, wait_accepting
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
 if HAPROXY is None and os.environ.get("REQUIRE_HAPROXY_TESTS"):
@@ -32,15 +31,9 @@ pytestmark = pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installe
 CLIENT_IP = "127.0.0.2"  # any 127/8 address is the loopback on Linux
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class HAProxy:
     def __init__(self, folder: Path, upstream_port: int, send: str, tls_pem: Optional[Path] = None) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         ssl_bind = f" ssl crt {tls_pem}" if tls_pem else ""
         conf = folder / f"haproxy-{send}.cfg"
         conf.write_text(
@@ -62,16 +55,7 @@ backend app
         self.proc = subprocess.Popen(
             [str(HAPROXY), "-db", "-f", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"haproxy exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("haproxy did not start")
+        wait_accepting(self.port, self.proc, "haproxy")
 
     def connect(self) -> socket.socket:
         return socket.create_connection(("127.0.0.1", self.port), timeout=WAIT, source_address=(CLIENT_IP, 0))

@@ -11,17 +11,15 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.apps import basic, big
-from tests.helpers import WAIT, wait_for
+from tests.helpers import WAIT, Load, free_port, wait_accepting, wait_for
 from tests.proc import CLIServer
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -45,17 +43,11 @@ LOCATION = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class Nginx:
     def __init__(self, folder: Path, upstream: str, workers: int = 0) -> None:
         """``workers``: 0 runs nginx as one process; N runs a master with N workers, so that a
         SIGHUP is nginx's graceful reload (new workers, old ones finish their requests)."""
-        self.port = _free_port()
+        self.port = free_port()
         conf = folder / "nginx.conf"
         temp = {name: folder / name for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi")}
         for path in temp.values():
@@ -91,16 +83,7 @@ http {{
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"nginx exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("nginx did not start")
+        wait_accepting(self.port, self.proc, "nginx")
 
     @property
     def url(self) -> str:
@@ -209,45 +192,19 @@ def test_deployment_doc_shows_the_tested_location_block():
     assert documented[start : start + len(tested)] == tested
 
 
-class _Load:
-    """Clients asking through nginx in a loop, each request on a fresh client connection (so a
-    failure can only come from nginx or behind it), recording every failure, until stopped."""
+def _pid_through(url: str):
+    """Ask for a worker's pid through nginx, each time on a fresh client connection (so a failure
+    can only come from nginx or behind it); one httpx client per load thread."""
+    clients = threading.local()
 
-    def __init__(self, url: str, clients: int = 4) -> None:
-        self.url = url
-        self.ok = 0
-        self.failures: list = []
-        self.pids: set = set()
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
-        for thread in self._threads:
-            thread.start()
+    def ask() -> int:
+        if not hasattr(clients, "client"):
+            clients.client = httpx.Client(timeout=WAIT, headers={"Connection": "close"})
+        reply = clients.client.get(url)
+        assert reply.status_code == 200, f"{reply.status_code} {reply.text[:200]}"
+        return int(reply.text)
 
-    def _run(self) -> None:
-        with httpx.Client(timeout=WAIT, headers={"Connection": "close"}) as client:
-            while not self._stop.is_set():
-                self._ask(client)
-
-    def _ask(self, client: httpx.Client) -> None:
-        try:
-            reply = client.get(self.url)
-        except Exception as exc:  # every failure is a test failure
-            self.failures.append(repr(exc))
-            return
-        if reply.status_code != 200:
-            self.failures.append(f"{reply.status_code} {reply.text[:200]}")
-            return
-        self.pids.add(int(reply.text))
-        self.ok += 1
-
-    def until(self, count: int) -> None:
-        target = self.ok + count
-        assert wait_for(lambda: self.ok >= target or len(self.failures) > 20, timeout=WAIT * 2), self.ok
-
-    def stop(self) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(WAIT)
+    return ask
 
 
 @pytest.mark.slow
@@ -256,7 +213,7 @@ def test_nginx_graceful_reload_under_load_fails_no_request(nginx):
     with server:
         proxy = nginx(f"127.0.0.1:{server.port}", workers=2)
         assert wait_for(lambda: len(proxy.workers()) == 2)
-        load = _Load(proxy.url + "/")
+        load = Load(_pid_through(proxy.url + "/"), threads=4)
         try:
             load.until(100)
             for _ in range(3):
@@ -277,16 +234,16 @@ def test_asyncwsgi_reload_behind_nginx_under_load_fails_no_request(nginx):
     ).wait_listening()
     with server:
         proxy = nginx(f"127.0.0.1:{server.port}")
-        load = _Load(proxy.url + "/")
+        load = Load(_pid_through(proxy.url + "/"), threads=4)
         try:
             load.until(100)
-            old = set(load.pids)
+            old = set(set(load.answers))
             for _ in range(2):
                 server.signal(signal.SIGHUP)
-                assert wait_for(lambda o=old: len(load.pids - o) >= 2, timeout=WAIT * 2), server.output()
-                old = set(load.pids)
+                assert wait_for(lambda o=old: len(set(load.answers) - o) >= 2, timeout=WAIT * 2), server.output()
+                old = set(set(load.answers))
                 load.until(100)
         finally:
             load.stop()
         assert load.failures == []
-        assert len(load.pids) >= 6  # three generations of two workers answered
+        assert len(set(load.answers)) >= 6  # three generations of two workers answered

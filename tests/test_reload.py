@@ -6,7 +6,6 @@ import os
 import select
 import socket
 import sys
-import threading
 from pathlib import Path
 from typing import List
 
@@ -14,7 +13,7 @@ import pytest
 
 from asyncwsgi.errors import ConfigError
 from asyncwsgi.reloader import ChangeWatcher, PathFilter, _choose
-from tests.helpers import Reader, get, wait_for
+from tests.helpers import Load, Reader, get, wait_for
 from tests.proc import WAIT, CLIServer, run_cli
 
 BACKENDS = ["polling", "watchfiles"]
@@ -62,6 +61,9 @@ def _next_changes(watcher: ChangeWatcher) -> List[str]:
 def watched(request, tmp_path):
     (tmp_path / "app.py").write_text("v = 1\n")
     (tmp_path / "__pycache__").mkdir()
+    # Made before watching starts: a file created at once inside a brand-new directory can beat
+    # the new directory's inotify watch (a later edit of it is seen).
+    (tmp_path / "pkg").mkdir()
     watcher = ChangeWatcher([str(tmp_path)], ["*.py"], (), backend=request.param)
     assert watcher.backend == request.param
     watcher.start()
@@ -80,7 +82,6 @@ def test_watcher_reports_a_modified_file_and_nothing_else(watched):
 
 def test_watcher_reports_created_and_deleted_files(watched):
     root, watcher = watched
-    (root / "pkg").mkdir()
     (root / "pkg" / "new.py").write_text("x = 1\n")
     assert _next_changes(watcher) == [str(root / "pkg" / "new.py")]
     (root / "app.py").unlink()
@@ -124,29 +125,6 @@ def _ask(port: int) -> str:
         return Reader(sock).response().body.decode()
 
 
-class _Load:
-    """Fresh-connection requests in a loop, recording every failure, until stopped."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.bodies: List[str] = []
-        self.failures: List[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.bodies.append(_ask(self.port))
-            except Exception as exc:  # every failure is a test failure
-                self.failures.append(repr(exc))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(WAIT)
-
-
 def _start(app_dir: Path, *extra: str, env=None) -> CLIServer:
     # No bytecode cache: an edit within the same second and of the same size must not load a stale .pyc.
     server = CLIServer(
@@ -175,17 +153,17 @@ def test_reload_serves_the_edited_app_without_refusing_a_request(tmp_path):
     with _start(tmp_path) as server:
         first = _ask(server.port)
         assert first.startswith("v1 ")
-        load = _Load(server.port)
+        load = Load(lambda: _ask(server.port))
         try:
-            assert wait_for(lambda: len(load.bodies) > 5)
+            assert wait_for(lambda: len(load.answers) > 5)
             _write(source, APP_SOURCE.format(version="v2"))
-            assert wait_for(lambda: load.bodies and load.bodies[-1].startswith("v2 "), timeout=WAIT)
-            settled = len(load.bodies)
-            assert wait_for(lambda: len(load.bodies) > settled + 5)
+            assert wait_for(lambda: load.answers and load.answers[-1].startswith("v2 "), timeout=WAIT)
+            settled = len(load.answers)
+            assert wait_for(lambda: len(load.answers) > settled + 5)
         finally:
             load.stop()
         assert load.failures == []
-        assert all(body.startswith("v2 ") for body in load.bodies[settled:])
+        assert all(body.startswith("v2 ") for body in load.answers[settled:])
         assert _ask(server.port).split()[1] != first.split()[1]  # a fresh worker process
         assert wait_for(lambda: "reloadable.py changed; restarting the workers" in server.output())
         assert "(watchfiles)" in server.output()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import threading
 import time
-from typing import List, Set
+from typing import Set
 
 import pytest
 
-from tests.helpers import Reader, get, wait_for
+from tests.helpers import Load, Reader, get, wait_for
 from tests.proc import WAIT, CLIServer
 
 APP = "tests.test_gunicorn:pid_app"  # answers with the worker's pid
@@ -33,30 +32,6 @@ def ask(port: int) -> int:
     with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
         sock.sendall(get("/"))
         return int(Reader(sock).response().body)
-
-
-class Load:
-    """Requests in a loop on a thread, recording every failure, until stopped."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.ok = 0
-        self.failures: List[str] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ask(self.port)
-                self.ok += 1
-            except Exception as exc:  # every failure is a test failure
-                self.failures.append(repr(exc))
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(WAIT)
 
 
 def start(*args: str, env=None) -> CLIServer:
@@ -99,7 +74,7 @@ def test_ctrl_c_in_a_terminal_drains_instead_of_forcing():
 def test_killed_worker_is_replaced_while_requests_keep_succeeding():
     with start("--workers", "2") as server:
         workers = children(server.pid)
-        load = Load(server.port)
+        load = Load(lambda: ask(server.port))
         try:
             assert wait_for(lambda: load.ok > 20)
             victim = next(iter(workers))
@@ -120,7 +95,7 @@ def test_killed_worker_is_replaced_while_requests_keep_succeeding():
 def test_sighup_replaces_every_worker_without_failed_requests():
     with start("--workers", "2") as server:
         old = children(server.pid)
-        load = Load(server.port)
+        load = Load(lambda: ask(server.port))
         try:
             assert wait_for(lambda: load.ok > 20)
             server.signal(signal.SIGHUP)
