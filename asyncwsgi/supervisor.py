@@ -286,7 +286,12 @@ class Supervisor:
     # --- workers ------------------------------------------------------------------------------
 
     def _spawn(self, slot: int) -> None:
-        fds = self.sockets.for_slot(slot)
+        try:
+            fds = self.sockets.for_slot(slot)
+        except OSError as exc:  # a new slot's SO_REUSEPORT socket could not be bound
+            error_log.error("cannot listen for another worker: %s; retrying in %.0fs", exc, _BACKOFF_MAX)
+            self.restart_at = time.monotonic() + _BACKOFF_MAX
+            return
         read_end, write_end = os.pipe()
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "WEB_CONCURRENCY"}
         env[HEARTBEAT_ENV] = str(write_end)
