@@ -241,3 +241,13 @@ def test_per_ip_limit_counts_the_balancer_and_releases_its_slot(serve):
 def test_proxy_protocol_cannot_be_combined_with_tls():
     with pytest.raises(ConfigError, match="--proxy-protocol cannot be combined with --certfile"):
         Config(proxy_protocol=True, certfile="cert.pem")
+
+
+def test_a_header_that_never_completes_is_closed_at_the_header_timeout(serve):
+    srv = serve(basic.environ_dump, proxy_protocol=True, header_timeout=0.5)
+    with connect(srv.port) as sock:
+        sock.sendall(V1[:20])  # half a header, then silence
+        reader = Reader(sock)
+        assert reader.closed(timeout=5.0)
+        assert reader.received == b""  # nothing to answer: no HTTP request has begun
+    assert srv.server.stats.timeouts["header"] == 1
