@@ -29,6 +29,7 @@ from .settings import env_options, file_options, to_toml
 from .supervisor import HEARTBEAT_SECONDS, Supervisor, heartbeat_fd
 from .tls import make_ssl_context
 from .types import WSGIApp
+from .worker_sockets import WorkerSockets
 
 _FORCED_EXIT = 1
 # File descriptors beyond one per connection: listeners, the loop's own, logs, the app's files.
@@ -156,16 +157,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _fail(f"cannot write --pid-file: {exc}", 1)
     socket_files: List[str] = []  # Unix sockets bound before dropping privileges: ours to remove
     try:
+        if (config.workers > 1 or config.reload) and heartbeat_fd() is None:
+            return _supervise(args, config)  # binds (and drops privileges) itself
         if config.user is not None or config.group is not None:
-            # Bind as root, then become --user: the app (and any worker) never runs as root.
+            # Bind as root, then become --user: the app never runs as root.
             try:
                 config, socket_files = _bind_then_drop_privileges(config)
             except ConfigError as exc:
                 return _fail(str(exc), 2)
             except OSError as exc:
                 return _fail(f"cannot listen: {exc}", 1)
-        if (config.workers > 1 or config.reload) and heartbeat_fd() is None:
-            return _supervise(args, config)
         return _run(args, config, loop_name, loop_factory)
     finally:
         for path in socket_files:
@@ -200,13 +201,27 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
 
 
 def _supervise(args: argparse.Namespace, config: Config) -> int:
+    """Bind every worker's sockets, become --user if given, and run the supervisor."""
     app_args = [args.app, "--app-dir", args.app_dir] + (["--factory"] if args.factory else [])
     try:
         watcher = None
         if config.reload:
             roots = config.reload_dir or (args.app_dir,)
             watcher = ChangeWatcher(roots, config.reload_include, config.reload_exclude)
-        return Supervisor(config, app_args, watcher).run()
+        switch = config.user is not None or config.group is not None
+        uid, gid = privileges.resolve(config.user, config.group) if switch else (0, 0)
+        sockets = WorkerSockets(config)
+        try:
+            if switch:
+                # Every worker's sockets now, as root: after the switch, ports below 1024 are out
+                # of reach (a slot added later by SIGTTIN is bound as the user).
+                sockets.prebind(config.workers)
+                privileges.drop(uid, gid, config.user, sockets.socket_files)
+                error_log.info("running as uid %d, gid %d", uid, gid)
+        except BaseException:
+            sockets.close()
+            raise
+        return Supervisor(config, app_args, watcher, sockets).run()
     except ConfigError as exc:
         return _fail(str(exc), 2)
     except OSError as exc:

@@ -67,8 +67,11 @@ class _Worker:
 class Supervisor:
     """Runs until signalled; returns the process exit code."""
 
-    def __init__(self, config: Config, app_args: List[str], watcher: Optional[ChangeWatcher] = None) -> None:
+    def __init__(
+        self, config: Config, app_args: List[str], watcher: Optional[ChangeWatcher], sockets: WorkerSockets
+    ) -> None:
         self.config = config
+        self.sockets = sockets  # bound by the caller, perhaps before dropping privileges; closed by run()
         self.watcher = watcher  # --reload
         self.awaiting_change = False  # --reload: the app failed to start; wait for the next edit
         self.app_args = app_args  # the app and --factory / --app-dir, passed to each worker
@@ -83,7 +86,6 @@ class Supervisor:
         self._signals: List[int] = []
 
     def run(self) -> int:
-        self.sockets = WorkerSockets(self.config)
         worker_config = dataclasses.replace(
             self.config,
             bind=(),  # each worker's --bind fd://N list is on its command line
@@ -126,7 +128,10 @@ class Supervisor:
             os.unlink(settings_path)
             self.sockets.close()
             for path in self.sockets.socket_files:
-                remove_socket_file(path)
+                try:
+                    remove_socket_file(path)
+                except OSError as exc:  # its directory is not --user's to write: a later start replaces it
+                    error_log.debug("could not remove %s: %s", path, exc)
         error_log.info("supervisor stopped")
         return 1 if self.forced else 0
 

@@ -9,6 +9,8 @@ clients that connect together can all land on one worker (measured in
 
 Sockets that cannot be multiplied are shared by every slot: Unix sockets (Linux does not
 balance those), inherited ``fd://`` and systemd sockets, and everything with ``--no-reuse-port``.
+With ``--user``, the first ``--workers`` slots are bound before privileges are dropped; a slot
+added later (SIGTTIN) is bound as the user, which a port below 1024 refuses (logged, retried).
 
 A slot's sockets stay open in the supervisor while its worker is replaced (a crash, a reload,
 ``--max-requests``), so connections waiting in their queues are served by the successor. They
@@ -65,6 +67,11 @@ class WorkerSockets:
                 raise
             self._slots[slot] = made
         return [sock.fileno() for sock in self._shared + self._slots.get(slot, [])]
+
+    def prebind(self, slots: int) -> None:
+        """Bind slots 0 .. slots-1 now (before dropping privileges, which a low port needs)."""
+        for slot in range(slots):
+            self.for_slot(slot)
 
     def release(self, slot: int) -> None:
         """The slot goes away: close its own sockets (never slot 0's, which define the addresses)."""

@@ -299,3 +299,14 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(WAIT)
+
+
+def listening_sockets(port: int) -> int:
+    """How many sockets listen on 127.0.0.1:port (one per worker with SO_REUSEPORT)."""
+    count = 0
+    with open("/proc/net/tcp") as table:
+        for line in list(table)[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == "0A" and int(local.split(":")[1], 16) == port:
+                count += 1
+    return count

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pwd
 import socket
+import sys
 import tempfile
 
 import pytest
 
-from tests.helpers import Reader, get
+from tests.helpers import Reader, get, listening_sockets, wait_for
 from tests.proc import ROOT, WAIT, CLIServer, run_cli
+from tests.test_supervisor import children
 
 
 def _get(port: int) -> bytes:
@@ -51,7 +53,10 @@ def _world_can_reach(path: str) -> bool:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
 @pytest.mark.skipif(not _world_can_reach(str(ROOT)), reason="the checkout is not readable by other users")
-def test_user_and_group_after_binding():
+@pytest.mark.parametrize("workers", [1, 2])
+def test_user_and_group_after_binding(workers):
+    if workers > 1 and not _world_can_reach(os.path.realpath(sys.executable)):
+        pytest.skip("workers are started as the user, who cannot run this interpreter (e.g. one under /root)")
     nobody = pwd.getpwnam("nobody")
     # A run directory of the user's, as systemd's RuntimeDirectory= makes (pytest's tmp_path is
     # not reachable by other users).
@@ -60,10 +65,23 @@ def test_user_and_group_after_binding():
     os.chown(run_dir, nobody.pw_uid, nobody.pw_gid)
     sock_path = os.path.join(run_dir, "app.sock")
     with CLIServer(
-        "tests.apps.basic:hello", "--bind", "127.0.0.1:0", "--bind", f"unix:{sock_path}", "--user", "nobody"
+        "tests.apps.basic:hello",
+        "--bind",
+        "127.0.0.1:0",
+        "--bind",
+        f"unix:{sock_path}",
+        "--user",
+        "nobody",
+        "--workers",
+        str(workers),
     ) as server:
         server.wait_listening()
         assert set(_uids(server.pid)) == {nobody.pw_uid}  # real, effective, saved, filesystem
+        if workers > 1:
+            assert wait_for(lambda: len(children(server.pid)) == workers)
+            assert all(set(_uids(pid)) == {nobody.pw_uid} for pid in children(server.pid))
+            # Each worker's own SO_REUSEPORT socket, bound as root before the switch.
+            assert listening_sockets(server.port) == workers
         assert _get(server.port) == b"Hello, world!"
         assert os.stat(sock_path).st_uid == nobody.pw_uid
         server.signal()

@@ -10,7 +10,7 @@ from typing import Set
 
 import pytest
 
-from tests.helpers import Load, Reader, get, wait_for
+from tests.helpers import Load, Reader, get, listening_sockets, wait_for
 from tests.proc import WAIT, CLIServer
 
 APP = "tests.test_gunicorn:pid_app"  # answers with the worker's pid
@@ -123,17 +123,6 @@ def test_sighup_keeps_the_old_workers_until_the_new_ones_serve():
         assert wait_for(lambda: children(server.pid).isdisjoint(old) and len(children(server.pid)) == 2)
         server.signal()
         assert server.wait() == 0
-
-
-def listening_sockets(port: int) -> int:
-    """How many sockets listen on 127.0.0.1:port (one per worker with SO_REUSEPORT)."""
-    count = 0
-    with open("/proc/net/tcp") as table:
-        for line in list(table)[1:]:
-            local, state = line.split()[1], line.split()[3]
-            if state == "0A" and int(local.split(":")[1], 16) == port:
-                count += 1
-    return count
 
 
 def test_ttin_and_ttou_change_the_number_of_workers_and_their_sockets():
