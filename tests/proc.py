@@ -16,8 +16,15 @@ WAIT = 15.0
 
 
 class CLIServer:
-    def __init__(self, *args: str, env: Optional[dict] = None, pass_fds: tuple = (), new_session: bool = False) -> None:
-        self.args = [sys.executable, "-m", "asyncwsgi", *args]
+    def __init__(
+        self,
+        *args: str,
+        env: Optional[dict] = None,
+        pass_fds: tuple = (),
+        new_session: bool = False,
+        python: str = sys.executable,
+    ) -> None:
+        self.args = [python, "-m", "asyncwsgi", *args]
         full_env = dict(_clean_environ(), PYTHONUNBUFFERED="1")
         full_env.update(env or {})
         self.proc = subprocess.Popen(

@@ -53,10 +53,24 @@ def _world_can_reach(path: str) -> bool:
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to switch users")
 @pytest.mark.skipif(not _world_can_reach(str(ROOT)), reason="the checkout is not readable by other users")
+def _interpreter_for_others():
+    """A Python of this version that other users may run, and the environment that gives it this
+    test run's packages: the supervisor starts workers with its own interpreter, as the user."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate in (sys.executable, f"/usr/bin/python{version}", f"/usr/local/bin/python{version}"):
+        if os.path.exists(candidate) and _world_can_reach(os.path.realpath(candidate)):
+            if candidate == sys.executable:
+                return candidate, None
+            site = [p for p in sys.path if p.endswith("site-packages") and _world_can_reach(p)]
+            return candidate, {"PYTHONPATH": os.pathsep.join([str(ROOT), *site])}
+    return None, None
+
+
 @pytest.mark.parametrize("workers", [1, 2])
 def test_user_and_group_after_binding(workers):
-    if workers > 1 and not _world_can_reach(os.path.realpath(sys.executable)):
-        pytest.skip("workers are started as the user, who cannot run this interpreter (e.g. one under /root)")
+    python, env = _interpreter_for_others()
+    if workers > 1 and python is None:
+        pytest.skip("workers are started as the user, and no Python of this version is runnable by others")
     nobody = pwd.getpwnam("nobody")
     # A run directory of the user's, as systemd's RuntimeDirectory= makes (pytest's tmp_path is
     # not reachable by other users).
@@ -74,8 +88,11 @@ def test_user_and_group_after_binding(workers):
         "nobody",
         "--workers",
         str(workers),
+        python=python or sys.executable,
+        env=env,
     ) as server:
         server.wait_listening()
+        assert wait_for(lambda: server.port is not None)  # the TCP line may come after the Unix one
         assert set(_uids(server.pid)) == {nobody.pw_uid}  # real, effective, saved, filesystem
         if workers > 1:
             assert wait_for(lambda: len(children(server.pid)) == workers)
