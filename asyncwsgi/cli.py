@@ -19,7 +19,7 @@ from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 from . import __version__, privileges
 from .config import Config, flag_name, number_kind
 from .errors import AppImportError, ConfigError
-from .importer import import_app
+from .importer import import_app, import_failure_app
 from .listener import bind_sockets, remove_socket_file
 from .log import error_log
 from .loops import resolve_loop
@@ -185,7 +185,11 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
         if exc.__cause__ is not None:
             # The app's own code raised: where is worth more than a one-line summary.
             error_log.error("the app raised while being imported:", exc_info=exc.__cause__)
-        return _fail(str(exc), 1)
+        if not (config.reload and heartbeat_fd() is not None):
+            return _fail(str(exc), 1)
+        # A --reload worker: show the error to whoever asks, until the next save replaces us.
+        error_log.error("%s; answering 500 with the traceback until a file changes (--reload)", exc)
+        app = import_failure_app(exc)
     loop = loop_factory()
     try:
         asyncio.set_event_loop(loop)

@@ -1,10 +1,14 @@
-"""Turn an app spec such as ``"pkg.mod:attr.sub"`` into a WSGI callable. [main thread, at startup]"""
+"""Turn an app spec such as ``"pkg.mod:attr.sub"`` into a WSGI callable. [main thread, at startup]
+
+Also the stand-in app a ``--reload`` worker serves when that fails.
+"""
 
 from __future__ import annotations
 
 import importlib
 import os
 import sys
+import traceback
 from typing import Any, Optional
 
 from .errors import AppImportError
@@ -47,3 +51,24 @@ def import_app(spec: str, *, factory: bool = False, app_dir: Optional[str] = "."
     if not callable(obj):
         raise AppImportError(f"{spec!r} is not a callable WSGI application (got {type(obj).__name__})")
     return obj  # type: ignore[no-any-return,unused-ignore]
+
+
+def import_failure_app(error: AppImportError) -> WSGIApp:
+    """``--reload`` only: an app that answers every request with why the real one did not import.
+
+    In development a browser refresh then shows the traceback at once, instead of waiting in the
+    backlog for a fix. Never used without ``--reload``: tracebacks are not for the public.
+    """
+    lines = [f"asyncwsgi --reload: {error}", "Fix the code and save; the server restarts by itself.", ""]
+    if error.__cause__ is not None:
+        lines += traceback.format_exception(type(error.__cause__), error.__cause__, error.__cause__.__traceback__)
+    body = "\n".join(lines).encode("utf-8", "replace")
+
+    def app(environ: Any, start_response: Any) -> Any:  # [worker thread]
+        start_response(
+            "500 Internal Server Error",
+            [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", str(len(body)))],
+        )
+        return [body]
+
+    return app

@@ -20,8 +20,8 @@ The supervisor:
 * SIGTTIN / SIGTTOU: one worker more / one fewer.
 
 With ``--reload`` (development) it also restarts every worker when a watched file changes
-(``reloader.py``), and a worker that fails before serving (a syntax error, say) is not retried
-until the next change.
+(``reloader.py``). A worker whose app fails to import serves that error as a 500 page until then,
+and one that fails before serving at all is not retried until the next change.
 
 ``--max-requests`` (with ``--max-requests-jitter``) is enforced by each worker, which drains
 and exits after that many requests; the supervisor then starts a fresh one.
@@ -95,7 +95,6 @@ class Supervisor:
             pid_file=None,
             user=None,
             group=None,
-            reload=False,
         )
         handle, settings_path = tempfile.mkstemp(prefix="asyncwsgi-", suffix=".toml")
         with os.fdopen(handle, "w") as file:

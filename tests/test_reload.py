@@ -169,20 +169,30 @@ def test_reload_serves_the_edited_app_without_refusing_a_request(tmp_path):
         assert "(watchfiles)" in server.output()
 
 
-def test_reload_waits_for_a_fix_after_the_app_fails_to_import(tmp_path):
+def _status_and_body(port: int):
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(get("/"))
+        response = Reader(sock).response()
+        return response.status, response.body.decode()
+
+
+def test_reload_shows_an_import_error_until_the_fix(tmp_path):
     source = tmp_path / "reloadable.py"
     source.write_text(APP_SOURCE.format(version="v1"))
     with _start(tmp_path) as server:
         assert _ask(server.port).startswith("v1 ")
         _write(source, "def app(:\n")
-        assert wait_for(lambda: "waiting for a file to change" in server.output())
-        assert "SyntaxError" in server.output()
+        assert wait_for(lambda: _status_and_body(server.port)[0] == 500, interval=0.1)
+        status, body = _status_and_body(server.port)
+        assert status == 500
+        assert "asyncwsgi --reload: error while importing 'reloadable'" in body
+        assert 'reloadable.py", line 1' in body and "SyntaxError" in body  # the traceback
+        assert "answering 500 with the traceback until a file changes" in server.output()
         restarts = server.output().count("listening on")
-        # Not retried while nothing changes (it would only fail again).
+        # Nothing restarts while nothing changes (it would only fail again).
         assert not wait_for(lambda: server.output().count("listening on") > restarts, timeout=1.5)
         _write(source, APP_SOURCE.format(version="v3"))
-        assert wait_for(lambda: server.output().count("listening on") > restarts)
-        assert _ask(server.port).startswith("v3 ")
+        assert wait_for(lambda: _status_and_body(server.port)[1].startswith("v3 "), interval=0.1)
         server.signal()
         assert server.wait() == 0
 
