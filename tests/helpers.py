@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from asyncwsgi import Server, start_server
 from asyncwsgi.loops import resolve_loop
@@ -310,3 +311,14 @@ def listening_sockets(port: int) -> int:
             if state == "0A" and int(local.split(":")[1], 16) == port:
                 count += 1
     return count
+
+
+def children(pid: int) -> Set[int]:
+    found: Set[int] = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                found |= {int(c) for c in f.read().split()}
+    except FileNotFoundError:
+        pass
+    return found

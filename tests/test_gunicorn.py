@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import children, free_port
 from tests.proc import ROOT, WAIT
 
 pytest.importorskip("gunicorn")
@@ -91,18 +91,10 @@ def test_workers_serve_and_sigterm_stops_cleanly():
     assert "Traceback" not in server.stderr
 
 
-def _children(pid: int) -> set:
-    children = set()
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            children |= {int(c) for c in f.read().split()}
-    return children
-
-
 def test_killed_worker_is_replaced_and_requests_keep_succeeding():
     server = Gunicorn("-w", "2")
     try:
-        workers = _children(server.proc.pid)
+        workers = children(server.proc.pid)
         assert len(workers) == 2
         victim = next(iter(server.pids()))
         os.kill(victim, signal.SIGKILL)
@@ -110,10 +102,10 @@ def test_killed_worker_is_replaced_and_requests_keep_succeeding():
         deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             assert victim not in server.pids(5)
-            current = _children(server.proc.pid)
+            current = children(server.proc.pid)
             if len(current) == 2 and victim not in current:
                 break
-        replaced = _children(server.proc.pid)
+        replaced = children(server.proc.pid)
         assert len(replaced) == 2 and victim not in replaced
         assert len(replaced - workers) == 1  # one new worker; the survivor is still there
     finally:

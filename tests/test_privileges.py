@@ -10,9 +10,8 @@ import tempfile
 
 import pytest
 
-from tests.helpers import Reader, get, listening_sockets, wait_for
+from tests.helpers import Reader, children, get, listening_sockets, wait_for
 from tests.proc import ROOT, WAIT, CLIServer, run_cli
-from tests.test_supervisor import children
 
 
 def _get(port: int) -> bytes:

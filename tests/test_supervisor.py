@@ -6,25 +6,13 @@ import os
 import signal
 import socket
 import time
-from typing import Set
 
 import pytest
 
-from tests.helpers import Load, Reader, get, listening_sockets, wait_for
+from tests.helpers import Load, Reader, children, get, listening_sockets, wait_for
 from tests.proc import WAIT, CLIServer
 
 APP = "tests.test_gunicorn:pid_app"  # answers with the worker's pid
-
-
-def children(pid: int) -> Set[int]:
-    found: Set[int] = set()
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found |= {int(c) for c in f.read().split()}
-    except FileNotFoundError:
-        pass
-    return found
 
 
 def ask(port: int) -> int:
