@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Dict, List
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.run import ROOT, free_port, venv_bindir, wait_ready
+from benchmarks.run import ROOT, free_port, stop_server, venv_bindir, wait_ready
 
 MODES = ("reuseport", "shared")
 
@@ -84,12 +84,7 @@ def measure(mode: str, case: Case, seconds: int, python: str) -> Dict[str, float
             result = run_wrk(port, case, seconds)
             after = _served(log)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_server(proc, grace=15.0)
     served = [after[pid] - before.get(pid, 0) for pid in after]
     served += [0] * (2 - len(served))  # a worker that served nothing
     result["busier_share"] = 100.0 * max(served) / max(sum(served), 1)

@@ -260,6 +260,16 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 20.0) -> None
     raise RuntimeError(f"server on {port} did not become ready")
 
 
+def stop_server(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within ``grace`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def tree_rss_kib(pid: int) -> int:
     """RSS of a process and its descendants (gunicorn's worker is a child of its arbiter)."""
     total = 0
@@ -390,12 +400,7 @@ def measure(name: str, command: List[str], scenario: Scenario, seconds: int, scr
     finally:
         if holder is not None:
             holder.communicate(timeout=30)
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_server(proc)
 
 
 def upload_script(size: int) -> str:
