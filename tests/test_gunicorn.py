@@ -18,7 +18,15 @@ pytest.importorskip("gunicorn")
 
 
 def pid_app(environ, start_response):
-    """Answers with the worker's process id."""
+    """Answers with the worker's process id. ``?SECONDS`` first holds the request that long, and
+    ``?SECONDS,PATH`` also appends a line to PATH on arrival, so a test can see it in flight."""
+    query = environ.get("QUERY_STRING", "")
+    if query:
+        seconds, _, arrived = query.partition(",")
+        if arrived:
+            with open(arrived, "a") as marker:
+                marker.write(f"{os.getpid()}\n")
+        time.sleep(float(seconds))
     body = str(os.getpid()).encode()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]

@@ -84,14 +84,21 @@ def test_sighup_replaces_every_worker_without_failed_requests():
     with start("--workers", "2") as server:
         old = children(server.pid)
         load = Load(lambda: ask(server.port))
+        # Requests that are still in an old worker when it is told to drain: they must finish.
+        slow = [socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) for _ in range(6)]
+        for sock in slow:
+            sock.sendall(get("/?3"))
         try:
             assert wait_for(lambda: load.ok > 20)
             server.signal(signal.SIGHUP)
             assert wait_for(lambda: len(children(server.pid)) == 2 and not (children(server.pid) & old))
             before = load.ok
             assert wait_for(lambda: load.ok > before + 20)
+            assert [int(Reader(sock).response().body) in old for sock in slow] == [True] * len(slow)
         finally:
             load.stop()
+            for sock in slow:
+                sock.close()
         assert load.failures == []
         server.signal()
         assert server.wait() == 0
