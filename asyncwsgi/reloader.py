@@ -144,6 +144,16 @@ class ChangeWatcher:
                 pass  # a wake-up is already pending, or we are closing
 
     def _watch_with_watchfiles(self) -> None:
+        try:
+            self._watchfiles_loop()
+        except Exception as exc:  # e.g. the OS's limit on inotify watches: still reload, by polling
+            if self._stop.is_set():
+                return
+            error_log.warning("--reload: watchfiles failed (%s); polling instead", exc)
+            self.backend = "polling"
+            self._poll()
+
+    def _watchfiles_loop(self) -> None:
         import watchfiles
 
         def accept(change: object, path: str) -> bool:

@@ -218,3 +218,22 @@ def test_reload_dir_must_exist(tmp_path):
     assert result.stderr.strip().splitlines() == [
         f"asyncwsgi: error: --reload-dir {str(tmp_path / 'nope')!r} is not a directory"
     ]
+
+
+def test_a_failing_watchfiles_falls_back_to_polling(tmp_path, monkeypatch):
+    import watchfiles
+
+    def broken(*args, **kwargs):
+        raise OSError("OS file watch limit reached")
+        yield  # a generator, as watchfiles.watch is
+
+    monkeypatch.setattr(watchfiles, "watch", broken)
+    (tmp_path / "app.py").write_text("v = 1\n")
+    watcher = ChangeWatcher([str(tmp_path)], ["*.py"], (), backend="watchfiles")
+    try:
+        watcher.start()
+        assert wait_for(lambda: watcher.backend == "polling")
+        (tmp_path / "app.py").write_text("v = 22\n")
+        assert _next_changes(watcher) == [str(tmp_path / "app.py")]
+    finally:
+        watcher.close()
