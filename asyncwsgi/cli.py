@@ -20,7 +20,7 @@ from . import __version__, privileges
 from .config import Config, flag_name, number_kind
 from .errors import AppImportError, ConfigError
 from .importer import import_app, import_failure_app
-from .listener import bind_sockets, remove_socket_file
+from .listener import bind_sockets, discard_socket_files
 from .log import error_log
 from .loops import resolve_loop
 from .reloader import ChangeWatcher
@@ -169,11 +169,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return _fail(f"cannot listen: {exc}", 1)
         return _run(args, config, loop_name, loop_factory)
     finally:
-        for path in socket_files:
-            try:
-                remove_socket_file(path)
-            except OSError as exc:  # its directory is not --user's to write: a later start replaces it
-                error_log.debug("could not remove %s: %s", path, exc)
+        discard_socket_files(socket_files)
         if config.pid_file is not None:
             _remove_pid_file(config.pid_file)
 

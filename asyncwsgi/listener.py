@@ -162,6 +162,16 @@ def _bind_tcp(host: str, port: int, reuse_port: bool = False) -> List[socket.soc
     return sockets
 
 
+def discard_socket_files(paths: List[str]) -> None:
+    """At exit, remove the Unix socket files we made, where we still may: after --user the
+    directory may not be the user's to write, and a later start replaces what is left."""
+    for path in paths:
+        try:
+            remove_socket_file(path)
+        except OSError as exc:
+            error_log.debug("could not remove %s: %s", path, exc)
+
+
 def remove_socket_file(path: str) -> None:
     """Remove a stale Unix socket left by an earlier run; never remove anything else."""
     try:

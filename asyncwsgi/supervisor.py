@@ -40,7 +40,7 @@ import time
 from typing import Dict, List, Optional
 
 from .config import Config
-from .listener import remove_socket_file
+from .listener import discard_socket_files
 from .log import error_log
 from .reloader import ChangeWatcher
 from .settings import ENV_PREFIX, to_toml
@@ -126,11 +126,7 @@ class Supervisor:
             os.close(wakeup_w)
             os.unlink(settings_path)
             self.sockets.close()
-            for path in self.sockets.socket_files:
-                try:
-                    remove_socket_file(path)
-                except OSError as exc:  # its directory is not --user's to write: a later start replaces it
-                    error_log.debug("could not remove %s: %s", path, exc)
+            discard_socket_files(self.sockets.socket_files)
         error_log.info("supervisor stopped")
         return 1 if self.forced else 0
 
