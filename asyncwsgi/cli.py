@@ -217,7 +217,6 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
                 # of reach (a slot added later by SIGTTIN is bound as the user).
                 sockets.prebind(config.workers)
                 privileges.drop(uid, gid, config.user, sockets.socket_files)
-                error_log.info("running as uid %d, gid %d", uid, gid)
         except BaseException:
             sockets.close()
             raise
@@ -241,7 +240,6 @@ def _bind_then_drop_privileges(config: Config) -> Tuple[Config, List[str]]:
             sock.close()
         raise
     binds = tuple(f"fd://{sock.detach()}" for sock in sockets)
-    error_log.info("running as uid %d, gid %d", uid, gid)
     return dataclasses.replace(config, bind=binds, uds=None, fd=None), files
 
 

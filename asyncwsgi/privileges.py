@@ -13,6 +13,7 @@ import pwd
 from typing import List, Optional, Tuple
 
 from .errors import ConfigError
+from .log import error_log
 
 
 def resolve(user: Optional[str], group: Optional[str]) -> Tuple[int, int]:
@@ -42,3 +43,4 @@ def drop(uid: int, gid: int, user: Optional[str], files: List[str]) -> None:
         os.initgroups(user, gid)
     os.setgid(gid)
     os.setuid(uid)
+    error_log.info("running as uid %d, gid %d", uid, gid)
