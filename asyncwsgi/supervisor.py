@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 
 from .config import Config
 from .listener import discard_socket_files
@@ -204,11 +204,15 @@ class Supervisor:
             self.target -= 1
             error_log.info("received SIGTTOU: %d workers", self.target)
 
+    def _slots_for(self, replaced: Iterable[_Worker]) -> List[int]:
+        """Every slot a new set of workers fills: the replaced workers' and 0 .. target-1."""
+        return sorted({w.slot for w in replaced} | set(range(self.target)))
+
     def _start_new_set(self) -> None:
         """SIGHUP: a new worker in every slot now; the old ones stop once all the new ones serve."""
         old = [(pid, w) for pid, w in self.workers.items() if not w.retiring and pid not in self.reload_pending]
         self.reload_pending += [pid for pid, _ in old]
-        for slot in sorted({w.slot for _, w in old} | set(range(self.target))):
+        for slot in self._slots_for(w for _, w in old):
             self._spawn(slot)
 
     def _finish_reload(self) -> None:
@@ -229,7 +233,7 @@ class Supervisor:
         shown = ", ".join(os.path.relpath(path) for path in changed[:3])
         more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
         error_log.info("--reload: %s changed; restarting the workers", shown + more)
-        slots = sorted({w.slot for w in self.workers.values() if not w.retiring} | set(range(self.target)))
+        slots = self._slots_for(w for w in self.workers.values() if not w.retiring)
         for worker in self.workers.values():
             if not worker.retiring:
                 self._retire(worker)
