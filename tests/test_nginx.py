@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from tests.apps import basic, big
-from tests.helpers import WAIT, Load, free_port, wait_accepting, wait_for
+from tests.helpers import WAIT, Load, children, free_port, wait_accepting, wait_for
 from tests.proc import CLIServer
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -231,12 +231,14 @@ def test_asyncwsgi_reload_behind_nginx_under_load_fails_no_request(nginx, tmp_pa
     """SIGHUP to our supervisor while nginx holds keep-alive connections to the old workers.
 
     nginx's few upstream connections may all be hashed to one worker's socket, so which pids
-    answer varies; what must hold is that after each reload only new workers answer, and that
-    no request fails meanwhile."""
+    answer varies; a generation is therefore the supervisor's children at the signal, not the
+    pids seen so far. What must hold is that after each reload only new workers answer, and
+    that no request fails meanwhile."""
     server = CLIServer(
         "tests.test_gunicorn:pid_app", "--port", "0", "--no-access-log", "--workers", "2"
     ).wait_listening()
     with server:
+        assert wait_for(lambda: len(children(server.pid)) == 2)
         proxy = nginx(f"127.0.0.1:{server.port}")
         load = Load(_pid_through(proxy.url + "/"), threads=4)
         generations = []
@@ -250,7 +252,8 @@ def test_asyncwsgi_reload_behind_nginx_under_load_fails_no_request(nginx, tmp_pa
         try:
             load.until(100)
             for round_number in range(2):
-                old, start = set(load.answers), len(load.answers)
+                old, start = children(server.pid), len(load.answers)
+                assert set(load.answers) <= set().union(old, *generations)
                 generations.append(old)
                 if round_number == 0:
                     slow_threads = [threading.Thread(target=slow) for _ in range(4)]
