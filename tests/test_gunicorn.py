@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.helpers import children, free_port
+from tests.helpers import children, free_port, wait_for
 from tests.proc import ROOT, WAIT
 
 pytest.importorskip("gunicorn")
@@ -102,8 +102,9 @@ def test_workers_serve_and_sigterm_stops_cleanly():
 def test_killed_worker_is_replaced_and_requests_keep_succeeding():
     server = Gunicorn("-w", "2")
     try:
+        # One worker answering is not both forked: the arbiter spawns them one by one.
+        assert wait_for(lambda: len(children(server.proc.pid)) == 2)
         workers = children(server.proc.pid)
-        assert len(workers) == 2
         victim = next(iter(server.pids()))
         os.kill(victim, signal.SIGKILL)
         # Requests keep succeeding (the other worker takes them) while the arbiter replaces it.
