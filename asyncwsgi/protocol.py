@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import h11
 
-from . import proxyprotocol
+from . import direct_body, proxyprotocol
 from .accesslog import AccessRecord
 from .environ import BadTarget, check_host, split_target
 from .errors import (
@@ -181,7 +181,15 @@ class HTTPProtocol(asyncio.Protocol):
         conn = self.conn
         if conn is None:
             conn = self.conn = self._new_parser()
-        conn.receive_data(data)
+        elif self.exchange is not None:
+            split = direct_body.take(conn, data)
+            if split is not None:  # a Content-Length body's bytes: straight to the app
+                body, data = split
+                self._on_body_data(body)
+                if self.transport.is_closing() or not direct_body.body_complete(conn):
+                    return
+        if data:
+            conn.receive_data(data)
         if self.exchange is not None and conn.their_state is h11.DONE:
             # Pipelined bytes behind a complete request: nothing to parse until its response is
             # out, but don't buffer without bound. (So the buffer can pass the limit by one read.)
