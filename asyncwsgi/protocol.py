@@ -65,6 +65,10 @@ _PAUSE_REFUSED = 8  # we gave up on this request's body; nothing more is read
 # Which deadline the read-side timer enforces.
 _IDLE, _HEAD, _BODY, _LINGER = "IDLE", "HEAD", "BODY", "LINGER"
 
+# h11's states for a client whose request has ended: DONE, or MUST_CLOSE when the request did
+# not ask for a persistent connection in h11's view (Connection: close, or any HTTP/1.0 request:
+# h11 does not know HTTP/1.0's keep-alive). Whether we reuse the connection is ours to decide.
+_REQUEST_ENDED = (h11.DONE, h11.MUST_CLOSE)
 # Bytes of pipelined requests we hold in h11's buffer before we stop reading the socket.
 _PIPELINE_BUFFER_BYTES = 64 * 1024
 # Request body bytes we read and discard after the app answered without reading it all.
@@ -190,7 +194,7 @@ class HTTPProtocol(asyncio.Protocol):
                     return
         if data:
             conn.receive_data(data)
-        if self.exchange is not None and conn.their_state is h11.DONE:
+        if self.exchange is not None and conn.their_state in _REQUEST_ENDED:
             # Pipelined bytes behind a complete request: nothing to parse until its response is
             # out, but don't buffer without bound. (So the buffer can pass the limit by one read.)
             self._check_pipeline_buffer()
@@ -270,7 +274,7 @@ class HTTPProtocol(asyncio.Protocol):
             elif kind is h11.EndOfMessage:
                 if self._on_body_end(event):  # type: ignore[arg-type]
                     return
-                if conn.their_state is h11.DONE:
+                if conn.their_state in _REQUEST_ENDED:
                     # Nothing more to parse until the next cycle's fresh parser, which takes what
                     # is buffered; later reads are bounded in data_received.
                     return
@@ -335,6 +339,7 @@ class HTTPProtocol(asyncio.Protocol):
         fields: List[Tuple[bytes, bytes]] = []
         content_length: Optional[int] = None
         chunked = False
+        keep_alive_asked = False
         max_field_bytes = config.max_header_bytes
         # h11 bounds only heads still incomplete; one that arrives whole in a single read
         # is parsed whatever its size, so the total is enforced again here.
@@ -352,9 +357,12 @@ class HTTPProtocol(asyncio.Protocol):
                     content_length = int(value)  # h11 has validated it (and merged duplicates)
                 elif name == b"transfer-encoding":
                     chunked = True
-                elif name == b"connection" and b"close" in value.lower():
-                    if b"close" in [token.strip() for token in value.lower().split(b",")]:
+                elif name == b"connection":
+                    tokens = [token.strip() for token in value.lower().split(b",")]
+                    if b"close" in tokens:
                         self._close_after_response = True
+                    elif b"keep-alive" in tokens:
+                        keep_alive_asked = True
             if len(fields) > config.max_header_count:
                 self.send_error(431, _too_many_fields(len(fields), config.max_header_count), request)
                 return
@@ -376,8 +384,9 @@ class HTTPProtocol(asyncio.Protocol):
             # Answered from the head alone: the body is never read (nor invited by 100 Continue).
             self.send_error(413, f"Content-Length {content_length} is over --max-body-bytes", request)
             return
-        if request.http_version < b"1.1":
-            self._close_after_response = True  # HTTP/1.0 connections are not kept alive
+        if request.http_version < b"1.1" and not keep_alive_asked:
+            # HTTP/1.0 persists only by the client's "Connection: keep-alive" (RFC 9112 §9.3).
+            self._close_after_response = True
         has_body = chunked or bool(content_length)
         ctx = self.ctx
         environ = ctx.environ.build(
@@ -490,7 +499,7 @@ class HTTPProtocol(asyncio.Protocol):
         if (
             exchange is not None
             and exchange.response_complete
-            and self._parser().their_state is h11.DONE
+            and self._parser().their_state in _REQUEST_ENDED
             and not self.ctx.draining
             and not self._close_after_response
         ):

@@ -23,6 +23,7 @@ NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = "NO_BODY", "LENGTH", "CHUNKED", "UNTIL_C
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _CONNECTION_CLOSE = b"Connection: close"
+_CONNECTION_KEEP_ALIVE = b"Connection: keep-alive"
 _CHUNKED = b"Transfer-Encoding: chunked"
 _LAST_CHUNK = b"0\r\n\r\n"
 
@@ -94,8 +95,10 @@ def start_response(
     """Serialise ``head``; return its bytes, the body framer, and whether the connection closes.
 
     ``extra`` are whole header lines the server adds (Date, Server); ``close`` is the server's
-    own reason to close after this response. HTTP/1.0 clients are never kept alive, and a
-    body of unknown length to one of them is delimited by closing (RFC 9112 §6.3).
+    own reason to close after this response, and for an HTTP/1.0 client it is set unless the
+    client asked for keep-alive. A body of unknown length to an HTTP/1.0 client is delimited by
+    closing (RFC 9112 §6.3); otherwise the connection persists, and since an HTTP/1.0 client
+    assumes it does not, the response says ``Connection: keep-alive`` (§9.3).
     """
     code = head.status_code
     length: Optional[int] = None
@@ -120,9 +123,11 @@ def start_response(
             lines.append(_CHUNKED)
         else:
             kind = NO_BODY if head_request else UNTIL_CLOSE
-    closes = close or app_close or not http11 or kind is UNTIL_CLOSE
+    closes = close or app_close or kind is UNTIL_CLOSE
     if closes and not app_close:
         lines.append(_CONNECTION_CLOSE)
+    elif not closes and not http11:
+        lines.append(_CONNECTION_KEEP_ALIVE)
     lines.append(b"\r\n")
     return b"\r\n".join(lines), BodyFramer(kind, length or 0), closes
 

@@ -106,6 +106,59 @@ def test_http10_request_with_known_length(serve):
         assert reader.closed()  # HTTP/1.0 without keep-alive: server closes
 
 
+def http10(path: str, extra: bytes = b"Connection: keep-alive\r\n", method: bytes = b"GET") -> bytes:
+    return method + b" " + path.encode() + b" HTTP/1.0\r\n" + extra + b"\r\n"
+
+
+def test_http10_keep_alive_reuses_the_connection(serve):
+    # ApacheBench -k and many health checkers speak HTTP/1.0 with "Connection: keep-alive".
+    srv = serve(basic.path_echo)
+    with connect(srv.port) as sock:
+        reader = Reader(sock)
+        for i in range(3):  # one at a time: each answer must come without the connection closing
+            sock.sendall(http10(f"/{i}"))
+            resp = reader.response()
+            assert resp.body == f"GET /{i} ?".encode()
+            assert resp.header(b"connection") == b"keep-alive"  # an HTTP/1.0 client assumes close
+            assert resp.header(b"content-length") == str(len(resp.body)).encode()
+        sock.sendall(http10("/last", b"Connection: Keep-Alive, close\r\n"))  # close wins
+        resp = reader.response()
+        assert resp.body == b"GET /last ?" and resp.header(b"connection") == b"close"
+        assert reader.closed()
+
+
+def test_http10_keep_alive_pipelined_with_bodies_and_head(serve):
+    srv = serve(basic.echo)
+    with connect(srv.port) as sock:
+        sock.sendall(
+            http10("/a", b"Connection: keep-alive\r\nContent-Length: 5\r\n", b"POST")
+            + b"hello"
+            + http10("/b", method=b"HEAD")
+            + http10("/c", b"Connection: keep-alive\r\nContent-Length: 3\r\n", b"POST")
+            + b"abc"
+            + http10("/d", b"")
+        )
+        reader = Reader(sock)
+        assert reader.response().body == b"hello"
+        head = reader.response(head_request=True)
+        assert head.header(b"connection") == b"keep-alive" and head.body == b""
+        assert reader.response().body == b"abc"
+        last = reader.response()  # no keep-alive asked: the connection ends with it
+        assert last.header(b"connection") == b"close"
+        assert reader.closed()
+
+
+def test_http10_keep_alive_with_a_body_of_unknown_length_closes(serve):
+    srv = serve(basic.stream)
+    with connect(srv.port) as sock:
+        sock.sendall(http10("/") + get("/never"))
+        reader = Reader(sock)
+        resp = reader.response()
+        assert resp.header(b"connection") == b"close"  # the body ends where the connection does
+        assert resp.body == b"one,two,three"
+        assert reader.eof
+
+
 def test_head_sends_headers_but_no_body(serve):
     srv = serve(basic.hello)
     with connect(srv.port) as sock:

@@ -85,9 +85,19 @@ def test_unknown_length_on_http10_is_delimited_by_close():
     assert framer.data(b"abc") == [b"abc"] and framer.end() == b""
 
 
-def test_http10_never_kept_alive_even_with_length():
-    data, _, closes = start(head(headers=[(b"Content-Length", b"0")]), http11=False)
+def test_http10_closes_unless_the_client_asked_for_keep_alive():
+    # The protocol passes close=True for an HTTP/1.0 request without "Connection: keep-alive".
+    data, _, closes = start(head(headers=[(b"Content-Length", b"0")]), http11=False, close=True)
     assert closes and data.endswith(b"Connection: close\r\n\r\n")
+    data, _, closes = start(head(headers=[(b"Content-Length", b"0")]), http11=False)
+    assert not closes and data.endswith(b"Connection: keep-alive\r\n\r\n")  # it expects a close
+    data, _, closes = start(head(headers=[(b"Content-Length", b"0")]))
+    assert not closes and b"Connection" not in data  # HTTP/1.1 persists by default
+
+
+def test_http10_keep_alive_still_closes_for_a_body_of_unknown_length():
+    data, framer, closes = start(head(), http11=False)
+    assert framer.kind is UNTIL_CLOSE and closes and b"keep-alive" not in data
 
 
 @pytest.mark.parametrize("code", [204, 304])
