@@ -32,6 +32,11 @@ _TOO_MANY_FROM_IP = (
 )
 
 
+# Port 0 on a name with several addresses: how many kernel-chosen ports to try before giving up
+# (a try fails only when the port the first family got is taken in another).
+_EPHEMERAL_BIND_ATTEMPTS = 8
+
+
 def listen_addresses(config: Config) -> List[BindAddress]:
     """Where the config says to listen: its --bind list, or else --fd, --uds or --host/--port."""
     if config.bind:
@@ -139,9 +144,26 @@ def _tcp_options(sock: socket.socket, reuse_port: bool) -> None:
 
 
 def _bind_tcp(host: str, port: int, reuse_port: bool = False) -> List[socket.socket]:
+    """One socket per address ``host`` resolves to (IPv4 and IPv6 for a wildcard or a dual name).
+
+    With port 0 every socket gets the port the kernel gave the first, so the name means one
+    port; if that port is taken in another family, the whole set is tried again.
+    """
     infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    attempts_left = _EPHEMERAL_BIND_ATTEMPTS if port == 0 else 1
+    while True:
+        try:
+            return _bind_tcp_set(infos, reuse_port)
+        except OSError as exc:
+            attempts_left -= 1
+            if exc.errno != errno.EADDRINUSE or attempts_left == 0:
+                raise
+
+
+def _bind_tcp_set(infos: List[Tuple], reuse_port: bool) -> List[socket.socket]:
     sockets: List[socket.socket] = []
     seen = set()
+    chosen = 0  # the port of the first socket, when the address asks for any (port 0)
     try:
         for family, kind, proto, _, address in infos:
             if (family, address) in seen:
@@ -150,11 +172,15 @@ def _bind_tcp(host: str, port: int, reuse_port: bool = False) -> List[socket.soc
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             _tcp_options(sock, reuse_port)
+            if chosen:
+                address = (address[0], chosen, *address[2:])
             try:
                 sock.bind(address)
             except OSError as exc:
                 message = f"error while attempting to bind on address {address!r}: {exc.strerror}"
                 raise OSError(exc.errno, message) from None
+            if address[1] == 0:
+                chosen = sock.getsockname()[1]
     except BaseException:
         for sock in sockets:
             sock.close()

@@ -92,13 +92,17 @@ def test_several_listeners_serve_alike_and_unix_files_are_removed(serve, tmp_pat
     assert not os.path.exists(path)
 
 
-def test_ipv6_listener(serve):
+def _skip_without_ipv6() -> None:
     try:
         probe = socket.socket(socket.AF_INET6)
         probe.bind(("::1", 0))
         probe.close()
     except OSError:
         pytest.skip("no IPv6 loopback here")
+
+
+def test_ipv6_listener(serve):
+    _skip_without_ipv6()
     srv = serve(basic.hello, bind=("[::1]:0",))
     port = srv.server.sockets[0].getsockname()[1]
     assert _get_tcp(port, "::1", socket.AF_INET6) == b"Hello, world!"
@@ -143,3 +147,41 @@ def test_systemd_without_sockets_is_a_one_line_error():
     with CLIServer("tests.apps.basic:hello", "--bind", "systemd") as server:
         assert server.wait() == 1
     assert "LISTEN_FDS is not set" in server.output()
+
+
+def test_port_0_on_both_families_is_one_port(serve):
+    _skip_without_ipv6()
+    srv = serve(basic.hello, bind=(":0",))  # the wildcard: 0.0.0.0 and ::
+    families = {sock.family: sock.getsockname()[1] for sock in srv.server.sockets}
+    assert set(families) == {socket.AF_INET, socket.AF_INET6}
+    port = families[socket.AF_INET]
+    assert families[socket.AF_INET6] == port  # what the banner prints is where both listen
+    assert _get_tcp(port) == b"Hello, world!"
+    assert _get_tcp(port, "::1", socket.AF_INET6) == b"Hello, world!"
+
+
+def test_port_0_tries_again_when_the_other_family_has_that_port_taken(monkeypatch):
+    import errno
+
+    from asyncwsgi import listener
+
+    calls = []
+    real = listener._bind_tcp_set
+
+    def taken_twice(infos, reuse_port):
+        calls.append(infos)
+        if len(calls) <= 2:
+            raise OSError(errno.EADDRINUSE, "taken in the other family")
+        return real(infos, reuse_port)
+
+    monkeypatch.setattr(listener, "_bind_tcp_set", taken_twice)
+    sockets = listener._bind_tcp("127.0.0.1", 0)
+    try:
+        assert len(calls) == 3 and len(sockets) == 1
+    finally:
+        for sock in sockets:
+            sock.close()
+    calls.clear()
+    with pytest.raises(OSError):  # a fixed port is not retried: it is someone else's
+        listener._bind_tcp("127.0.0.1", 1)
+    assert len(calls) == 1
