@@ -48,15 +48,28 @@ def config_from_gunicorn(cfg: Any, fds: list[int]) -> Config:
         options["max_header_bytes"] = max(64, int(cfg.limit_request_field_size))
     if cfg.accesslog is not None and cfg.access_log_format:
         options["access_log_format"] = cfg.access_log_format
+    # gunicorn believes X-Forwarded-Proto (its secure_scheme_headers) from forwarded_allow_ips,
+    # 127.0.0.1 and ::1 by default, so that an app behind a local nginx that ends TLS sees https.
+    # Our proxy headers do that and more (X-Forwarded-For becomes REMOTE_ADDR, as uvicorn's
+    # gunicorn worker does too), and strip those headers from untrusted peers.
+    options["proxy_headers"] = True
+    options["forwarded_allow_ips"] = _ip_list(cfg.forwarded_allow_ips)
     proxy_protocol = getattr(cfg, "proxy_protocol", False)  # a bool in older gunicorns, "off"/"auto"/... in newer
     if proxy_protocol and str(proxy_protocol).lower() not in ("off", "false"):
+        # One allow-list serves both here; the balancer that sends PROXY headers is the one to trust.
         options["proxy_protocol"] = True
-        options["forwarded_allow_ips"] = ",".join(str(ip) for ip in cfg.proxy_allow_ips)
+        options["forwarded_allow_ips"] = _ip_list(cfg.proxy_allow_ips)
     if cfg.is_ssl:
         options.update(certfile=cfg.certfile, keyfile=cfg.keyfile)
         if cfg.ca_certs:
             options.update(ca_certs=cfg.ca_certs, cert_reqs={0: "none", 1: "optional", 2: "required"}[cfg.cert_reqs])
     return Config(**options)
+
+
+def _ip_list(value: Any) -> str:
+    """gunicorn's allow-lists are lists of strings (or one comma-separated string)."""
+    items = value.split(",") if isinstance(value, str) else value
+    return ",".join(str(item).strip() for item in items if str(item).strip())
 
 
 class Worker(_GunicornWorker):

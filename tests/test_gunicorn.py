@@ -33,7 +33,7 @@ def pid_app(environ, start_response):
 
 
 class Gunicorn:
-    def __init__(self, *args: str) -> None:
+    def __init__(self, *args: str, app: str = "tests.test_gunicorn:pid_app") -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [
@@ -47,7 +47,7 @@ class Gunicorn:
                 "--graceful-timeout",
                 "5",
                 *args,
-                "tests.test_gunicorn:pid_app",
+                app,
             ],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,
@@ -158,6 +158,10 @@ def test_gunicorn_settings_map_to_config():
     assert config.graceful_timeout == 12.0 and config.max_header_count == 50 and config.max_connections == 500
     assert config.access_log and config.access_log_format == '%(h)s "%(r)s" %(s)s'
     assert not config.proxy_protocol
+    # gunicorn's default trust: proxy headers from the local host only.
+    assert config.proxy_headers and config.forwarded_allow_ips == "127.0.0.1,::1"
+    cfg.set("forwarded_allow_ips", "10.0.0.1, 10.1.0.0/16")
+    assert config_from_gunicorn(cfg, [7]).forwarded_allow_ips == "10.0.0.1,10.1.0.0/16"
 
 
 def test_gunicorn_proxy_protocol_maps_with_its_allow_list():
@@ -171,3 +175,20 @@ def test_gunicorn_proxy_protocol_maps_with_its_allow_list():
     config = config_from_gunicorn(cfg, [7])
     assert config.proxy_protocol
     assert config.forwarded_allow_ips == "10.0.0.1,10.1.0.0/16"
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_gunicorn_forwarded_allow_ips_decides_whom_proxy_headers_are_believed_from(trusted):
+    # Behind a local nginx that ends TLS, gunicorn's apps see https; so must ours, and only then.
+    allow = [] if trusted else ["--forwarded-allow-ips", "10.9.9.9"]
+    server = Gunicorn("-w", "1", *allow, app="tests.apps.basic:environ_dump")
+    try:
+        reply = server.client.get("/", headers={"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"})
+        environ = reply.json()
+    finally:
+        server.stop()
+    if trusted:  # gunicorn's default forwarded_allow_ips: 127.0.0.1 and ::1
+        assert environ["wsgi.url_scheme"] == "https" and environ["REMOTE_ADDR"] == "203.0.113.9"
+    else:
+        assert environ["wsgi.url_scheme"] == "http" and environ["REMOTE_ADDR"] == "127.0.0.1"
+        assert "HTTP_X_FORWARDED_PROTO" not in environ  # stripped: the app can't be fooled either
