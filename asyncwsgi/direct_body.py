@@ -48,12 +48,13 @@ def _supported() -> bool:
 ENABLED: bool = _supported()
 
 
-def take(conn: h11.Connection, data: bytes) -> Optional[Tuple[bytes, bytes]]:
-    """Split ``data`` into (body bytes for the app, bytes after the body), or None.
+def take(conn: h11.Connection, data: bytes) -> Optional[Tuple[bytes, bytes, bool]]:
+    """Split ``data`` into (body bytes for the app, bytes after the body, whether the body is now
+    complete), or None.
 
     None means h11 must see ``data`` itself: no Content-Length body is being read, or h11 still
-    buffers bytes that come before it. After a split that completes the body, the caller feeds
-    the rest to h11 and processes events: h11 yields ``EndOfMessage`` next.
+    buffers bytes that come before it. Once the body is complete, the caller feeds the rest to
+    h11 and processes events: h11 yields ``EndOfMessage`` next.
     """
     if not ENABLED or conn.their_state is not h11.SEND_BODY:
         return None
@@ -66,15 +67,10 @@ def take(conn: h11.Connection, data: bytes) -> Optional[Tuple[bytes, bytes]]:
         return None
     # h11 does this for every Data event: the client sent body bytes, so it no longer waits.
     conn.client_is_waiting_for_100_continue = False
-    if len(data) <= remaining:
+    if len(data) < remaining:
         reader._remaining = remaining - len(data)
-        return data, b""
+        return data, b"", False
     reader._remaining = 0
-    return data[:remaining], data[remaining:]
-
-
-def body_complete(conn: h11.Connection) -> bool:
-    """Whether the Content-Length body :func:`take` has been passing on has all its bytes; h11
-    has yet to yield its ``EndOfMessage``."""
-    internals: Any = conn
-    return bool(internals._reader._remaining == 0)
+    if len(data) == remaining:
+        return data, b"", True
+    return data[:remaining], data[remaining:], True

@@ -188,9 +188,9 @@ class HTTPProtocol(asyncio.Protocol):
         elif self.exchange is not None:
             split = direct_body.take(conn, data)
             if split is not None:  # a Content-Length body's bytes: straight to the app
-                body, data = split
+                body, data, complete = split
                 self._on_body_data(body)
-                if self.transport.is_closing() or not direct_body.body_complete(conn):
+                if self.transport.is_closing() or not complete:
                     return
         if data:
             conn.receive_data(data)

@@ -33,12 +33,12 @@ def test_the_installed_h11_supports_the_direct_path():
 def test_body_bytes_are_passed_on_as_the_same_object():
     conn = in_body(10)
     data = b"hello"
-    body, rest = direct_body.take(conn, data)  # type: ignore[misc]
+    body, rest, complete = direct_body.take(conn, data)  # type: ignore[misc]
     assert body is data and rest == b""  # not copied
-    assert not direct_body.body_complete(conn)
+    assert not complete
     assert conn.next_event() is h11.NEED_DATA  # h11 saw nothing, and knows 5 bytes remain
-    body, rest = direct_body.take(conn, b"world")  # type: ignore[misc]
-    assert (body, rest) == (b"world", b"") and direct_body.body_complete(conn)
+    body, rest, complete = direct_body.take(conn, b"world")  # type: ignore[misc]
+    assert (body, rest) == (b"world", b"") and complete
     assert type(conn.next_event()) is h11.EndOfMessage
     assert conn.their_state is h11.DONE
 
@@ -46,8 +46,8 @@ def test_body_bytes_are_passed_on_as_the_same_object():
 def test_bytes_after_the_body_are_left_for_h11():
     conn = in_body(3)
     after = b"GET /next HTTP/1.1\r\nHost: t\r\n\r\n"
-    body, rest = direct_body.take(conn, b"abc" + after)  # type: ignore[misc]
-    assert (body, rest) == (b"abc", after)
+    body, rest, complete = direct_body.take(conn, b"abc" + after)  # type: ignore[misc]
+    assert (body, rest) == (b"abc", after) and complete
     conn.receive_data(rest)
     assert type(conn.next_event()) is h11.EndOfMessage
     assert conn.next_event() is h11.PAUSED
@@ -72,7 +72,7 @@ def test_chunked_bodies_and_bodiless_requests_keep_the_slow_path():
     bodiless.next_event()
     assert direct_body.take(bodiless, b"GET / HTTP/1.1\r\n") is None
     complete = in_body(2)
-    assert direct_body.take(complete, b"ok") == (b"ok", b"")
+    assert direct_body.take(complete, b"ok") == (b"ok", b"", True)
     assert direct_body.take(complete, b"GET") is None  # the body is whole: h11's again
 
 
@@ -125,7 +125,7 @@ def parse(stream_reads: List[bytes], direct: bool) -> List[Tuple[Any, ...]]:
             if split is not None:
                 body.extend(split[0])
                 data = split[1]
-                if not direct_body.body_complete(conn):
+                if not split[2]:
                     continue
         if data:
             conn.receive_data(data)
