@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import socket
@@ -11,7 +12,7 @@ import sys
 
 import pytest
 
-from asyncwsgi import Config, ConfigError
+from asyncwsgi import Config, ConfigError, listener
 from asyncwsgi.binds import BindAddress, parse_bind
 from tests.apps import basic
 from tests.helpers import WAIT, Reader, get
@@ -161,10 +162,6 @@ def test_port_0_on_both_families_is_one_port(serve):
 
 
 def test_port_0_tries_again_when_the_other_family_has_that_port_taken(monkeypatch):
-    import errno
-
-    from asyncwsgi import listener
-
     calls = []
     real = listener._bind_tcp_set
 
