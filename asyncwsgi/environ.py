@@ -25,27 +25,38 @@ class BadTarget(ValueError):
     """The request target or Host header cannot be mapped to a WSGI environ; answer 400."""
 
 
-def split_target(method: bytes, target: bytes) -> Tuple[bytes, bytes]:
-    """Return (path, query) for the request target forms of RFC 9112 §3.2."""
+def split_target(method: bytes, target: bytes) -> Tuple[bytes, bytes, Optional[bytes]]:
+    """Return (path, query, authority) for the request target forms of RFC 9112 §3.2.
+
+    ``authority`` is the host of an absolute-form target, which replaces the Host header
+    (§3.2.2); None for the other forms.
+    """
+    authority: Optional[bytes] = None
     if target[:1] == b"/":  # origin-form, by far the most common
         path, _, query = target.partition(b"?")
     elif target == b"*":  # asterisk-form, only for OPTIONS (RFC 9112 §3.2.4)
         if method != b"OPTIONS":
             raise BadTarget("asterisk-form target is only valid for OPTIONS")
-        return b"*", b""
+        return b"*", b"", None
     else:  # absolute-form (RFC 9112 §3.2.2); never pass a raw URI through as PATH_INFO
         scheme, sep, rest = target.partition(b"://")
         if not sep or scheme.lower() not in (b"http", b"https"):
             raise BadTarget("request target must be origin-form, absolute-form or '*'")
-        authority, slash, remainder = rest.partition(b"/")
+        # RFC 3986 §3.2: the authority ends at the first "/", "?" or "#".
+        match = _AUTHORITY_END.search(rest)
+        split = len(rest) if match is None else match.start()
+        authority, remainder = rest[:split], rest[split:]
         if not authority or not _HOST_RE.match(authority):
             raise BadTarget("absolute-form target has an invalid authority")
-        path, _, query = (slash + remainder).partition(b"?")
+        path, _, query = remainder.partition(b"?")
         if not path:
-            path = b"/"
+            path = b"/"  # RFC 9110 §4.2.3: an empty path is "/"
     if b"#" in target:
         raise BadTarget("request target must not contain a fragment")
-    return path, query
+    return path, query, authority
+
+
+_AUTHORITY_END = re.compile(rb"[/?#]")
 
 
 def check_host(http_version: bytes, headers: Any) -> Optional[bytes]:

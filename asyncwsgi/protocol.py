@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import h11
 
-from . import direct_body, proxyprotocol
+from . import direct_body, proxyprotocol, wirecheck
 from .accesslog import AccessRecord
 from .environ import BadTarget, check_host, split_target
 from .errors import (
@@ -52,6 +52,7 @@ from .exchange import Exchange, request_line
 from .log import access_log, error_log
 from .proxy import apply_proxy_headers
 from .response import simple_response
+from .wirecheck import ChunkedChecker, FramingRefused, HeadScanner
 
 if TYPE_CHECKING:
     from .context import ServerContext
@@ -68,7 +69,9 @@ _IDLE, _HEAD, _BODY, _LINGER = "IDLE", "HEAD", "BODY", "LINGER"
 # h11's states for a client whose request has ended: DONE, or MUST_CLOSE when the request did
 # not ask for a persistent connection in h11's view (Connection: close, or any HTTP/1.0 request:
 # h11 does not know HTTP/1.0's keep-alive). Whether we reuse the connection is ours to decide.
-_REQUEST_ENDED = (h11.DONE, h11.MUST_CLOSE)
+# MIGHT_SWITCH_PROTOCOL is a request with Upgrade (or CONNECT): we never switch (RFC 9110 §7.8 lets
+# a server ignore Upgrade), so it ended like any other and the connection goes on.
+_REQUEST_ENDED = (h11.DONE, h11.MUST_CLOSE, h11.MIGHT_SWITCH_PROTOCOL)
 # Bytes of pipelined requests we hold in h11's buffer before we stop reading the socket.
 _PIPELINE_BUFFER_BYTES = 64 * 1024
 # Request body bytes we read and discard after the app answered without reading it all.
@@ -101,9 +104,13 @@ class HTTPProtocol(asyncio.Protocol):
         "_body_paused_total",
         "_body_received",
         "_body_started",
+        "_chunks",
         "_close_after_response",
         "_deadline",
         "_drained",
+        "_head_read",
+        "_head_scan",
+        "_last_head",
         "_last_read",
         "_proxy",
         "_read_pauses",
@@ -142,6 +149,13 @@ class HTTPProtocol(asyncio.Protocol):
         self._drained = 0
         self._requests = 0
         self._close_after_response = False
+        # wirecheck: the next head's bytes are checked before h11 parses them (a scanner while
+        # one is in progress); the last complete head's read and the offset past it; and a
+        # chunked body's framing, followed beside h11 while it lasts.
+        self._head_scan: Optional[HeadScanner] = None
+        self._head_read: Tuple[Any, int] = (b"", 0)
+        self._last_head: Optional[HeadScanner] = None
+        self._chunks: Optional[ChunkedChecker] = None
         # Body progress, for --body-timeout and --body-min-rate.
         self._last_read = 0.0
         self._body_received = 0
@@ -182,6 +196,13 @@ class HTTPProtocol(asyncio.Protocol):
             data = self._read_proxy_header(data)
             if not data:
                 return
+        if self.exchange is None:
+            checked = self._scan_head(data)
+            if not checked:
+                return  # refused, or only empty lines so far
+            data = checked
+        elif self._chunks is not None and not self._check_chunks(data):
+            return
         conn = self.conn
         if conn is None:
             conn = self.conn = self._new_parser()
@@ -311,6 +332,41 @@ class HTTPProtocol(asyncio.Protocol):
             self.client = header.client
         return bytes(pending[consumed:])
 
+    def _scan_head(self, data: bytes) -> bytes:
+        """Check the bytes of the next head before h11 parses them (``wirecheck``).
+
+        Returns what h11 should get: ``data`` less leading empty lines; empty when there is
+        nothing to parse yet, or when the head was refused (answered 400 here).
+        """
+        scan = self._head_scan
+        if scan is None:
+            scan = self._head_scan = HeadScanner()
+        try:
+            checked, end = scan.feed(data)
+        except FramingRefused as exc:
+            self._head_scan = None
+            self.send_error(exc.status, str(exc), None)
+            return b""
+        if end >= 0:
+            self._head_scan = None
+            self._head_read = (checked, end)  # the bytes after the head may start a chunked body
+            self._last_head = scan
+        return checked  # type: ignore[return-value]
+
+    def _check_chunks(self, data: bytes) -> bool:
+        """Follow a chunked body's framing; False (and the body refused) at a fault."""
+        chunks = self._chunks
+        assert chunks is not None
+        try:
+            chunks.feed(data)
+        except FramingRefused as exc:
+            self._chunks = None
+            self._refuse_body(RequestBodyError(f"malformed chunked body: {exc}"))
+            return False
+        if chunks.done:
+            self._chunks = None
+        return True
+
     def _check_pipeline_buffer(self) -> None:
         """Stop reading while the requests pipelined behind the current one fill the buffer."""
         if len(self._parser().trailing_data[0]) > _PIPELINE_BUFFER_BYTES:
@@ -372,14 +428,24 @@ class HTTPProtocol(asyncio.Protocol):
             if content_length is not None and chunked:
                 # RFC 9112 §6.1: ambiguous framing is how requests get smuggled; refuse it.
                 raise BadTarget("Content-Length together with Transfer-Encoding")
+            if content_length is not None and self._last_head is not None:
+                # h11 merges "5, 5" and repeated equal fields into one; §6.3 lets us refuse both.
+                fault = wirecheck.content_length_fault(self._last_head.head())
+                if fault is not None:
+                    raise BadTarget(fault)
             if chunked and request.http_version == b"1.0":
                 # RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
                 raise BadTarget("Transfer-Encoding in an HTTP/1.0 request")
             check_host(request.http_version, fields)
-            path, query = split_target(request.method, request.target)
+            path, query, authority = split_target(request.method, request.target)
         except BadTarget as exc:
             self.send_error(400, str(exc), request)
             return
+        if authority is not None:
+            # RFC 9112 §3.2.2: with an absolute-form target the Host header is ignored: the
+            # target's authority is the host.
+            fields = [field for field in fields if field[0] != b"host"]
+            fields.append((b"host", authority))
         if config.max_body_bytes and content_length is not None and content_length > config.max_body_bytes:
             # Answered from the head alone: the body is never read (nor invited by 100 Continue).
             self.send_error(413, f"Content-Length {content_length} is over --max-body-bytes", request)
@@ -387,6 +453,16 @@ class HTTPProtocol(asyncio.Protocol):
         if request.http_version < b"1.1" and not keep_alive_asked:
             # HTTP/1.0 persists only by the client's "Connection: keep-alive" (RFC 9112 §9.3).
             self._close_after_response = True
+        if chunked:
+            # The body's bytes already read (with the head) are checked before h11 yields them.
+            checker = ChunkedChecker()
+            read, end = self._head_read
+            try:
+                checker.feed(read[end:])
+            except FramingRefused as exc:
+                self.send_error(400, f"malformed chunked body: {exc}", request)
+                return
+            self._chunks = None if checker.done else checker
         has_body = chunked or bool(content_length)
         ctx = self.ctx
         environ = ctx.environ.build(
@@ -473,7 +549,11 @@ class HTTPProtocol(asyncio.Protocol):
         if exchange is not None:  # error while draining after the response: just close
             self.close()
             return
-        self.send_error(exc.error_status_hint, str(exc), None)
+        status = exc.error_status_hint
+        if status == 501 and self._last_head is not None:
+            # h11 knows only "chunked": tell malformed framing (400) from an unknown coding (501).
+            status = wirecheck.transfer_encoding_status(self._last_head.head())
+        self.send_error(status, str(exc), None)
 
     # --- lifecycle of a cycle ------------------------------------------------------------------
 
@@ -507,12 +587,17 @@ class HTTPProtocol(asyncio.Protocol):
             # side of h11's state machine driven through its send path (see response.py).
             buffered, closed = self._parser().trailing_data
             self.conn = None  # an idle connection holds no parser
+            self.exchange = None
+            self._chunks = None
+            if buffered:
+                buffered = self._scan_head(buffered)
+                if self._timer_kind is _LINGER or self.transport.is_closing():
+                    return  # the next head was refused
             if buffered or closed:
                 self.conn = conn = self._new_parser()
                 conn.receive_data(buffered)
                 if closed:
                     conn.receive_data(b"")
-            self.exchange = None
             self._resume_reading(_PAUSE_PIPELINE | _PAUSE_BODY)
             if buffered:
                 self._arm(_HEAD, self.ctx.config.header_timeout)

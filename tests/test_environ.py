@@ -8,12 +8,14 @@ from asyncwsgi.environ import BadTarget, EnvironBuilder, check_host, split_targe
 @pytest.mark.parametrize(
     "method,target,expected",
     [
-        (b"GET", b"/", (b"/", b"")),
-        (b"GET", b"/a?b=c?d", (b"/a", b"b=c?d")),
-        (b"GET", b"http://h/x?y", (b"/x", b"y")),
-        (b"GET", b"HTTPS://h:8443", (b"/", b"")),
-        (b"GET", b"http://[::1]:80/p", (b"/p", b"")),
-        (b"OPTIONS", b"*", (b"*", b"")),
+        (b"GET", b"/", (b"/", b"", None)),
+        (b"GET", b"/a?b=c?d", (b"/a", b"b=c?d", None)),
+        (b"GET", b"http://h/x?y", (b"/x", b"y", b"h")),
+        (b"GET", b"HTTPS://h:8443", (b"/", b"", b"h:8443")),
+        (b"GET", b"http://[::1]:80/p", (b"/p", b"", b"[::1]:80")),
+        # RFC 3986 §3.2: the authority ends at "?" too; the empty path is "/" (llhttp's corpus).
+        (b"GET", b"http://hypnotoad.org?hail=all", (b"/", b"hail=all", b"hypnotoad.org")),
+        (b"OPTIONS", b"*", (b"*", b"", None)),
     ],
 )
 def test_split_target(method, target, expected):

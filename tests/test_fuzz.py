@@ -276,3 +276,38 @@ def test_arbitrary_bytes_never_break_the_server(data, cuts, valid_prefix):
     for response in parse_all(out):
         assert response.status == 100 or 200 <= response.status < 600
         assert response.status < 500 or response.status in (501, 505)
+
+
+chunk_line_bytes = st.lists(
+    st.sampled_from([b"5", b"a", b"0", b" ", b"\t", b";", b"=", b"x", b'"', b"\r", b"\n", b"\r\n", b"\x00", b"\\"]),
+    max_size=8,
+).map(b"".join)
+
+
+@SETTINGS
+@given(
+    chunk_line_bytes,
+    st.sampled_from([b"\r\n", b"\n", b"\r", b"", b"XX", b" \r\n"]),
+    chunk_line_bytes,
+    st.lists(st.integers(min_value=0), max_size=8),
+)
+def test_arbitrary_chunk_lines_split_anywhere_frame_one_way(size_tail, after_data, last_tail, cuts):
+    """Chunk lines with arbitrary bytes, then a pipelined GET: every split gives the same answer,
+    and the GET is dispatched only after a POST whose body was read exactly as framed."""
+    body = b"5" + size_tail + b"\r\nhello" + after_data + b"0" + last_tail + b"\r\n\r\n"
+    post = b"POST /p HTTP/1.1\r\nHost: fuzz\r\nTransfer-Encoding: chunked\r\n\r\n" + body
+    data = post + encode("GET", "/smuggled", b"", False)
+
+    def finished(out: bytes) -> bool:
+        return b"GET /smuggled" in out
+
+    whole, _, errors_whole = run([data], eof=True, done=finished)
+    pieces, _, errors_split = run(split(data, cuts), eof=True, done=finished)
+    assert not errors_whole and not errors_split
+    responses = parse_all(whole)
+    # A refusal found while the app runs is its 400 rather than the loop's: same status and body.
+    assert [(r.status, r.body) for r in parse_all(pieces)] == [(r.status, r.body) for r in responses]
+    if any(r.body == b"GET /smuggled " for r in responses):
+        assert responses[0].status == 200 and responses[0].body == b"POST /p hello", whole
+    else:
+        assert all(r.status >= 400 for r in responses), whole
