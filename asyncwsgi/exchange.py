@@ -97,7 +97,9 @@ class Exchange:
         self.response_complete = False  # the whole response is handed to the transport
         self.continue_sent = False
         self.bytes_out = 0
-        self.started = ctx.loop.time()
+        # time.monotonic(), not the loop's clock: uvloop's counts whole milliseconds, and access
+        # log durations of a fast request would all read 0 or 1 ms.
+        self.started = time.monotonic()
         self.sendfile_task: Optional[asyncio.Task[Any]] = None
         self.queue_slot: Optional[int] = None  # our --queue-timeout slot in ctx.deadlines
 
@@ -106,7 +108,7 @@ class Exchange:
     def start(self) -> None:
         """Run the app on a worker now, or wait (not reading the connection) for a free slot."""
         ctx = self.protocol.ctx
-        self.call.queued_at = time.monotonic()
+        self.call.queued_at = self.started
         if self.local is not None:
             self.state = RUNNING
             ctx.loop.call_soon(self._answer_locally)
@@ -217,8 +219,11 @@ class Exchange:
                 assert framer is not None
                 body = d.body
                 if body and framer.kind is not NO_BODY:
+                    excess = framer.excess
                     out.extend(framer.data(body))
-                    self.bytes_out += len(body)
+                    self.bytes_out += len(body) - (framer.excess - excess)
+                    if framer.excess and not excess:
+                        self._cut_at_content_length()
                 if d.file is not None:
                     self._sendfile(out, d.file)
                     out = []
@@ -237,6 +242,20 @@ class Exchange:
             self._finish()
         elif d.body:
             self.channel.written(len(d.body))
+
+    def _cut_at_content_length(self) -> None:
+        """The app wrote past its Content-Length: what was declared is sent, the rest dropped.
+
+        PEP 3333: a server sends no more than Content-Length bytes and stops iterating. The
+        response is complete as framed; the connection then closes, and the app is told to stop
+        (its next write raises ``ClientDisconnected``, and its iterable's ``close()`` runs).
+        """
+        error_log.error(
+            "response to %s: the app sent more than its Content-Length; sent the declared bytes, closing",
+            self.request_line(),
+        )
+        self.protocol.close_after_response()
+        self.channel.close()
 
     def _start_response(self, head: ResponseHead) -> bytes:
         protocol = self.protocol
@@ -345,7 +364,7 @@ class Exchange:
             status=self.status,
             bytes_out=self.bytes_out,
             bytes_in=0 if self.body is EMPTY_INPUT else protocol.body_bytes_received,
-            duration=ctx.loop.time() - self.started,
+            duration=time.monotonic() - self.started,
             queue=started - call.queued_at if started else 0.0,
             app=time.monotonic() - started if started else 0.0,
             disconnected=self.channel.gone,

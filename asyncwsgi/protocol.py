@@ -100,6 +100,7 @@ _REASONS = {
 
 class HTTPProtocol(asyncio.Protocol):
     __slots__ = (
+        "_body_length",
         "_body_paused_at",
         "_body_paused_total",
         "_body_received",
@@ -159,6 +160,7 @@ class HTTPProtocol(asyncio.Protocol):
         # Body progress, for --body-timeout and --body-min-rate.
         self._last_read = 0.0
         self._body_received = 0
+        self._body_length: Optional[int] = None  # the request's Content-Length, if it has one
         self._body_started = 0.0
         self._body_paused_total = 0.0
         self._body_paused_at = 0.0
@@ -485,6 +487,7 @@ class HTTPProtocol(asyncio.Protocol):
             local = ctx.local_paths.get(path)
         exchange = Exchange(self, request, environ, has_body, local)
         self.exchange = exchange
+        self._body_length = content_length
         if has_body:
             now = ctx.loop.time()
             self._body_received = 0
@@ -502,7 +505,9 @@ class HTTPProtocol(asyncio.Protocol):
         if exchange.state == "DONE":  # draining a body the app did not read
             self._drained += len(data)
             if self._drained > _DRAIN_LIMIT_BYTES:
-                self.close()
+                # Closing with the client still sending would reset the connection, and a proxy
+                # would lose the response it has not read yet: half-close and discard instead.
+                self._linger()
             return
         self._body_received += len(data)
         limit = self.ctx.config.max_body_bytes
@@ -559,7 +564,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def exchange_finished(self, exchange: Exchange) -> None:
         """The app's job is over and its response fully handed to the transport."""
-        if self.lost:
+        if self.lost or self._timer_kind is _LINGER:
             return
         if (
             exchange.response_complete
@@ -606,7 +611,12 @@ class HTTPProtocol(asyncio.Protocol):
                 self._arm(_IDLE, self.ctx.config.keep_alive)
             return
         self.exchange = None
-        self.close()
+        if self.conn is not None and self.conn.their_state is h11.SEND_BODY:
+            # The client may still be sending the body: a close now would reset the connection
+            # before it (or the proxy in front) read the response. Half-close and discard.
+            self._linger()
+        else:
+            self.close()
 
     @property
     def body_bytes_received(self) -> int:
@@ -625,6 +635,18 @@ class HTTPProtocol(asyncio.Protocol):
             # will follow, so the connection can't be reused (RFC 9110 §10.1.1).
             or self.awaiting_continue()
             or (self.conn is not None and self.conn.their_state is h11.ERROR)
+            or self._unread_body_too_large()
+        )
+
+    def _unread_body_too_large(self) -> bool:
+        """More of the request body is still to come than we would read and discard after the
+        response: the response says ``Connection: close`` instead of promising reuse."""
+        length = self._body_length
+        return (
+            length is not None
+            and length - self._body_received > _DRAIN_LIMIT_BYTES
+            and self.conn is not None
+            and self.conn.their_state is h11.SEND_BODY
         )
 
     def close_after_response(self) -> None:

@@ -37,20 +37,26 @@ class FramingError(Exception):
 class BodyFramer:
     """Frames one response body as it is written; counts bytes against Content-Length."""
 
-    __slots__ = ("kind", "remaining")
+    __slots__ = ("excess", "kind", "remaining")
 
     def __init__(self, kind: str, length: int) -> None:
         self.kind = kind
         self.remaining = length  # LENGTH: bytes still owed
+        # LENGTH: bytes the app wrote past its Content-Length, which were not sent. PEP 3333: a
+        # server sends no more than Content-Length bytes; the connection then has to close.
+        self.excess = 0
 
     def data(self, data: Any) -> List[Any]:
-        """The pieces to write for ``data`` (passed through uncopied)."""
+        """The pieces to write for ``data`` (passed through uncopied, or cut at Content-Length)."""
         kind = self.kind
         size = len(data)
         if kind is LENGTH:
-            self.remaining -= size
-            if self.remaining < 0:
-                raise FramingError("the app sent more bytes than its Content-Length")
+            remaining = self.remaining
+            if size > remaining:
+                self.remaining = 0
+                self.excess += size - remaining
+                return [data[:remaining]] if remaining else []
+            self.remaining = remaining - size
             return [data]
         if kind is CHUNKED:
             return [b"%x\r\n" % size, data, b"\r\n"] if size else []
@@ -62,7 +68,10 @@ class BodyFramer:
         """What goes before and after ``size`` body bytes we send without holding them (sendfile)."""
         if self.kind is CHUNKED and size:
             return b"%x\r\n" % size, b"\r\n"
-        self.data(_Length(size))  # counts, and raises on excess
+        if self.kind is LENGTH:
+            if size > self.remaining:
+                raise FramingError("the app sent more bytes than its Content-Length")
+            self.remaining -= size
         return b"", b""
 
     def end(self) -> bytes:
@@ -72,16 +81,6 @@ class BodyFramer:
         if self.kind is LENGTH and self.remaining:
             raise FramingError("the app sent fewer bytes than its Content-Length")
         return b""
-
-
-class _Length:
-    __slots__ = ("size",)
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-
-    def __len__(self) -> int:
-        return self.size
 
 
 def start_response(
@@ -103,6 +102,7 @@ def start_response(
     code = head.status_code
     length: Optional[int] = None
     app_close = False
+    own = 0  # which of Date and Server the app set itself
     lines = [_status_line(code, head.reason)]
     for name, value in head.headers:
         lower = name.lower()
@@ -110,8 +110,17 @@ def start_response(
             length = int(value)  # validated by wsgi.make_head
         elif lower == b"connection":
             app_close = True  # make_head keeps only "Connection: close"
+        elif lower == b"date":
+            own |= _OWN_DATE
+        elif lower == b"server":
+            own |= _OWN_SERVER
         lines.append(name + b": " + value)
-    lines.extend(extra)
+    if not own:
+        lines.extend(extra)
+    else:
+        # RFC 9110 §6.6.1: one Date. The app's Date and Server win (Werkzeug sets Date on every
+        # conditional response, Flask's send_file included), as under wsgiref and gunicorn.
+        lines.extend(line for line in extra if not own & _owner(line))
     if code == 204 or code == 304:
         kind = NO_BODY
     elif length is not None:
@@ -130,6 +139,15 @@ def start_response(
         lines.append(_CONNECTION_KEEP_ALIVE)
     lines.append(b"\r\n")
     return b"\r\n".join(lines), BodyFramer(kind, length or 0), closes
+
+
+_OWN_DATE, _OWN_SERVER = 1, 2
+
+
+def _owner(line: bytes) -> int:
+    """Which of Date and Server an extra header line is."""
+    name = line[: line.find(b":")].lower()
+    return _OWN_DATE if name == b"date" else _OWN_SERVER if name == b"server" else 0
 
 
 def simple_response(code: int, reason: bytes, headers: List[Tuple[bytes, bytes]], body: bytes) -> bytes:

@@ -282,9 +282,28 @@ class WSGICall:
         head = None
         if not self.head_sent:
             head = self._require_head()
-            if not self.has_length and head.status_code not in _NO_BODY_STATUSES:
+            if self.has_length and head.status_code not in _NO_BODY_STATUSES:
+                declared = _declared_length(head)
+                if declared is not None and declared != len(body) and self.environ["REQUEST_METHOD"] != "HEAD":
+                    # The whole response is here and nothing is sent: answer for the app's mistake
+                    # instead of sending a response whose framing is a lie.
+                    error_log.error(
+                        "%s: the app declared Content-Length %d but its body is %d bytes; answering 500",
+                        self._request_line(),
+                        declared,
+                        len(body),
+                    )
+                    self.head_sent = True
+                    return Delivery(_error_head(500, b"Internal Server Error", _500_BODY), _500_BODY, True, True)
+            if (
+                not self.has_length
+                and head.status_code not in _NO_BODY_STATUSES
+                and (body or self.environ["REQUEST_METHOD"] != "HEAD")
+            ):
                 # Nothing has been sent yet, so ``body`` is the whole body: frame it by length
                 # rather than chunked, which also lets HTTP/1.0 clients keep the connection.
+                # Not from an empty HEAD body: apps return none for HEAD (Werkzeug does), and the
+                # GET of the same URL need not be empty (RFC 9110 §9.3.2).
                 head.headers.append((b"Content-Length", str(len(body)).encode()))
             self.head_sent = True
         return Delivery(head, body, end=True, last=True)

@@ -33,7 +33,7 @@ LOCATION = """
             proxy_pass http://asyncwsgi;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
-            proxy_set_header Host $host;
+            proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
             proxy_request_buffering off;
@@ -173,6 +173,32 @@ def test_large_upload_and_download_through_nginx(serve, nginx):
     with httpx.stream("GET", proxy.url + "/?32", timeout=WAIT * 2) as response:
         total = sum(len(chunk) for chunk in response.iter_bytes())
     assert response.status_code == 200 and total == 32 << 20
+
+
+def _refuse_without_reading(environ, start_response):
+    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "10")])
+    return [b"not found\n"]
+
+
+def test_a_large_unread_body_through_nginx_is_answered_not_502(serve, nginx):
+    """A 30 MB PUT the app answers without reading: nginx must get the 404, not a reset while it
+    is still sending (which it reports as 502). Before the fix, 77 of 120 tries failed."""
+    srv = serve(_refuse_without_reading)
+    proxy = nginx(f"127.0.0.1:{srv.port}")
+    data = b"x" * (30 * 1000 * 1000)
+    with httpx.Client(base_url=proxy.url, timeout=WAIT * 2) as client:
+        statuses = [client.put("/missing", content=data).status_code for _ in range(12)]
+        assert client.get("/missing").status_code == 404  # and the upstream is still fine
+    assert statuses == [404] * 12
+
+
+def test_host_with_a_port_reaches_the_app(serve, nginx):
+    """docs/deployment.md sends Host $http_host: the port a client used survives (Django's CSRF
+    origin check needs it); nginx's $host would drop it."""
+    srv = serve(basic.environ_dump)
+    proxy = nginx(f"127.0.0.1:{srv.port}")
+    env = httpx.get(proxy.url + "/", headers={"Host": "shop.example:8443"}, timeout=WAIT).json()
+    assert env["HTTP_HOST"] == "shop.example:8443"
 
 
 def test_chunked_upload_through_nginx_reaches_the_app_whole(serve, nginx):

@@ -57,10 +57,16 @@ def test_content_length_body_is_exact_and_keeps_alive():
     assert type(events[-1]) is h11.EndOfMessage
 
 
-def test_too_many_and_too_few_bytes_are_framing_errors():
-    _, framer, _ = start(head(headers=[(b"Content-Length", b"3")]))
-    with pytest.raises(FramingError):
-        framer.data(b"four")
+def test_bytes_past_content_length_are_cut_and_counted():
+    """PEP 3333: no more than Content-Length bytes go out; the excess is counted, not sent."""
+    _, framer, _ = start(head(headers=[(b"Content-Length", b"5")]))
+    assert framer.data(b"012") == [b"012"] and framer.excess == 0
+    assert framer.data(b"3456789") == [b"34"] and framer.excess == 5
+    assert framer.data(b"more") == [] and framer.excess == 9
+    assert framer.end() == b""
+
+
+def test_too_few_bytes_are_a_framing_error():
     _, framer, _ = start(head(headers=[(b"Content-Length", b"3")]))
     framer.data(b"ab")
     with pytest.raises(FramingError):
@@ -132,6 +138,17 @@ def test_around_frames_bytes_sent_without_holding_them():
     _, framer, _ = start(head(headers=[(b"Content-Length", b"10")]))
     with pytest.raises(FramingError):
         framer.around(11)
+
+
+def test_date_and_server_are_added_only_when_the_app_has_not_set_them():
+    """RFC 9110 §6.6.1: one Date. The app's own Date or Server wins, as under wsgiref and gunicorn."""
+    data, _, _ = start(head(headers=[(b"Content-Length", b"0"), (b"date", b"Mon, 01 Jan 2024 00:00:00 GMT")]))
+    assert data.count(b"Date:") + data.count(b"date:") == 1 and b"date: Mon, 01 Jan 2024" in data
+    assert b"Server: asyncwsgi" in data
+    data, _, _ = start(head(headers=[(b"Content-Length", b"0"), (b"Server", b"mine")]))
+    assert data.count(b"Server:") == 1 and b"Server: mine" in data and b"Date: Sun" in data
+    data, _, _ = start(head(headers=[(b"Content-Length", b"0")]))
+    assert data.count(b"Date:") == 1 and data.count(b"Server:") == 1
 
 
 def test_simple_response_is_complete_and_closes():
