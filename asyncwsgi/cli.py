@@ -258,26 +258,33 @@ def _remove_pid_file(path: str) -> None:
 
 
 async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:
-    server = await start_server(app, config)
-    for address in describe(server):
-        error_log.info(
-            "asyncwsgi %s listening on %s (loop: %s, threads: %d)", __version__, address, loop_name, config.threads
-        )
-    supervised = heartbeat_fd()
+    # Signal handling comes first: a supervisor or systemd may send SIGTERM the moment it reads
+    # "listening on", and before the handler the default action kills the process undrained,
+    # leaving the pid file behind (seen in 5 of 40 runs under load).
+    signals = _Signals()
+    signals.install()
     tasks = []
-    if supervised is not None:
-        tasks.append(asyncio.ensure_future(_heartbeat(server, supervised)))
-        if config.max_requests:
-            limit = config.max_requests + random.randint(0, config.max_requests_jitter)
-            tasks.append(asyncio.ensure_future(_recycle_after(server, limit)))
     try:
-        exit_code = await _until_signalled(server)
+        server = await start_server(app, config)
+        signals.attach(server)  # a signal that came while starting takes effect now
+        for address in describe(server):
+            error_log.info(
+                "asyncwsgi %s listening on %s (loop: %s, threads: %d)", __version__, address, loop_name, config.threads
+            )
+        supervised = heartbeat_fd()
+        if supervised is not None:
+            tasks.append(asyncio.ensure_future(_heartbeat(server, supervised)))
+            if config.max_requests:
+                limit = config.max_requests + random.randint(0, config.max_requests_jitter)
+                tasks.append(asyncio.ensure_future(_recycle_after(server, limit)))
+        await server.serve_forever()
     finally:
+        signals.remove()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
     error_log.info("asyncwsgi stopped")
-    return exit_code
+    return _FORCED_EXIT if signals.count > 1 else 0
 
 
 async def _heartbeat(server: Server, fd: int) -> None:
@@ -306,28 +313,48 @@ async def _recycle_after(server: Server, limit: int) -> None:
     server.close()
 
 
-async def _until_signalled(server: Server) -> int:
-    loop = asyncio.get_running_loop()
-    signals: List[int] = [signal.SIGINT, signal.SIGTERM]
-    state = {"count": 0}
+class _Signals:
+    """SIGINT/SIGTERM on the loop: the first drains the server, a second closes everything now."""
 
-    def on_signal(signum: int) -> None:
-        state["count"] += 1
-        if state["count"] == 1:
-            error_log.info("received %s: shutting down gracefully (again to force)", signal.Signals(signum).name)
+    def __init__(self) -> None:
+        self.count = 0
+        self.server: Optional[Server] = None
+        self._loop = asyncio.get_running_loop()
+        self._installed: List[int] = []
+
+    def install(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(signum, self._on_signal, signum)
+            self._installed.append(signum)
+
+    def remove(self) -> None:
+        for signum in self._installed:
+            self._loop.remove_signal_handler(signum)
+        self._installed.clear()
+
+    def attach(self, server: Server) -> None:
+        self.server = server
+        if self.count:
+            error_log.info("a signal came while starting: shutting down")
+            self._apply()
+
+    def _on_signal(self, signum: int) -> None:
+        self.count += 1
+        name = signal.Signals(signum).name
+        if self.count == 1:
+            error_log.info("received %s: shutting down gracefully (again to force)", name)
+        else:
+            error_log.warning("received %s again: closing all connections now", name)
+        self._apply()
+
+    def _apply(self) -> None:
+        server = self.server
+        if server is None:
+            return  # still starting: attach() applies it
+        if self.count == 1:
             server.close()
         else:
-            error_log.warning("received %s again: closing all connections now", signal.Signals(signum).name)
             server.abort()
-
-    for signum in signals:
-        loop.add_signal_handler(signum, on_signal, signum)
-    try:
-        await server.serve_forever()
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
-    return _FORCED_EXIT if state["count"] > 1 else 0
 
 
 def _raise_fd_limit(wanted: int) -> None:

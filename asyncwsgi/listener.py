@@ -14,6 +14,7 @@ import os
 import socket
 import ssl
 import stat
+import time
 from typing import Callable, Dict, List, Optional, Tuple
 
 from .binds import BindAddress, parse_bind
@@ -23,6 +24,9 @@ from .log import error_log
 # accept() errors that mean "out of resources for now": back off instead of spinning.
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _RESOURCE_BACKOFF_SECONDS = 0.1
+# While accept() keeps failing for want of resources, a summary line at most this often (the
+# back-off retries ten times a second, and a line per retry buried every other log line).
+_RESOURCE_LOG_SECONDS = 5.0
 # Connections accepted in one go before yielding to the rest of the loop.
 _ACCEPT_BATCH = 64
 
@@ -276,6 +280,7 @@ class Listener:
         self._handshake_timeout = handshake_timeout or None
         self._task: Optional[asyncio.Task[None]] = None
         self._is_unix = sock.family == socket.AF_UNIX
+        self._shortage = ShortageLog()
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._accept_loop())
@@ -323,10 +328,14 @@ class Listener:
                 except (BlockingIOError, InterruptedError):
                     break
                 except OSError as exc:
-                    self._accept_failed(exc)
                     if exc.errno in _RESOURCE_ERRORS:
+                        self._shortage.failed(exc)
                         await asyncio.sleep(_RESOURCE_BACKOFF_SECONDS)
+                    else:
+                        error_log.debug("accept() failed: %s", exc)
                     break
+                if self._shortage.failures:
+                    self._shortage.recovered()
                 self._take(loop, conn, address)
 
     async def _readable(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -381,8 +390,35 @@ class Listener:
                 self._gate.release(None if client is None else client[0])
             conn.close()
 
-    def _accept_failed(self, exc: OSError) -> None:
-        if exc.errno in _RESOURCE_ERRORS:
+
+class ShortageLog:
+    """Logs accept() failing for want of resources: the first failure, then a count at most every
+    ``_RESOURCE_LOG_SECONDS`` while it lasts, then the recovery."""
+
+    __slots__ = ("_clock", "_logged_at", "_since_logged", "failures")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self.failures = 0  # in the current shortage
+        self._since_logged = 0
+        self._logged_at = 0.0
+
+    def failed(self, exc: OSError) -> None:
+        now = self._clock()
+        self.failures += 1
+        if self.failures == 1:
             error_log.warning("accept() failed: %s; backing off (raise the fd limit or lower --max-connections)", exc)
-        else:
-            error_log.debug("accept() failed: %s", exc)
+            self._logged_at = now
+            return
+        self._since_logged += 1
+        if now - self._logged_at >= _RESOURCE_LOG_SECONDS:
+            error_log.warning(
+                "accept() still failing: %s (%d more times in %.0fs)", exc, self._since_logged, now - self._logged_at
+            )
+            self._since_logged = 0
+            self._logged_at = now
+
+    def recovered(self) -> None:
+        error_log.warning("accept() works again after %d failures", self.failures)
+        self.failures = 0
+        self._since_logged = 0

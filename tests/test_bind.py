@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import re
 import socket
@@ -14,6 +15,7 @@ import pytest
 
 from asyncwsgi import Config, ConfigError, listener
 from asyncwsgi.binds import BindAddress, parse_bind
+from asyncwsgi.listener import ShortageLog
 from tests.apps import basic
 from tests.helpers import WAIT, Reader, get
 from tests.proc import ROOT, CLIServer, _clean_environ
@@ -182,3 +184,24 @@ def test_port_0_tries_again_when_the_other_family_has_that_port_taken(monkeypatc
     with pytest.raises(OSError):  # a fixed port is not retried: it is someone else's
         listener._bind_tcp("127.0.0.1", 1)
     assert len(calls) == 1
+
+
+def test_accept_failures_for_want_of_fds_log_a_line_then_a_count(caplog):
+    """EMFILE retried ten times a second for 12 s: the first failure, two summaries, the recovery;
+    not 120 lines."""
+    now = [100.0]
+    log = ShortageLog(clock=lambda: now[0])
+    caplog.set_level(logging.WARNING, logger="asyncwsgi.error")
+    exc = OSError(errno.EMFILE, "Too many open files")
+    for _ in range(120):
+        log.failed(exc)
+        now[0] += 0.1
+    log.recovered()
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4, lines
+    assert "backing off" in lines[0]
+    # 50 retries in 5 s (51 with the clock's float rounding), then the next summary.
+    assert re.search(r"still failing: .* \((50|51) more times in 5s\)", lines[1]), lines[1]
+    assert re.search(r"still failing: .* \((50|51) more times in 5s\)", lines[2]), lines[2]
+    assert lines[3] == "accept() works again after 120 failures"
+    assert log.failures == 0

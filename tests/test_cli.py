@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 
 import pytest
 
 from asyncwsgi import __version__
-from asyncwsgi.cli import build_parser
+from asyncwsgi.cli import _Signals, build_parser
 from asyncwsgi.config import Config, flag_name
 from tests.helpers import Reader, wait_for
-from tests.proc import WAIT, CLIServer, run_cli
+from tests.proc import ROOT, WAIT, CLIServer, _clean_environ, run_cli
 
 
 def _get(port: int, path: str = "/") -> bytes:
@@ -237,3 +240,56 @@ def test_docs_list_exactly_the_flags_of_help():
     table = doc[doc.index("## Every flag") : doc.index("## Stopping")]
     doc_flags = set(re.findall(r"^\| `(--[a-z][a-z-]+)", table, re.MULTILINE))
     assert doc_flags == help_flags
+
+
+def test_sigterm_the_moment_listening_is_logged_drains_and_removes_the_pid_file(tmp_path):
+    """Signal handling is installed before readiness is announced: a SIGTERM sent by whoever
+    reads "listening on" (a supervisor, a test, systemd) drains and exits 0, never kills."""
+    for attempt in range(8):
+        pid_file = tmp_path / f"server-{attempt}.pid"
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "asyncwsgi", "tests.apps.basic:hello", "--port", "0", "--pid-file", str(pid_file)],
+            cwd=ROOT,
+            env=dict(_clean_environ(), PYTHONUNBUFFERED="1"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        assert proc.stdout is not None
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if "listening on" in line:
+                proc.send_signal(signal.SIGTERM)  # from the reading thread, at once
+                break
+        out, _ = proc.communicate(timeout=WAIT)
+        assert proc.returncode == 0, "".join(lines) + out
+        assert "asyncwsgi stopped" in out
+        assert not pid_file.exists()
+
+
+def test_a_signal_while_starting_takes_effect_once_the_server_exists():
+    class FakeServer:
+        def __init__(self):
+            self.calls = []
+
+        def close(self):
+            self.calls.append("close")
+
+        def abort(self):
+            self.calls.append("abort")
+
+    async def scenario():
+        first, second = FakeServer(), FakeServer()
+        signals = _Signals()
+        signals._on_signal(signal.SIGTERM)  # before there is a server
+        assert first.calls == []
+        signals.attach(first)
+        assert first.calls == ["close"]
+        again = _Signals()
+        again.attach(second)
+        again._on_signal(signal.SIGINT)
+        again._on_signal(signal.SIGINT)
+        assert second.calls == ["close", "abort"] and again.count == 2
+
+    asyncio.run(scenario())
