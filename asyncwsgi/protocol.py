@@ -398,6 +398,7 @@ class HTTPProtocol(asyncio.Protocol):
         content_length: Optional[int] = None
         chunked = False
         keep_alive_asked = False
+        content_type_seen = False
         max_field_bytes = config.max_header_bytes
         # h11 bounds only heads still incomplete; one that arrives whole in a single read
         # is parsed whatever its size, so the total is enforced again here.
@@ -415,6 +416,12 @@ class HTTPProtocol(asyncio.Protocol):
                     content_length = int(value)  # h11 has validated it (and merged duplicates)
                 elif name == b"transfer-encoding":
                     chunked = True
+                elif name == b"content-type":
+                    # A singleton (RFC 9110 §8.3): two would leave the body's meaning to whichever
+                    # of a proxy and the app picks which (gunicorn refuses it too).
+                    if content_type_seen:
+                        raise BadTarget("repeated Content-Type header")
+                    content_type_seen = True
                 elif name == b"connection":
                     tokens = [token.strip() for token in value.lower().split(b",")]
                     if b"close" in tokens:
@@ -598,7 +605,12 @@ class HTTPProtocol(asyncio.Protocol):
                 buffered = self._scan_head(buffered)
                 if self._timer_kind is _LINGER or self.transport.is_closing():
                     return  # the next head was refused
-            if buffered or closed:
+            if closed and not buffered:
+                # The client half-closed and everything it sent is answered: we are done too
+                # (before, the connection sat out --keep-alive first).
+                self.close()
+                return
+            if buffered:
                 self.conn = conn = self._new_parser()
                 conn.receive_data(buffered)
                 if closed:
@@ -672,18 +684,19 @@ class HTTPProtocol(asyncio.Protocol):
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.config.max_head_bytes)
 
     def shutdown(self) -> None:
-        """The server is draining: close now if idle, else after the current response.
+        """The server is draining: close after the current response, or after a short grace.
 
-        A connection that has not yet had a request read is not idle: its client has just
-        connected and its request may be in the socket buffer; closing would lose it (a reset,
-        not a retryable keep-alive close). It gets a short grace to send it, answered with close.
+        No connection is closed the moment the drain starts. One that has not had a request yet
+        has just connected, and its request may be in the socket buffer; an idle keep-alive
+        connection may have its client's next request on the wire (under load, clients send the
+        next request as soon as the last answer arrives). Closing either would lose that request
+        to a reset or a close without an answer. Each gets a short grace instead: a request that
+        comes is answered with ``Connection: close``; a connection still idle then is closed.
         """
         if self.exchange is not None or (self.conn is not None and self.conn.trailing_data[0]):
             return
-        if self._requests == 0:
-            self._arm(_HEAD, _drain_grace(self.ctx.config.header_timeout))
-            return
-        self.close()
+        grace = _drain_grace(self.ctx.config.header_timeout)
+        self._arm(_HEAD if self._requests == 0 else _IDLE, grace)
 
     # --- errors --------------------------------------------------------------------------------
 

@@ -8,11 +8,11 @@ is a known request-smuggling primitive, and gunicorn and llhttp refuse them too:
   line end; a CRLF-only front end then sees ``Dummy: x\\nContent-Length: 23`` as one field);
 * obs-fold, a field line that starts with a space or tab (RFC 9112 §5.2 allows refusing it);
 * control characters other than HTAB in a head (RFC 9110 §5.5);
-* a chunk-size line that is not exactly ``chunk-size *( ";" token [ "=" ( token /
-  quoted-string ) ] ) CRLF`` (RFC 9112 §7.1, read without its optional BWS, as llhttp's strict
-  mode does: a space after the size, whitespace around ``;``, an empty extension or a bare CR or
-  LF are the "funky chunks" that split parsers disagree on), chunk data not followed by CRLF,
-  and trailer lines with any of the faults above.
+* a chunk-size line that is not ``chunk-size *( ";" token [ "=" ( token / quoted-string ) ] )
+  CRLF`` (RFC 9112 §7.1), where whitespace is allowed only after ``;`` and around ``=``: a space
+  after the size or before the CRLF, an empty extension or a bare CR or LF are the "funky
+  chunks" that split parsers disagree on; chunk data not followed by CRLF; trailer lines with any
+  of the faults above, and trailers that frame or route (``FORBIDDEN_TRAILERS``).
 
 It also does what RFC 9112 §2.2 asks the other way: at most ``MAX_BLANK_LINES`` empty lines
 (CRLF) before a request line are skipped instead of refused (some clients send a CRLF after a
@@ -44,27 +44,27 @@ _HEAD_FAULTS = {
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
+_EXTENSION = rb"%s(?:[ \t]*=[ \t]*(?:%s|%s))?" % (_TOKEN, _TOKEN, _QUOTED)
+# chunk-size, then extensions: BWS is allowed around "=" and after ";" (RFC 9112 §7.1.1), but not
+# between the size and the first ";" nor before the CRLF, where split parsers have disagreed.
 _CHUNK_LINE = re.compile(
-    rb"([0-9A-Fa-f]{1,%d})(?:;%s(?:=(?:%s|%s))?)*\r\n\Z" % (_MAX_CHUNK_SIZE_DIGITS, _TOKEN, _TOKEN, _QUOTED)
+    rb"([0-9A-Fa-f]{1,%d})(?:;[ \t]*%s(?:[ \t]*;[ \t]*%s)*)?\r\n\Z" % (_MAX_CHUNK_SIZE_DIGITS, _EXTENSION, _EXTENSION)
 )
 _TRAILER_LINE = re.compile(rb"(%s):[ \t]*([^\x00-\x08\x0a-\x1f\x7f]*)\r\n\Z" % _TOKEN)
-# RFC 9110 §6.5.1: fields that frame, route or authenticate must not come as trailers.
+# RFC 9110 §6.5.1: fields that frame the message or route it must not come as trailers; a peer
+# that merged them into the head could be made to read another body or serve another host. The
+# other fields a trailer may not carry (Content-Type, Authorization, ...) are dropped like every
+# trailer: asyncwsgi never shows trailers to the app.
 FORBIDDEN_TRAILERS = frozenset(
     {
         b"content-length",
         b"transfer-encoding",
-        b"host",
-        b"content-type",
-        b"content-encoding",
-        b"content-range",
         b"trailer",
         b"te",
         b"connection",
-        b"expect",
-        b"authorization",
-        b"proxy-authorization",
-        b"cookie",
-        b"set-cookie",
+        b"keep-alive",
+        b"upgrade",
+        b"host",
     }
 )
 

@@ -329,3 +329,16 @@ def test_max_requests_per_connection_closes_after_the_last(serve):
         responses = [reader.response() for _ in range(3)]
         assert [r.header(b"connection") for r in responses] == [None, None, b"close"]
         assert reader.closed()  # the 4th and 5th requests are never answered on this connection
+
+
+def test_half_close_after_pipelined_requests_ends_once_all_are_answered(serve):
+    """The client sends two requests and shuts down its side: both are answered, then the server
+    closes at once instead of sitting out --keep-alive (30 s here) on a finished connection."""
+    srv = serve(basic.hello, keep_alive=30)
+    with connect(srv.port) as sock:
+        sock.sendall(get("/one") + get("/two"))
+        sock.shutdown(socket.SHUT_WR)
+        reader = Reader(sock)
+        assert reader.response().status == 200
+        assert reader.response().status == 200
+        assert reader.closed(timeout=10)

@@ -90,6 +90,7 @@ CASES = [
     ("obs-text-in-target", b"GET /\x9b HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     ("missing-host", b"GET / HTTP/1.1\r\n\r\n", 400),
     ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("two-content-types", H + b"Content-Type: a/b\r\nContent-Type: c/d\r\nContent-Length: 0\r\n\r\n", 400),
     ("host-userinfo", b"GET / HTTP/1.1\r\nHost: user@evil\r\n\r\n", 400),
 ]
 

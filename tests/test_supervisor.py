@@ -11,6 +11,7 @@ import pytest
 
 from tests.helpers import Load, Reader, children, get, listening_sockets, wait_for
 from tests.proc import WAIT, CLIServer
+from tests.recorder import Recorder
 
 APP = "tests.test_gunicorn:pid_app"  # answers with the worker's pid
 
@@ -235,3 +236,48 @@ def test_bad_values(flag, value):
 
     result = run_cli(APP, flag, value)
     assert result.returncode == 2 and flag in result.stderr
+
+
+def _recycles(server: CLIServer) -> int:
+    return server.output().count("(--max-requests)")
+
+
+@pytest.mark.slow
+def test_max_requests_recycling_under_load_loses_no_request():
+    """50 keep-alive clients (fast, slow, upload, download) while workers recycle: every request
+    sent gets its whole answer. Before, 6 to 25 of about 7,700 failed (closed or reset)."""
+    with CLIServer(
+        "tests.apps.mixed:app", "--port", "0", "--no-access-log", "--workers", "2", "--max-requests", "1000"
+    ) as server:
+        server.wait_listening()
+        assert wait_for(lambda: len(children(server.pid)) == 2)
+        recorder = Recorder(server.port, clients=50)
+        try:
+            assert wait_for(lambda: _recycles(server) >= 10, timeout=90), server.output()
+        finally:
+            recorder.stop()
+        assert recorder.failures == [], recorder.failures[:10]
+        assert recorder.ok > 10000
+        server.signal()
+        assert server.wait() == 0
+
+
+@pytest.mark.slow
+def test_sighup_reloads_under_load_lose_no_request():
+    with CLIServer("tests.apps.mixed:app", "--port", "0", "--no-access-log", "--workers", "2") as server:
+        server.wait_listening()
+        assert wait_for(lambda: len(children(server.pid)) == 2)
+        recorder = Recorder(server.port, clients=50)
+        try:
+            for _ in range(3):
+                before = children(server.pid)
+                served = recorder.ok
+                server.signal(signal.SIGHUP)
+                # the old generation is gone and the new one has served
+                assert wait_for(lambda b=before: not (children(server.pid) & b), timeout=30), server.output()
+                assert wait_for(lambda s=served: recorder.ok > s + 500, timeout=30)
+        finally:
+            recorder.stop()
+        assert recorder.failures == [], recorder.failures[:10]
+        server.signal()
+        assert server.wait() == 0

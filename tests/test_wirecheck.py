@@ -107,6 +107,9 @@ GOOD_CHUNKS = [
     b'5;a=b;c;d="q \\" t"\r\nhello\r\n0;x\r\n\r\n',
     b"5\r\nhello\r\n0\r\nX-Sum: 1\r\nX-Other:\r\n\r\n",
     b"0000000000000005\r\nhello\r\n0\r\n\r\n",
+    b"5; some; parameters=stuff\r\nhello\r\n0\r\n\r\n",  # RFC 9112 §7.1.1 BWS (gunicorn's valid/013)
+    b"5;a = b ;c\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\r\n0\r\nContent-Type: text/plain\r\nVary: *\r\n\r\n",  # dropped, not refused
 ]
 
 
@@ -120,8 +123,9 @@ def test_good_chunked_bodies_end_at_every_split(body):
 BAD_CHUNKS = {
     "size-space": b"5 \r\nhello\r\n0\r\n\r\n",
     "ows-before-ext": b"5 ;a\r\nhello\r\n0\r\n\r\n",
-    "ows-after-semicolon": b"5; a\r\nhello\r\n0\r\n\r\n",
-    "ows-around-equals": b"5;a = b\r\nhello\r\n0\r\n\r\n",
+    "ws-then-nothing": b"5; \r\nhello\r\n0\r\n\r\n",
+    "ws-before-crlf": b"5;a \r\nhello\r\n0\r\n\r\n",
+    "ws-before-crlf-no-ext": b"5\t\r\nhello\r\n0\r\n\r\n",
     "empty-ext": b"5;\r\nhello\r\n0\r\n\r\n",
     "bare-cr-in-ext": b"5;a\rb\r\nhello\r\n0\r\n\r\n",
     "bare-lf-size": b"5\nhello\r\n0\r\n\r\n",

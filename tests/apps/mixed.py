@@ -1,0 +1,21 @@
+"""One app with the mix of requests the recycling and reload tests run: fast, slow, upload, download."""
+
+from __future__ import annotations
+
+import os
+import time
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path == "/slow":
+        time.sleep(0.05)
+        body = b"slow"
+    elif path == "/upload":
+        body = str(len(environ["wsgi.input"].read())).encode()
+    elif path == "/download":
+        body = b"d" * (256 * 1024)
+    else:
+        body = b"%d" % os.getpid()
+    start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
+    return [body]
