@@ -111,7 +111,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_drained",
         "_head_read",
         "_head_scan",
-        "_last_head",
+        "_head_source",
         "_last_read",
         "_proxy",
         "_read_pauses",
@@ -155,7 +155,7 @@ class HTTPProtocol(asyncio.Protocol):
         # chunked body's framing, followed beside h11 while it lasts.
         self._head_scan: Optional[HeadScanner] = None
         self._head_read: Tuple[Any, int] = (b"", 0)
-        self._last_head: Optional[HeadScanner] = None
+        self._head_source: Tuple[Any, int] = (b"", 0)  # the last complete head: source[:end]
         self._chunks: Optional[ChunkedChecker] = None
         # Body progress, for --body-timeout and --body-min-rate.
         self._last_read = 0.0
@@ -342,6 +342,17 @@ class HTTPProtocol(asyncio.Protocol):
         """
         scan = self._head_scan
         if scan is None:
+            # Most heads come whole in one read: check them without a scanner (0.8 µs).
+            end = data.find(b"\r\n\r\n") if data[:1] != b"\r" else -1
+            if end >= 0:
+                end += 4
+                try:
+                    wirecheck.check_head(data, 0, end)
+                except FramingRefused as exc:
+                    self.send_error(exc.status, str(exc), None)
+                    return b""
+                self._head_read = self._head_source = (data, end)
+                return data
             scan = self._head_scan = HeadScanner()
         try:
             checked, end = scan.feed(data)
@@ -352,8 +363,13 @@ class HTTPProtocol(asyncio.Protocol):
         if end >= 0:
             self._head_scan = None
             self._head_read = (checked, end)  # the bytes after the head may start a chunked body
-            self._last_head = scan
+            self._head_source = scan.source
         return checked  # type: ignore[return-value]
+
+    def _head(self) -> bytes:
+        """The last complete head's bytes (for the rare checks that need them raw)."""
+        source, end = self._head_source
+        return bytes(source[:end])
 
     def _check_chunks(self, data: bytes) -> bool:
         """Follow a chunked body's framing; False (and the body refused) at a fault."""
@@ -437,9 +453,9 @@ class HTTPProtocol(asyncio.Protocol):
             if content_length is not None and chunked:
                 # RFC 9112 §6.1: ambiguous framing is how requests get smuggled; refuse it.
                 raise BadTarget("Content-Length together with Transfer-Encoding")
-            if content_length is not None and self._last_head is not None:
+            if content_length is not None:
                 # h11 merges "5, 5" and repeated equal fields into one; §6.3 lets us refuse both.
-                fault = wirecheck.content_length_fault(self._last_head.head())
+                fault = wirecheck.content_length_fault(self._head())
                 if fault is not None:
                     raise BadTarget(fault)
             if chunked and request.http_version == b"1.0":
@@ -562,9 +578,9 @@ class HTTPProtocol(asyncio.Protocol):
             self.close()
             return
         status = exc.error_status_hint
-        if status == 501 and self._last_head is not None:
+        if status == 501:
             # h11 knows only "chunked": tell malformed framing (400) from an unknown coding (501).
-            status = wirecheck.transfer_encoding_status(self._last_head.head())
+            status = wirecheck.transfer_encoding_status(self._head())
         self.send_error(status, str(exc), None)
 
     # --- lifecycle of a cycle ------------------------------------------------------------------

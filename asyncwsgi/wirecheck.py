@@ -35,8 +35,12 @@ MAX_CHUNK_LINE_BYTES = 4096
 _MAX_CHUNK_SIZE_DIGITS = 16
 
 # Anything a head may not hold: CTLs but HTAB/CR/LF, a CR not before LF, an LF not after CR, and an
-# LF followed by SP/HTAB (obs-fold). One pass in C over the head, about 1 µs for a browser's.
+# LF followed by SP/HTAB (obs-fold). This one pattern names the fault; it costs 2 µs on a 75-byte
+# head (the alternation with lookarounds is tried at every byte), so check_head() tests without it
+# and uses it only to say what it found.
 _BAD_HEAD_BYTE = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\r(?!\n)|(?<!\r)\n|\n[ \t]")
+# Every byte but the CTLs (HTAB is not one here): translate(None, _NOT_CTL) keeps only CTLs.
+_NOT_CTL = bytes(b for b in range(256) if not ((b < 0x20 and b != 0x09) or b == 0x7F))
 _HEAD_FAULTS = {
     b"\r": "a bare CR in the request head",
     b"\n": "a bare LF in the request head (lines must end in CRLF)",
@@ -73,6 +77,34 @@ class FramingRefused(ValueError):
     """The bytes break a framing rule: answer 400 and close the connection."""
 
     status = 400
+
+
+def check_head(buf: Bytes, start: int, stop: int) -> None:
+    """Refuse ``buf[start:stop]``, part of a head, if it has a bare CR or LF, obs-fold or a CTL.
+
+    The range must not split a CRLF (``HeadScanner`` never ends one before an LF); obs-fold is
+    looked for from one byte before ``start``, where the previous part ended. The test keeps
+    only the head's control bytes (one C pass): a good head's are exactly its CRLFs, in pairs.
+    0.9 µs for wrk's 75-byte head, 1.8 µs for a browser's 350 bytes.
+    """
+    part = buf[start:stop] if start or stop != len(buf) else buf
+    ctls = part.translate(None, _NOT_CTL)
+    pairs = ctls.count(b"\r\n")
+    if (
+        pairs * 2 != len(ctls)
+        or part.count(b"\r\n") != pairs
+        or b"\n " in part
+        or b"\n\t" in part
+        or (start and buf[start - 1 : start + 1] in (b"\n ", b"\n\t"))
+    ):
+        match = _BAD_HEAD_BYTE.search(buf, max(0, start - 1), stop)
+        found = b"" if match is None else match.group()
+        if found[:1] == b"\n" and len(found) == 2:
+            raise FramingRefused("obs-fold (a header line starting with whitespace) is not accepted")
+        detail = _HEAD_FAULTS.get(found)
+        if detail is None:
+            detail = f"control character {found!r} in the request head"
+        raise FramingRefused(detail)
 
 
 class HeadScanner:
@@ -115,20 +147,16 @@ class HeadScanner:
         end = buf.find(b"\r\n\r\n", max(0, start - 3))
         if end >= 0:
             end += 4
-            self._check(buf, self._scanned, end)
+            check_head(buf, self._scanned, end)
             self._source, self._end, self._pending = buf, end, None
             return data, end - start
         # Incomplete: a CR at the very end may be half of a CRLF, so it waits for the next read.
         stop = len(buf) - 1 if buf[-1:] == b"\r" else len(buf)
-        self._check(buf, self._scanned, stop)
-        self._scanned = max(0, stop - 1)  # the lookbehind and obs-fold need one byte before
+        check_head(buf, self._scanned, stop)
+        self._scanned = stop
         if pending is None:
             self._pending = bytearray(buf)
         return data, -1
-
-    def head(self) -> bytes:
-        """The complete head, CRLFCRLF included (only after ``feed`` found its end)."""
-        return bytes(self._source[: self._end])
 
     def _skip_blank_lines(self, data: Bytes) -> Bytes:
         while data[:2] == b"\r\n":
@@ -141,17 +169,10 @@ class HeadScanner:
             return b""
         return data
 
-    @staticmethod
-    def _check(buf: Bytes, start: int, stop: int) -> None:
-        match = _BAD_HEAD_BYTE.search(buf, start, stop)
-        if match is not None:
-            found = match.group()
-            if found[:1] == b"\n" and len(found) == 2:
-                raise FramingRefused("obs-fold (a header line starting with whitespace) is not accepted")
-            detail = _HEAD_FAULTS.get(found)
-            if detail is None:
-                detail = f"control character {found!r} in the request head"
-            raise FramingRefused(detail)
+    @property
+    def source(self) -> Tuple[Bytes, int]:
+        """Where the complete head is: its first ``end`` bytes (only after ``feed`` found its end)."""
+        return self._source, self._end
 
 
 # The chunked body's parts, in the order they come.

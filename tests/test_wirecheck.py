@@ -34,7 +34,8 @@ def scan(pieces: List[bytes]) -> Optional[bytes]:
         checked, end = scanner.feed(piece)
         given += bytes(checked)
         if end >= 0:
-            assert scanner.head().endswith(b"\r\n\r\n")
+            source, head_end = scanner.source
+            assert bytes(source[:head_end]).endswith(b"\r\n\r\n")
             return given[: len(given) - len(checked) + end]
     return None
 
