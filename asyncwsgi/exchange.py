@@ -51,6 +51,7 @@ class Exchange:
         "body",
         "bytes_out",
         "call",
+        "cancelled",
         "channel",
         "continue_sent",
         "environ",
@@ -102,6 +103,7 @@ class Exchange:
         self.started = time.monotonic()
         self.sendfile_task: Optional[asyncio.Task[Any]] = None
         self.queue_slot: Optional[int] = None  # our --queue-timeout slot in ctx.deadlines
+        self.cancelled = False  # answered by the loop while queued in the pool; its job just frees the slot
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -113,8 +115,12 @@ class Exchange:
             self.state = RUNNING
             ctx.loop.call_soon(self._answer_locally)
             return
-        if ctx.pool.try_submit(self.call.run):
+        pool = ctx.pool
+        behind = pool.admitted >= pool.threads  # no idle thread: it waits in the pool's queue
+        if pool.try_submit(self.call.run):
             self.state = RUNNING
+            if behind and ctx.config.queue_timeout:
+                self.queue_slot = ctx.deadlines.add(self, ctx.loop.time() + ctx.config.queue_timeout)
             return
         self.protocol.pause_reading_for_pool()
         ctx.pool.wait_for_slot(self._on_slot)
@@ -149,14 +155,23 @@ class Exchange:
             self.queue_slot = None
 
     def on_deadline(self) -> None:
-        """No thread came within --queue-timeout: answer 503 from the loop, without the app."""
+        """No thread came within --queue-timeout: answer 503 from the loop, without the app.
+
+        Wherever the request waits: parked (no pool slot yet), or in the pool's queue behind
+        busy threads, where it is taken back unless a worker has just started it.
+        """
         self.queue_slot = None
-        if self.state is not WAITING or self.protocol.lost:
+        if self.protocol.lost:
             return
+        if self.state is WAITING:
+            self._detach()
+        elif not (self.state is RUNNING and self.local is None and self.call.cancel()):
+            return  # it started in time
+        else:
+            self.cancelled = True  # its job still comes off the queue, only to free the slot
         self.state = DONE
         self.status = 503
         self.protocol.ctx.stats.timeouts["queue"] += 1
-        self._detach()
         self.protocol.send_error(
             503, "no worker thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),)
         )
@@ -196,6 +211,11 @@ class Exchange:
 
     def deliver(self, d: Delivery) -> None:
         """Write one Delivery from the worker. Runs as a loop callback."""
+        if self.cancelled:
+            # The loop answered this request while it was queued; the job only frees its slot.
+            self._detach()
+            self.protocol.ctx.pool.release()
+            return
         protocol = self.protocol
         if protocol.lost or protocol.transport.is_closing():
             # We closed it (framing error, abort) or the client left: tell the worker to stop.
@@ -322,6 +342,7 @@ class Exchange:
     def _finish(self) -> None:
         self.state = DONE
         self._detach()
+        self._leave_queue_deadline()
         protocol = self.protocol
         ctx = protocol.ctx
         stats = ctx.stats

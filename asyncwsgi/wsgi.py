@@ -144,6 +144,7 @@ class WSGICall:
     """One application call on a worker thread, from ``app(environ, start_response)`` to ``close()``."""
 
     __slots__ = (
+        "_claim",
         "app",
         "channel",
         "environ",
@@ -176,10 +177,26 @@ class WSGICall:
         self.head: Optional[ResponseHead] = None
         self.has_length = False
         self.head_sent = False
+        # Whoever pops this first owns the request: the worker that starts it, or the loop
+        # cancelling it while it waits in the pool's queue (list.pop is atomic under the GIL).
+        self._claim = [True]
+
+    def cancel(self) -> bool:
+        """[loop] Take the request from the pool's queue before a worker starts it; False if one has."""
+        try:
+            self._claim.pop()
+        except IndexError:
+            return False
+        return True
 
     def run(self) -> None:
         """The pool job. Always ends with exactly one ``last`` delivery, whatever the app does."""
         final = _ABORT
+        try:
+            self._claim.pop()
+        except IndexError:  # the loop answered it (--queue-timeout, client gone): just free the slot
+            self.channel.finish(final)
+            return
         self.started_at = time.monotonic()
         if self.channel.closed:
             # The client left while this request waited for a thread: don't run the app for nobody.

@@ -286,3 +286,45 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
         loop.close()
     assert len(scheduled) <= 6, f"{len(scheduled)} timers for 50 requests"
     assert 0.25 <= idle_for <= 1.5
+
+
+def test_queue_timeout_reaches_requests_queued_behind_stuck_threads(serve):
+    """Every thread stuck: requests in the pool's queue and parked beyond it all get 503 at
+    --queue-timeout from the loop, while the threads are still stuck; none runs the app, and
+    their slots come back once the threads do (issue 15)."""
+    ran = []
+    release = threading.Event()
+    stuck = threading.Semaphore(0)
+
+    def app(environ, start_response):
+        ran.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/stuck":
+            stuck.release()
+            release.wait(WAIT)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    srv = serve(app, threads=2, queue_size=4, queue_timeout=0.3)
+    busy = [connect(srv.port) for _ in range(2)]
+    waiting = [connect(srv.port) for _ in range(6)]  # 4 fill the pool's queue, 2 are parked
+    try:
+        for sock in busy:
+            sock.sendall(get("/stuck"))
+        assert stuck.acquire(timeout=WAIT) and stuck.acquire(timeout=WAIT)
+        for index, sock in enumerate(waiting):
+            sock.sendall(get(f"/w{index}"))
+        for sock in waiting:
+            resp = Reader(sock).response()
+            assert resp.status == 503 and resp.header(b"retry-after") == b"1"
+        assert not release.is_set() and ran == ["/stuck", "/stuck"]
+        assert srv.server.stats.timeouts["queue"] == 6
+        release.set()
+        for sock in busy:
+            assert Reader(sock).response().status == 200
+        assert wait_for(lambda: srv.on_loop(lambda: srv.server._ctx.pool.admitted) == 0)
+        assert request(srv.port, get("/after")).status == 200
+        assert ran == ["/stuck", "/stuck", "/after"]
+    finally:
+        release.set()
+        for sock in busy + waiting:
+            sock.close()
