@@ -12,6 +12,7 @@ from .config import Config
 from .deadlines import DeadlineWheel, resolution_for
 from .environ import EnvironBuilder
 from .executor import WorkerPool
+from .gonewatch import GoneWatch
 from .listener import ConnectionGate
 from .proxy import TrustedProxies
 from .stats import Stats, local_paths
@@ -61,6 +62,8 @@ class ServerContext:
             ),
         )
         self.gate = ConnectionGate(config.max_connections, config.max_connections_per_ip)
+        # Sockets of requests waiting for a thread, watched for resets without being read.
+        self.gone = GoneWatch(loop)
         self.draining = False  # the server is shutting down: finish current responses, then close
         # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
         self.sendfile_ok = isinstance(loop, asyncio.BaseEventLoop)

@@ -65,6 +65,7 @@ class Exchange:
         "started",
         "state",
         "status",
+        "watched_fd",
     )
 
     def __init__(
@@ -104,6 +105,7 @@ class Exchange:
         self.sendfile_task: Optional[asyncio.Task[Any]] = None
         self.queue_slot: Optional[int] = None  # our --queue-timeout slot in ctx.deadlines
         self.cancelled = False  # answered by the loop while queued in the pool; its job just frees the slot
+        self.watched_fd = -1  # our socket, while ctx.gone watches it for a reset (we wait for a thread)
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -119,10 +121,13 @@ class Exchange:
         behind = pool.admitted >= pool.threads  # no idle thread: it waits in the pool's queue
         if pool.try_submit(self.call.run):
             self.state = RUNNING
-            if behind and ctx.config.queue_timeout:
-                self.queue_slot = ctx.deadlines.add(self, ctx.loop.time() + ctx.config.queue_timeout)
+            if behind:
+                self._watch_for_reset()
+                if ctx.config.queue_timeout:
+                    self.queue_slot = ctx.deadlines.add(self, ctx.loop.time() + ctx.config.queue_timeout)
             return
         self.protocol.pause_reading_for_pool()
+        self._watch_for_reset()
         ctx.pool.wait_for_slot(self._on_slot)
         if ctx.config.queue_timeout:
             self.queue_slot = ctx.deadlines.add(self, ctx.loop.time() + ctx.config.queue_timeout)
@@ -149,6 +154,33 @@ class Exchange:
         ]
         self.deliver(Delivery(ResponseHead(status, reason, headers), body, end=True, last=True))
 
+    def _watch_for_reset(self) -> None:
+        sock = self.protocol.transport.get_extra_info("socket")
+        if sock is not None:
+            self.watched_fd = sock.fileno()
+            self.protocol.ctx.gone.add(self.watched_fd, self)
+
+    def _unwatch(self) -> None:
+        if self.watched_fd >= 0:
+            self.protocol.ctx.gone.remove(self.watched_fd)
+            self.watched_fd = -1
+
+    def client_gone(self) -> None:
+        """[from GoneWatch] The client reset while this request waited: drop it, never run the app."""
+        self.watched_fd = -1
+        protocol = self.protocol
+        if protocol.lost:
+            return
+        if self.state is RUNNING:
+            if self.local is not None or not self.call.cancel():
+                return  # a worker has started it: the app will see the client is gone
+            self.cancelled = True  # its job still comes off the queue, only to free the slot
+        elif self.state is not WAITING:
+            return
+        protocol.ctx.gone.dropped += 1
+        error_log.debug("client of %s reset while the request waited for a thread: dropped", self.request_line())
+        protocol.abort()
+
     def _leave_queue_deadline(self) -> None:
         if self.queue_slot is not None:
             self.protocol.ctx.deadlines.remove(self, self.queue_slot)
@@ -163,6 +195,7 @@ class Exchange:
         self.queue_slot = None
         if self.protocol.lost:
             return
+        self._unwatch()
         if self.state is WAITING:
             self._detach()
         elif not (self.state is RUNNING and self.local is None and self.call.cancel()):
@@ -198,6 +231,7 @@ class Exchange:
 
     def connection_lost(self) -> None:
         """The client is gone: fail the worker's blocked reads and writes so it can finish."""
+        self._unwatch()
         self.body.fail(ClientDisconnected("client disconnected"))
         self.channel.close()
         if self.state is WAITING:
@@ -343,6 +377,7 @@ class Exchange:
         self.state = DONE
         self._detach()
         self._leave_queue_deadline()
+        self._unwatch()
         protocol = self.protocol
         ctx = protocol.ctx
         stats = ctx.stats

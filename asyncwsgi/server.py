@@ -134,6 +134,7 @@ class Server:
                 protocol.abort()
             await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked workers
         ctx.deadlines.close()
+        ctx.gone.close()
         ctx.pool.shutdown()
         stuck = await _join_threads(ctx.pool, _THREAD_EXIT_SECONDS)
         if stuck:

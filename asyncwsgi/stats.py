@@ -109,6 +109,9 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
         "requests": stats.requests,
         "responses": dict(stats.responses),
         "disconnects": stats.disconnects,
+        # Requests dropped, without running the app, because their client reset while they
+        # waited for a thread (gonewatch.py).
+        "dropped_while_waiting": ctx.gone.dropped,
         "timeouts": dict(stats.timeouts),
     }
 
@@ -167,6 +170,12 @@ def prometheus(data: Dict[str, Any]) -> str:
         [(f'{{class="{k}"}}', v) for k, v in data["responses"].items()],
     )
     metric("disconnects_total", "counter", "Clients gone before their response ended.", [("", data["disconnects"])])
+    metric(
+        "dropped_while_waiting_total",
+        "counter",
+        "Requests dropped unrun: their client reset while they waited for a thread.",
+        [("", data["dropped_while_waiting"])],
+    )
     metric(
         "timeouts_total",
         "counter",

@@ -209,3 +209,52 @@ def test_over_capacity_slow_requests_get_503_within_queue_budget(serve):
     assert all(retry == b"1" for status, retry, _ in results if status == 503)
     # Refused within the queue budget (plus scheduling slack), not after waiting for a thread.
     assert all(took < 0.5 + 1.0 for status, _, took in results if status == 503)
+
+
+def test_clients_that_reset_while_waiting_for_a_thread_are_dropped_unrun(serve):
+    """Both threads stuck; 300 clients each send a head and 256 KiB of a 1 MiB body, then reset.
+    Their connections go within a few poll intervals, none runs the app, /stats counts them, and
+    the descriptors come back, while the threads are still stuck (issue 15)."""
+    need_fds(4096)
+    ran = []
+    release = threading.Event()
+
+    def app(environ, start_response):
+        ran.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/stuck":
+            release.wait(60)
+        else:
+            environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    srv = serve(app, threads=2, queue_size=32, queue_timeout=0)
+    ctx = srv.server._ctx
+    busy = [connect(srv.port) for _ in range(2)]
+    try:
+        for sock in busy:
+            sock.sendall(get("/stuck"))
+        assert wait_for(lambda: ran.count("/stuck") == 2)
+        baseline = open_fds()
+        head = b"POST /gone HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % (1 << 20)
+        part = b"x" * (256 * 1024)
+        for _ in range(300):
+            sock = socket.create_connection(("127.0.0.1", srv.port))
+            sock.setblocking(False)
+            try:
+                sock.sendall(head + part)
+            except BlockingIOError:
+                pass  # the server stopped reading it: the rest stays in our buffer
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()  # a reset
+        assert wait_for(lambda: srv.on_loop(lambda: len(ctx.connections)) == 2, timeout=WAIT)
+        assert wait_for(lambda: open_fds() <= baseline + 5)
+        assert ran == ["/stuck", "/stuck"] and not release.is_set()
+        dropped = srv.on_loop(lambda: ctx.gone.dropped)
+        assert dropped > 0
+        assert srv.on_loop(lambda: ctx.pool.admitted) <= 2 + 32
+    finally:
+        release.set()
+        for sock in busy:
+            sock.close()
+    assert request(srv.port, get("/after")).status == 200
