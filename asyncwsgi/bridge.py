@@ -399,6 +399,8 @@ class InputStream:
                     start = self._offset
                     end = len(chunk) if size < 0 else min(len(chunk), start + size - got)
                     if newline:
+                        if type(chunk) is not bytes:  # a body that came with its head (a view)
+                            chunk = chunks[0] = bytes(chunk)
                         index = chunk.find(b"\n", start, end)
                         if index >= 0:
                             end = index + 1

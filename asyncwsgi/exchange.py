@@ -14,6 +14,7 @@ The worker side of the same request is ``wsgi.WSGICall``; the two talk only thro
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from typing import TYPE_CHECKING, Any, List, Optional, Union
 
@@ -135,6 +136,9 @@ class Exchange:
     def _on_slot(self) -> None:
         if self.state is not WAITING or self.protocol.lost:
             return  # the client left, or was answered 503, while we waited: the app never runs
+        if self._reset_pending():
+            self.client_gone()  # reset since the watch last looked: the slot goes to the next one
+            return
         self._leave_queue_deadline()
         self.protocol.ctx.pool.admit(self.call.run)
         self.state = RUNNING
@@ -159,6 +163,14 @@ class Exchange:
         if sock is not None:
             self.watched_fd = sock.fileno()
             self.protocol.ctx.gone.add(self.watched_fd, self)
+
+    def _reset_pending(self) -> bool:
+        """Whether the kernel holds an error (a reset) for our paused socket, about 1 µs to ask."""
+        sock = self.protocol.transport.get_extra_info("socket")
+        try:
+            return sock is not None and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
+        except OSError:
+            return True
 
     def _unwatch(self) -> None:
         if self.watched_fd >= 0:

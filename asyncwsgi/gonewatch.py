@@ -20,7 +20,7 @@ import select
 from typing import Dict, Optional, Protocol
 
 # How often the waiting sockets are looked at while any wait; a reset is noticed this late at most.
-INTERVAL = 0.25
+INTERVAL = 0.05
 
 _GONE = select.POLLERR | select.POLLHUP | select.POLLNVAL if hasattr(select, "poll") else 0
 

@@ -72,6 +72,9 @@ _IDLE, _HEAD, _BODY, _LINGER = "IDLE", "HEAD", "BODY", "LINGER"
 # MIGHT_SWITCH_PROTOCOL is a request with Upgrade (or CONNECT): we never switch (RFC 9110 §7.8 lets
 # a server ignore Upgrade), so it ended like any other and the connection goes on.
 _REQUEST_ENDED = (h11.DONE, h11.MUST_CLOSE, h11.MIGHT_SWITCH_PROTOCOL)
+# A read with more than this after a complete head has the head parsed on its own, so that its
+# body can skip h11's buffer (direct_body.py); below it, the copies cost less than the split.
+_SPLIT_AFTER_HEAD_BYTES = 4096
 # Bytes of pipelined requests we hold in h11's buffer before we stop reading the socket.
 _PIPELINE_BUFFER_BYTES = 64 * 1024
 # Request body bytes we read and discard after the app answered without reading it all.
@@ -203,6 +206,19 @@ class HTTPProtocol(asyncio.Protocol):
             if not checked:
                 return  # refused, or only empty lines so far
             data = checked
+            read, end = self._head_read
+            if read is data and len(data) - end > _SPLIT_AFTER_HEAD_BYTES:
+                # A head with a large body behind it in one read: h11 parses the head alone, so
+                # the body takes the direct path below instead of h11's buffer (three copies).
+                # A chunked body's checker has already seen these bytes (in _on_request).
+                conn = self.conn
+                if conn is None:
+                    conn = self.conn = self._new_parser()
+                conn.receive_data(data[:end])
+                self._process()
+                if self.exchange is None or self._timer_kind is _LINGER or self.transport.is_closing():
+                    return  # refused: nothing after the head is read
+                data = memoryview(data)[end:]  # no copy of the body (mypy promotes views to bytes)
         elif self._chunks is not None and not self._check_chunks(data):
             return
         conn = self.conn

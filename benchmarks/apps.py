@@ -40,3 +40,10 @@ def blocking(environ, start_response):
     """Holds its thread 10 ms, like a view waiting on a database."""
     time.sleep(0.010)
     return hello(environ, start_response)
+
+
+def hello_or_upload(environ, start_response):
+    """``/upload`` reads the body (``upload``); anything else is ``hello`` (benchmarks/reset_flood.py)."""
+    if environ.get("PATH_INFO") == "/upload":
+        return upload(environ, start_response)
+    return hello(environ, start_response)

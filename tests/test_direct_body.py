@@ -13,7 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from asyncwsgi import direct_body
+from asyncwsgi.config import Config
 from tests.helpers import WAIT, Reader, connect, get
+from tests.test_fuzz import _until, fake_connection
 
 
 def in_body(length: int, head_extra: bytes = b"") -> h11.Connection:
@@ -245,3 +247,47 @@ def test_unread_body_sent_after_the_response_is_drained_and_the_connection_reuse
         sock.sendall(b"x" * 10_000 + get())
         assert reader.response().body == b"ignored"  # same connection, next request
     assert sum(direct_counter) == 30_000
+
+
+@pytest.mark.asyncio
+async def test_a_body_in_the_same_read_as_its_head_takes_the_direct_path(direct_counter):
+    """Head and 64 KiB of body in one read: h11 parses the head alone and the body skips its
+    buffer; a small body behind its head stays with h11 (not worth the split)."""
+
+    payload = bytes(range(256)) * 256  # 65,536 bytes
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)
+    async with fake_connection(digest_app, Config(access_log=False)) as (protocol, transport, _):
+        protocol.data_received(head + payload)
+        assert await _until(lambda: b"\r\n\r\n" in bytes(transport.out))
+        assert f"{len(payload)} {hashlib.sha256(payload).hexdigest()}".encode() in bytes(transport.out)
+    assert sum(direct_counter) == len(payload)
+    direct_counter.clear()
+    small = b"tiny"
+    async with fake_connection(digest_app, Config(access_log=False)) as (protocol, transport, _):
+        protocol.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n" + small)
+        assert await _until(lambda: hashlib.sha256(small).hexdigest().encode() in bytes(transport.out))
+    assert direct_counter == []
+
+
+@pytest.mark.asyncio
+async def test_a_body_that_came_with_its_head_reads_by_line_and_by_size():
+    """That body reaches wsgi.input as a view of the read: readline, read(n) and iteration all
+    give bytes, the same bytes."""
+    lines = [b"line %d\n" % i for i in range(2000)]
+    payload = b"".join(lines)
+    seen: List[Any] = []
+
+    def app(environ: dict, start_response: Any) -> List[bytes]:
+        stream = environ["wsgi.input"]
+        first = stream.readline()
+        chunk = stream.read(100)
+        rest = b"".join(stream)
+        seen.extend([type(first), type(chunk), first + chunk + rest])
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)
+    async with fake_connection(app, Config(access_log=False)) as (protocol, transport, _):
+        protocol.data_received(head + payload)
+        assert await _until(lambda: bytes(transport.out).endswith(b"ok"))
+    assert seen == [bytes, bytes, payload]
