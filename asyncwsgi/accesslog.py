@@ -16,14 +16,16 @@ Every client-controlled value is escaped (control bytes, quotes, backslashes), t
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-from .log import escape
+from .log import access_log, escape
 
 COMBINED = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s" %(M)sms'
 _ATOM_RE = re.compile(r"%\((\{[^}]*\}[ie]|[a-zA-Z])\)s")
@@ -118,10 +120,25 @@ class AccessFormatter:
             position = match.end()
         self._tail = text[position:].replace("%%", "%")
 
+        # The default format, written out: 1.0 µs a line against 2.3 µs through the atoms.
+        self._combined = text == COMBINED and not self.json
+
     def format(self, record: AccessRecord) -> str:
+        if self._combined:
+            return _format_combined(record)
         if self.json:
             return json.dumps(_json_fields(record), separators=(",", ":"))
         return "".join(literal + str(render(record)) for literal, render in self._pieces) + self._tail
+
+
+def _format_combined(r: AccessRecord) -> str:
+    """``COMBINED``, the same text as the atoms give (tests/test_accesslog.py compares them)."""
+    env = r.environ
+    return (
+        f'{escape(str(env.get("REMOTE_ADDR") or "-"))} - - {_clock.now()} "{escape(r.request_line)}" '
+        f'{r.status} {r.bytes_out or "-"} "{escape(str(env.get("HTTP_REFERER") or "-"))}" '
+        f'"{escape(str(env.get("HTTP_USER_AGENT") or "-"))}" {r.duration * 1000:.1f}ms'
+    )
 
 
 def check_format(spec: str) -> None:
@@ -154,3 +171,70 @@ def _json_fields(r: AccessRecord) -> Dict[str, Any]:
         "referer": env.get("HTTP_REFERER"),
         "user_agent": env.get("HTTP_USER_AGENT"),
     }
+
+
+class BatchedStreamHandler(logging.StreamHandler):
+    """The command's access-log handler: lines from the event loop are written in batches.
+
+    Written one ``logging`` record at a time, with a write and a flush each, the access log cost
+    35% of hello-world throughput on the loop thread (``log.info`` alone is 6.6 µs, plus the
+    system call). Lines the loop adds with ``add`` are joined and written at most every
+    ``FLUSH_SECONDS``, or sooner past ``FLUSH_BYTES``; each batch is one write of whole lines.
+    Records from anywhere else go through ``emit`` as usual, after any pending batch, so the
+    order holds. ``flush()``, which ``logging.shutdown()`` calls at exit, writes what is pending:
+    a drained server (SIGTERM, Ctrl-C) loses no line; a killed process loses at most the last
+    ``FLUSH_SECONDS``.
+    """
+
+    FLUSH_SECONDS = 0.05
+    FLUSH_BYTES = 64 * 1024
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._pending: List[str] = []
+        self._pending_bytes = 0
+        self._timer: Optional[asyncio.TimerHandle] = None
+
+    def add(self, line: str, loop: asyncio.AbstractEventLoop) -> None:
+        """[loop] Queue one access line."""
+        self._pending.append(line)
+        self._pending_bytes += len(line) + 1
+        if self._pending_bytes >= self.FLUSH_BYTES:
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_later(self.FLUSH_SECONDS, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self.flush()
+
+    def flush(self) -> None:
+        self.acquire()
+        try:
+            pending = self._pending
+            if pending:
+                self._pending = []
+                self._pending_bytes = 0
+                try:
+                    self.stream.write("\n".join(pending) + "\n")
+                except Exception:  # like emit: a broken log stream must not break the server
+                    self.handleError(logging.makeLogRecord({"msg": pending[-1]}))
+            super().flush()
+        finally:
+            self.release()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._pending:
+            self.flush()
+        super().emit(record)
+
+
+def log_access(line: str, loop: asyncio.AbstractEventLoop) -> None:
+    """[loop] Send one access line: batched to the command's own handler, else as a log record
+    (an embedding program's handlers, caplog, filters and all, see every line as before)."""
+    handlers = access_log.handlers
+    if len(handlers) == 1 and type(handlers[0]) is BatchedStreamHandler and not access_log.filters:
+        if access_log.isEnabledFor(logging.INFO):
+            handlers[0].add(line, loop)
+        return
+    access_log.info("%s", line)

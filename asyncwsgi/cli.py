@@ -17,6 +17,7 @@ import sys
 from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from . import __version__, privileges
+from .accesslog import BatchedStreamHandler
 from .config import Config, flag_name, number_kind
 from .errors import AppImportError, ConfigError
 from .importer import import_app, import_failure_app
@@ -390,7 +391,7 @@ def _configure_logging(level: str, access_log: bool) -> None:
     error.setLevel(level.upper())
     error.propagate = False
     access = logging.getLogger("asyncwsgi.access")
-    access_handler = logging.StreamHandler(sys.stderr)
+    access_handler = BatchedStreamHandler(sys.stderr)  # lines from the loop are written in batches
     access_handler.setFormatter(logging.Formatter("%(message)s"))
     access.addHandler(access_handler)
     access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)

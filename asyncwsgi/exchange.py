@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Union
 
 import h11
 
-from .accesslog import AccessRecord
+from .accesslog import AccessRecord, log_access
 from .bridge import (
     EMPTY_INPUT,
     Delivery,
@@ -32,7 +32,7 @@ from .bridge import (
     ResponseHead,
 )
 from .errors import ClientDisconnected
-from .log import access_log, error_log
+from .log import error_log
 from .response import CONTINUE, NO_BODY, BodyFramer, FramingError, start_response
 from .stats import answer
 from .types import Environ
@@ -437,7 +437,7 @@ class Exchange:
             app=time.monotonic() - started if started else 0.0,
             disconnected=self.channel.gone,
         )
-        access_log.info("%s", ctx.access_formatter.format(record))
+        log_access(ctx.access_formatter.format(record), ctx.loop)
 
 
 def request_line(request: h11.Request) -> str:

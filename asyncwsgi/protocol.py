@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 import h11
 
 from . import direct_body, proxyprotocol, wirecheck
-from .accesslog import AccessRecord
+from .accesslog import AccessRecord, log_access
 from .environ import BadTarget, check_host, split_target
 from .errors import (
     ClientDisconnected,
@@ -49,7 +49,7 @@ from .errors import (
     RequestTrailersTooLarge,
 )
 from .exchange import Exchange, request_line
-from .log import access_log, error_log
+from .log import error_log
 from .proxy import apply_proxy_headers
 from .response import simple_response
 from .wirecheck import ChunkedChecker, FramingRefused, HeadScanner
@@ -763,7 +763,7 @@ class HTTPProtocol(asyncio.Protocol):
                     app=0.0,
                     disconnected=False,
                 )
-                access_log.info("%s", self.ctx.access_formatter.format(record))
+                log_access(self.ctx.access_formatter.format(record), self.ctx.loop)
         self._linger()
 
     def _linger(self) -> None:

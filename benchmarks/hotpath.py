@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import logging
 import os
 import pstats
 import sys
@@ -29,6 +30,7 @@ from typing import Any, Callable, List, Optional
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from asyncwsgi.accesslog import BatchedStreamHandler
 from asyncwsgi.config import Config
 from asyncwsgi.context import ServerContext
 from asyncwsgi.executor import WorkerPool
@@ -83,7 +85,7 @@ class Transport(asyncio.Transport):
         pass
 
 
-def run_once(loop_name: str, mode: str, requests: int, profile: bool) -> float:
+def run_once(loop_name: str, mode: str, requests: int, profile: bool, access_log: bool = False) -> float:
     """Microseconds per request for one run."""
     if loop_name == "uvloop":
         import uvloop
@@ -94,7 +96,7 @@ def run_once(loop_name: str, mode: str, requests: int, profile: bool) -> float:
 
     async def main() -> float:
         running = asyncio.get_running_loop()
-        config = Config(access_log=False, max_requests_per_connection=0, keep_alive=600)
+        config = Config(access_log=access_log, max_requests_per_connection=0, keep_alive=600)
         pool = InlinePool(1, 0) if mode == "inline" else WorkerPool(8, 32)
         pool.start()
         ctx = ServerContext(config, hello, running, pool)
@@ -138,13 +140,21 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true", help="cProfile one run and print the top functions")
+    parser.add_argument(
+        "--access-log", action="store_true", help="with the command's access log (batched), written to /dev/null"
+    )
     args = parser.parse_args()
+    if args.access_log:
+        logger = logging.getLogger("asyncwsgi.access")
+        logger.addHandler(BatchedStreamHandler(open(os.devnull, "w")))  # as the command sets it up
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
     for loop_name in args.loop or ["asyncio", "uvloop"]:
         for mode in args.mode or ["inline", "threads"]:
             if args.profile:
-                run_once(loop_name, mode, args.requests, True)
+                run_once(loop_name, mode, args.requests, True, args.access_log)
                 continue
-            best = min(run_once(loop_name, mode, args.requests, False) for _ in range(args.repeat))
+            best = min(run_once(loop_name, mode, args.requests, False, args.access_log) for _ in range(args.repeat))
             print(f"{loop_name:8s} {mode:8s} {best:7.1f} us/request  ({1e6 / best:,.0f} req/s on one core)")
 
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import io
 import json
 import logging
 import re
+import signal
 
 import pytest
 
 from asyncwsgi import Config, ConfigError
-from asyncwsgi.accesslog import AccessFormatter, AccessRecord
+from asyncwsgi.accesslog import COMBINED, AccessFormatter, AccessRecord, BatchedStreamHandler
 from tests.apps import basic
-from tests.helpers import connect, get, request, wait_for
+from tests.helpers import Reader, connect, get, request, wait_for
+from tests.proc import CLIServer
 
 
 def record(**extra):
@@ -102,3 +106,69 @@ def test_slow_app_time_and_disconnect_are_logged(serve, caplog):
         sock.sendall(get("/?0.3"))
     # The client left before the answer: logged as disconnected once the app is done.
     assert wait_for(lambda: len(_access_lines(caplog)) == 2 and "disconnected" in _access_lines(caplog)[-1])
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"REMOTE_ADDR": "10.0.0.1", "HTTP_REFERER": "https://r/", "HTTP_USER_AGENT": 'ua "q" \x1b'},
+        {},
+        {"REMOTE_ADDR": "", "HTTP_USER_AGENT": "x\\y"},
+    ],
+)
+@pytest.mark.parametrize("bytes_out", [0, 13])
+def test_the_written_out_combined_format_equals_the_atoms(environ, bytes_out):
+    """The default format has a fast path of its own; it must say exactly what the atoms say."""
+    record = AccessRecord(
+        environ=environ,
+        request_line='GET /a"b\x07 HTTP/1.1',
+        status=404,
+        bytes_out=bytes_out,
+        bytes_in=0,
+        duration=0.01234,
+        queue=0.0,
+        app=0.0,
+        disconnected=False,
+    )
+    generic = AccessFormatter(COMBINED)
+    generic._combined = False  # the same spec through the atoms
+    assert AccessFormatter("combined").format(record) == generic.format(record)
+
+
+def test_batched_handler_writes_whole_lines_in_order_and_flushes_what_is_pending():
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+
+    async def scenario():
+        loop = asyncio.get_running_loop()
+        handler.add("one", loop)
+        handler.add("two", loop)
+        assert stream.getvalue() == ""  # batched, not yet written
+        # A record from elsewhere (another logger call) comes after what is pending.
+        handler.emit(logging.makeLogRecord({"msg": "three"}))
+        assert stream.getvalue() == "one\ntwo\nthree\n"
+        handler.add("four", loop)
+        await asyncio.sleep(BatchedStreamHandler.FLUSH_SECONDS * 2)
+        assert stream.getvalue().endswith("three\nfour\n")  # written by the timer
+        handler.add("five", loop)
+
+    asyncio.run(scenario())
+    handler.flush()  # what logging.shutdown() does at exit
+    assert stream.getvalue() == "one\ntwo\nthree\nfour\nfive\n"
+
+
+def test_the_command_loses_no_access_line_on_sigterm():
+    """Lines are written in batches; a SIGTERM right after the last answer still gets all of them
+    out (logging.shutdown flushes at exit)."""
+    with CLIServer("tests.apps.basic:hello", "--port", "0") as server:
+        server.wait_listening()
+        with connect(server.port) as sock:
+            sock.sendall(get("/counted") * 200)
+            reader = Reader(sock)
+            for _ in range(200):
+                assert reader.response().status == 200
+        server.signal(signal.SIGTERM)
+        assert server.wait() == 0
+        lines = [line for line in server.lines if '"GET /counted HTTP/1.1" 200' in line]
+        assert len(lines) == 200, server.output()[-2000:]
