@@ -266,7 +266,9 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:
     signals.install()
     tasks = []
     try:
-        server = await start_server(app, config)
+        # The command has acted on its own options (processes, user, pid file, loop, reload,
+        # --max-requests below); the server gets the rest.
+        server = await start_server(app, config.without_command_options())
         signals.attach(server)  # a signal that came while starting takes effect now
         for address in describe(server):
             error_log.info(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from .accesslog import check_format
 from .binds import parse_bind
@@ -340,6 +340,18 @@ class Config:
             if getattr(self, name) not in choices:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
 
+    def command_options_set(self) -> List[str]:
+        """Options only the ``asyncwsgi`` command can act on (processes, users, the loop, reloads)
+        that are set to anything but their default, as flag names."""
+        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in COMMAND_ONLY}
+        return [flag_name(name) for name, default in defaults.items() if getattr(self, name) != default]
+
+    def without_command_options(self) -> Config:
+        """This config with the command-only options at their defaults: what the command passes
+        to ``start_server`` once it has acted on them itself."""
+        defaults: Dict[str, Any] = {f.name: f.default for f in dataclasses.fields(self) if f.name in COMMAND_ONLY}
+        return dataclasses.replace(self, **defaults)
+
     @classmethod
     def from_options(cls, base: Optional[Config] = None, **options: Any) -> Config:
         """Build a Config from keyword options, naming any unknown one in the error."""
@@ -350,6 +362,28 @@ class Config:
         if base is None:
             return cls(**options)
         return dataclasses.replace(base, **options)
+
+
+# Options that only the command can honour: they start processes, switch users, write a pid
+# file, pick the event loop or restart on edits. start_server serves on the running loop in the
+# calling process, so it refuses them rather than ignore them (see server.start_server).
+COMMAND_ONLY = frozenset(
+    {
+        "workers",
+        "reuse_port",
+        "worker_timeout",
+        "max_requests",
+        "max_requests_jitter",
+        "reload",
+        "reload_dir",
+        "reload_include",
+        "reload_exclude",
+        "user",
+        "group",
+        "pid_file",
+        "loop",
+    }
+)
 
 
 def flag_name(field_name: str) -> str:

@@ -15,6 +15,7 @@ from typing import Any, List, Optional, Tuple
 
 from .config import Config
 from .context import ServerContext
+from .errors import ConfigError
 from .executor import WorkerPool
 from .listener import Listener, bind_sockets, remove_socket_file
 from .log import error_log
@@ -169,6 +170,17 @@ async def start_server(app: WSGIApp, config: Optional[Config] = None, **options:
     they override its values. Port 0 picks a free port: read it back from ``server.sockets``.
     """
     config = Config.from_options(config, **options)
+    command_only = config.command_options_set()
+    running = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+    if config.loop == running:
+        command_only.remove("--loop")  # asked for the loop it runs on: honoured
+    if command_only:
+        # An option that cannot be honoured is refused, never ignored: these need the command
+        # (processes, privileges, a pid file, the loop choice, reloading).
+        raise ConfigError(
+            f"{', '.join(command_only)}: only the asyncwsgi command (or gunicorn's arbiter) can do this; "
+            "start_server serves on the running loop in this process"
+        )
     loop = asyncio.get_running_loop()
     pool = WorkerPool(config.threads, config.queue_size)
     ctx = ServerContext(config, app, loop, pool)

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 import asyncwsgi
+from asyncwsgi import ConfigError
 from tests.apps import basic
 
 
@@ -221,3 +222,34 @@ async def test_close_right_after_a_client_connects_still_answers_its_request():
         assert data.endswith(b"Hello, world!")
         writer.close()
         await server.wait_closed()
+
+
+@pytest.mark.parametrize(
+    "options,flag",
+    [
+        ({"workers": 4}, "--workers"),
+        ({"user": "nobody"}, "--user"),
+        ({"group": "nogroup"}, "--group"),
+        ({"pid_file": "/tmp/x.pid"}, "--pid-file"),
+        ({"reload": True}, "--reload"),
+        ({"max_requests": 100}, "--max-requests"),
+        ({"worker_timeout": 5.0}, "--worker-timeout"),
+    ],
+)
+@pytest.mark.asyncio
+async def test_start_server_refuses_what_only_the_command_can_do(options, flag):
+    """An option start_server cannot honour (processes, privileges, a pid file, reloading) is
+    refused with the flag's name, never silently ignored (issue 11)."""
+    with pytest.raises(ConfigError, match=flag):
+        await asyncwsgi.start_server(basic.hello, host="127.0.0.1", port=0, **options)
+
+
+@pytest.mark.asyncio
+async def test_start_server_takes_the_loop_it_runs_on_and_refuses_the_other():
+    running = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
+    other = "asyncio" if running == "uvloop" else "uvloop"
+    with pytest.raises(ConfigError, match="--loop"):
+        await asyncwsgi.start_server(basic.hello, host="127.0.0.1", port=0, loop=other)
+    server = await asyncwsgi.start_server(basic.hello, host="127.0.0.1", port=0, loop=running)
+    server.close()
+    await server.wait_closed()
