@@ -23,7 +23,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 from .log import access_log, escape
 
@@ -173,7 +173,13 @@ def _json_fields(r: AccessRecord) -> Dict[str, Any]:
     }
 
 
-class BatchedStreamHandler(logging.StreamHandler):
+if TYPE_CHECKING:
+    _StreamHandler = logging.StreamHandler[Any]
+else:
+    _StreamHandler = logging.StreamHandler  # not subscriptable at run time before Python 3.11
+
+
+class BatchedStreamHandler(_StreamHandler):
     """The command's access-log handler: lines from the event loop are written in batches.
 
     Written one ``logging`` record at a time, with a write and a flush each, the access log cost

@@ -190,7 +190,8 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
     loop = loop_factory()
     try:
         asyncio.set_event_loop(loop)
-        return loop.run_until_complete(_serve(app, config, loop_name))
+        code: int = loop.run_until_complete(_serve(app, config, loop_name))
+        return code
     except OSError as exc:
         return _fail(f"cannot listen: {exc}", 1)
     finally:

@@ -72,7 +72,7 @@ def _ip_list(value: Any) -> str:
     return ",".join(str(item).strip() for item in items if str(item).strip())
 
 
-class Worker(_GunicornWorker):
+class Worker(_GunicornWorker):  # type: ignore[misc]  # gunicorn has no type hints
     """``gunicorn -k asyncwsgi.gunicorn.Worker``."""
 
     def init_process(self) -> None:

@@ -15,7 +15,7 @@ import socket
 import ssl
 import stat
 import time
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .binds import BindAddress, parse_bind
 from .config import Config
@@ -164,7 +164,7 @@ def _bind_tcp(host: str, port: int, reuse_port: bool = False) -> List[socket.soc
                 raise
 
 
-def _bind_tcp_set(infos: List[Tuple], reuse_port: bool) -> List[socket.socket]:
+def _bind_tcp_set(infos: List[Tuple[Any, ...]], reuse_port: bool) -> List[socket.socket]:
     sockets: List[socket.socket] = []
     seen = set()
     chosen = 0  # the port of the first socket, when the address asks for any (port 0)

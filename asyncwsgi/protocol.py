@@ -71,7 +71,7 @@ _IDLE, _HEAD, _BODY, _LINGER = "IDLE", "HEAD", "BODY", "LINGER"
 # h11 does not know HTTP/1.0's keep-alive). Whether we reuse the connection is ours to decide.
 # MIGHT_SWITCH_PROTOCOL is a request with Upgrade (or CONNECT): we never switch (RFC 9110 §7.8 lets
 # a server ignore Upgrade), so it ended like any other and the connection goes on.
-_REQUEST_ENDED = (h11.DONE, h11.MUST_CLOSE, h11.MIGHT_SWITCH_PROTOCOL)
+_REQUEST_ENDED = (h11.DONE, h11.MUST_CLOSE, h11.MIGHT_SWITCH_PROTOCOL)  # type: ignore[attr-defined]
 # A read with more than this after a complete head has the head parsed on its own, so that its
 # body can skip h11's buffer (direct_body.py); below it, the copies cost less than the split.
 _SPLIT_AFTER_HEAD_BYTES = 4096

@@ -81,7 +81,8 @@ def _read_toml(path: str) -> Dict[str, Any]:
             raise ConfigError("configuration files need Python 3.11+, or 'pip install tomli' on 3.10") from None
     try:
         with open(path, "rb") as file:
-            return tomllib.load(file)
+            data: Dict[str, Any] = tomllib.load(file)
+            return data
     except OSError as exc:
         raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from types import TracebackType
-from typing import Any, Callable, Iterable, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Type
 
 ExcInfo = Tuple[Type[BaseException], BaseException, Optional[TracebackType]]
 WriteCallable = Callable[[bytes], Any]
 StartResponse = Callable[..., WriteCallable]
-Environ = dict
+Environ = Dict[str, Any]
 WSGIApp = Callable[[Environ, StartResponse], Iterable[bytes]]
