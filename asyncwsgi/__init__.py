@@ -19,7 +19,7 @@ from .errors import (
     RequestBodyTooLarge,
     RequestTrailersTooLarge,
 )
-from .server import Server, serve, start_server
+from .server.server import Server, serve, start_server
 
 __all__ = [
     "AppImportError",

@@ -1,6 +1,6 @@
 """``python -m asyncwsgi`` runs the CLI."""
 
-from .cli import main
+from .process.cli import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

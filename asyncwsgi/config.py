@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
 from .accesslog import check_format
-from .binds import parse_bind
 from .errors import ConfigError
-from .proxy import TrustedProxies
+from .http.binds import parse_bind
+from .wsgi.proxy import TrustedProxies
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]

@@ -32,9 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asyncwsgi.accesslog import BatchedStreamHandler
 from asyncwsgi.config import Config
-from asyncwsgi.context import ServerContext
-from asyncwsgi.executor import WorkerPool
-from asyncwsgi.protocol import HTTPProtocol
+from asyncwsgi.server.context import ServerContext
+from asyncwsgi.server.protocol import HTTPProtocol
+from asyncwsgi.wsgi.pool import WorkerPool
 
 # What wrk sends.
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"

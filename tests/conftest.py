@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
-from asyncwsgi.loops import resolve_loop
+from asyncwsgi.process.loops import resolve_loop
 from tests.helpers import ServerThread
 
 LOOPS = ["asyncio", "uvloop"]

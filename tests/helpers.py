@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
 
 from asyncwsgi import Server, start_server
-from asyncwsgi.loops import resolve_loop
+from asyncwsgi.process.loops import resolve_loop
 
 WAIT = 10.0  # the bound on every wait in the tests, in seconds
 

@@ -13,9 +13,10 @@ import sys
 
 import pytest
 
-from asyncwsgi import Config, ConfigError, listener
-from asyncwsgi.binds import BindAddress, parse_bind
-from asyncwsgi.listener import ShortageLog
+from asyncwsgi import Config, ConfigError
+from asyncwsgi.http.binds import BindAddress, parse_bind
+from asyncwsgi.server import listener
+from asyncwsgi.server.listener import ShortageLog
 from tests.apps import basic
 from tests.helpers import WAIT, Reader, get
 from tests.proc import ROOT, CLIServer, _clean_environ

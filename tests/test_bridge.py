@@ -9,8 +9,8 @@ from typing import Any, List
 
 import pytest
 
-from asyncwsgi.bridge import Delivery, InputStream, OutputChannel
 from asyncwsgi.errors import ClientDisconnected
+from asyncwsgi.wsgi.bridge import Delivery, InputStream, OutputChannel
 
 
 @pytest.fixture

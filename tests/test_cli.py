@@ -15,8 +15,8 @@ import threading
 import pytest
 
 from asyncwsgi import __version__
-from asyncwsgi.cli import _Signals, build_parser
 from asyncwsgi.config import Config, flag_name
+from asyncwsgi.process.cli import _Signals, build_parser
 from tests.helpers import Reader, wait_for
 from tests.proc import ROOT, WAIT, CLIServer, _clean_environ, run_cli
 
@@ -210,7 +210,7 @@ def test_inherited_fd_listener():
 
 
 def test_boolean_flags_that_default_off_take_no_value():
-    from asyncwsgi.cli import config_from_args
+    from asyncwsgi.process.cli import config_from_args
 
     config = config_from_args(build_parser().parse_args(["x:y", "--proxy-headers"]), {})
     assert config.proxy_headers is True
@@ -218,13 +218,13 @@ def test_boolean_flags_that_default_off_take_no_value():
 
 
 def test_parser_defaults_match_config():
-    from asyncwsgi.cli import config_from_args
+    from asyncwsgi.process.cli import config_from_args
 
     assert config_from_args(build_parser().parse_args(["x:y"]), {}) == Config()
 
 
 def test_repeatable_bind_collects_every_listener():
-    from asyncwsgi.cli import config_from_args
+    from asyncwsgi.process.cli import config_from_args
 
     args = build_parser().parse_args(["x:y", "--bind", "127.0.0.1:1", "--bind", "unix:/tmp/a.sock"])
     assert config_from_args(args, {}).bind == ("127.0.0.1:1", "unix:/tmp/a.sock")

@@ -1,4 +1,4 @@
-"""Unit tests for the shared deadline wheel (asyncwsgi/deadlines.py)."""
+"""Unit tests for the shared deadline wheel (asyncwsgi/server/deadlines.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import List
 
 import pytest
 
-from asyncwsgi.deadlines import DeadlineWheel, resolution_for
+from asyncwsgi.server.deadlines import DeadlineWheel, resolution_for
 
 
 class Owner:

@@ -1,4 +1,4 @@
-"""Content-Length bodies past h11's buffer (asyncwsgi.direct_body): units, an equivalence
+"""Content-Length bodies past h11's buffer (asyncwsgi.http.direct_body): units, an equivalence
 property against h11 alone, and the server end to end."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncwsgi import direct_body
 from asyncwsgi.config import Config
+from asyncwsgi.http import direct_body
 from tests.helpers import WAIT, Reader, connect, get
 from tests.test_fuzz import _until, fake_connection
 

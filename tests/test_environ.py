@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from asyncwsgi.environ import BadTarget, EnvironBuilder, check_host, split_target
+from asyncwsgi.wsgi.environ import BadTarget, EnvironBuilder, check_host, split_target
 
 
 @pytest.mark.parametrize(

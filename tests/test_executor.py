@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 
-from asyncwsgi.executor import WorkerPool
+from asyncwsgi.wsgi.pool import WorkerPool
 
 
 def test_admission_is_bounded_and_fifo():

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from asyncwsgi.config import Config
-from asyncwsgi.context import ServerContext
-from asyncwsgi.executor import WorkerPool
-from asyncwsgi.protocol import HTTPProtocol
+from asyncwsgi.server.context import ServerContext
+from asyncwsgi.server.protocol import HTTPProtocol
+from asyncwsgi.wsgi.pool import WorkerPool
 from tests.helpers import Reader
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

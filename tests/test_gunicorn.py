@@ -140,7 +140,7 @@ def test_max_requests_recycles_the_worker():
 def test_gunicorn_settings_map_to_config():
     from gunicorn.config import Config as GunicornConfig
 
-    from asyncwsgi.gunicorn import config_from_gunicorn
+    from asyncwsgi.process.gunicorn_worker import config_from_gunicorn
 
     cfg = GunicornConfig()
     for name, value in [
@@ -167,7 +167,7 @@ def test_gunicorn_settings_map_to_config():
 def test_gunicorn_proxy_protocol_maps_with_its_allow_list():
     from gunicorn.config import Config as GunicornConfig
 
-    from asyncwsgi.gunicorn import config_from_gunicorn
+    from asyncwsgi.process.gunicorn_worker import config_from_gunicorn
 
     cfg = GunicornConfig()
     cfg.set("proxy_protocol", True)

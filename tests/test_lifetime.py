@@ -13,7 +13,7 @@ import gc
 import pytest
 
 from asyncwsgi.config import Config
-from asyncwsgi.exchange import Exchange
+from asyncwsgi.server.exchange import Exchange
 from tests.apps import basic
 from tests.helpers import WAIT
 from tests.test_fuzz import _until, fake_connection

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from asyncwsgi import Config, ConfigError
-from asyncwsgi.proxy import TrustedProxies, apply_proxy_headers, parse_forwarded
+from asyncwsgi.wsgi.proxy import TrustedProxies, apply_proxy_headers, parse_forwarded
 from tests.apps import basic
 from tests.helpers import get, request
 

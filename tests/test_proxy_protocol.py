@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from asyncwsgi import Config, ConfigError
 from asyncwsgi.errors import ProxyProtocolError
-from asyncwsgi.proxyprotocol import V2_SIGNATURE, ProxyHeader, parse
+from asyncwsgi.http.proxyprotocol import V2_SIGNATURE, ProxyHeader, parse
 from tests.apps import basic
 from tests.helpers import Reader, connect, get, wait_for
 

@@ -12,7 +12,7 @@ from typing import List
 import pytest
 
 from asyncwsgi.errors import ConfigError
-from asyncwsgi.reloader import ChangeWatcher, PathFilter, _choose
+from asyncwsgi.process.reloader import ChangeWatcher, PathFilter, _choose
 from tests.helpers import Load, Reader, get, wait_for
 from tests.proc import WAIT, CLIServer, run_cli
 

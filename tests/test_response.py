@@ -1,17 +1,17 @@
-"""Unit tests for response serialisation and body framing (asyncwsgi/response.py)."""
+"""Unit tests for response serialisation and body framing (asyncwsgi/http/response.py)."""
 
 from __future__ import annotations
 
 import h11
 import pytest
 
-from asyncwsgi.bridge import ResponseHead
-from asyncwsgi.response import (
+from asyncwsgi.http.response import (
     CHUNKED,
     LENGTH,
     NO_BODY,
     UNTIL_CLOSE,
     FramingError,
+    ResponseHead,
     simple_response,
     start_response,
 )

@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from asyncwsgi import Config, ConfigError
-from asyncwsgi.cli import build_parser, config_from_args
-from asyncwsgi.settings import env_options, to_toml
+from asyncwsgi.process.cli import build_parser, config_from_args
+from asyncwsgi.process.settings import env_options, to_toml
 from tests.proc import run_cli
 
 pytestmark = pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is Python 3.11+")

@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 
-from asyncwsgi import protocol as protocol_module
+from asyncwsgi.server import protocol as protocol_module
 from tests.apps import basic
 from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, wait_for
 
@@ -255,7 +255,7 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
     import asyncio
 
     from asyncwsgi.config import Config
-    from asyncwsgi.protocol import HTTPProtocol
+    from asyncwsgi.server.protocol import HTTPProtocol
     from tests.test_fuzz import _until, fake_connection
 
     loop = asyncio.new_event_loop()

@@ -13,7 +13,7 @@ import pytest
 import trustme
 
 from asyncwsgi import Config, ConfigError
-from asyncwsgi.tls import make_ssl_context
+from asyncwsgi.server.tls import make_ssl_context
 from tests.apps import basic
 from tests.helpers import WAIT, Reader, get, wait_for
 from tests.proc import run_cli

@@ -1,4 +1,4 @@
-"""Units for ``asyncwsgi.wirecheck``: every verdict holds at every split of the bytes into reads."""
+"""Units for ``asyncwsgi.http.wirecheck``: every verdict holds at every split of the bytes into reads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncwsgi.wirecheck import (
+from asyncwsgi.http.wirecheck import (
     MAX_BLANK_LINES,
     ChunkedChecker,
     FramingRefused,

@@ -7,8 +7,8 @@ from typing import List
 
 import pytest
 
-from asyncwsgi.bridge import Delivery, OutputChannel
-from asyncwsgi.wsgi import ONE_HOP_BYTES, WSGICall, make_head
+from asyncwsgi.wsgi.app import ONE_HOP_BYTES, WSGICall, make_head
+from asyncwsgi.wsgi.bridge import Delivery, OutputChannel
 
 
 @pytest.mark.parametrize(

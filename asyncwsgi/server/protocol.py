@@ -37,10 +37,8 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 import h11
 
-from . import direct_body, proxyprotocol, wirecheck
-from .accesslog import AccessRecord, log_access
-from .environ import BadTarget, check_host, split_target
-from .errors import (
+from ..accesslog import AccessRecord, log_access
+from ..errors import (
     ClientDisconnected,
     ProxyProtocolError,
     RequestBodyError,
@@ -48,11 +46,13 @@ from .errors import (
     RequestBodyTooLarge,
     RequestTrailersTooLarge,
 )
+from ..http import direct_body, proxyprotocol, wirecheck
+from ..http.response import simple_response
+from ..http.wirecheck import ChunkedChecker, FramingRefused, HeadScanner
+from ..log import error_log
+from ..wsgi.environ import BadTarget, check_host, split_target
+from ..wsgi.proxy import apply_proxy_headers
 from .exchange import Exchange, request_line
-from .log import error_log
-from .proxy import apply_proxy_headers
-from .response import simple_response
-from .wirecheck import ChunkedChecker, FramingRefused, HeadScanner
 
 if TYPE_CHECKING:
     from .context import ServerContext

@@ -22,10 +22,11 @@ import stat
 import time
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
-from .bridge import Delivery, FileSlice, OutputChannel, ResponseHead
-from .errors import ClientDisconnected, RequestBodyError
-from .log import error_log
-from .types import Environ, ExcInfo, WriteCallable, WSGIApp
+from ..errors import ClientDisconnected, RequestBodyError
+from ..http.response import ResponseHead
+from ..log import error_log
+from ..types import Environ, ExcInfo, WriteCallable, WSGIApp
+from .bridge import Delivery, FileSlice, OutputChannel
 
 # A list/tuple body up to this size crosses to the loop in a single hand-off.
 ONE_HOP_BYTES = 64 * 1024

@@ -16,7 +16,7 @@ import threading
 import time
 from typing import Callable, Deque, List, Optional
 
-from .log import error_log
+from ..log import error_log
 
 Job = Callable[[], None]
 Waiter = Callable[[], None]

@@ -24,8 +24,8 @@ import socket
 import sys
 from typing import Dict, List
 
-from .config import Config
-from .listener import bind_address, bind_like, listen_addresses
+from ..config import Config
+from ..server.listener import bind_address, bind_like, listen_addresses
 
 # SO_REUSEPORT balances TCP connections only on Linux; elsewhere (BSDs, macOS) one socket wins.
 REUSE_PORT_BALANCES = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")

@@ -10,7 +10,7 @@ import sys
 from typing import Any, Dict, Optional, Tuple
 from urllib.parse import unquote_to_bytes
 
-from .types import Environ
+from ..types import Environ
 
 # RFC 3986 §3.2.2: IP-literal, or reg-name / IPv4address (a superset pattern), then an optional port.
 _HOST_RE = re.compile(rb"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(:[0-9]*)?\Z")

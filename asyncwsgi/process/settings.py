@@ -15,8 +15,8 @@ import os
 import sys
 from typing import Any, Dict, Mapping, Optional, Tuple
 
-from .config import Config, flag_name, number_kind
-from .errors import ConfigError
+from ..config import Config, flag_name, number_kind
+from ..errors import ConfigError
 
 ENV_PREFIX = "ASYNCWSGI_"
 _FIELDS = {f.name: f for f in dataclasses.fields(Config)}

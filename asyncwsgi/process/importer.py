@@ -11,8 +11,8 @@ import sys
 import traceback
 from typing import Any, Optional
 
-from .errors import AppImportError
-from .types import WSGIApp
+from ..errors import AppImportError
+from ..types import WSGIApp
 
 
 def import_app(spec: str, *, factory: bool = False, app_dir: Optional[str] = ".") -> WSGIApp:

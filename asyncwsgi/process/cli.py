@@ -16,20 +16,21 @@ import signal
 import sys
 from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
-from . import __version__, privileges
-from .accesslog import BatchedStreamHandler
-from .config import Config, flag_name, number_kind
-from .errors import AppImportError, ConfigError
+from .. import __version__
+from ..accesslog import BatchedStreamHandler
+from ..config import Config, flag_name, number_kind
+from ..errors import AppImportError, ConfigError
+from ..log import error_log
+from ..server.listener import bind_sockets, discard_socket_files
+from ..server.server import Server, describe, start_server
+from ..server.tls import make_ssl_context
+from ..types import WSGIApp
+from . import privileges
 from .importer import import_app, import_failure_app
-from .listener import bind_sockets, discard_socket_files
-from .log import error_log
 from .loops import resolve_loop
 from .reloader import ChangeWatcher
-from .server import Server, describe, start_server
 from .settings import env_options, file_options, to_toml
 from .supervisor import HEARTBEAT_SECONDS, Supervisor, heartbeat_fd
-from .tls import make_ssl_context
-from .types import WSGIApp
 from .worker_sockets import WorkerSockets
 
 _FORCED_EXIT = 1

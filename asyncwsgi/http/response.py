@@ -15,9 +15,7 @@ The body framing of a response (RFC 9112 §6.3) is decided once, in ``start_resp
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
-
-from .bridge import ResponseHead
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = "NO_BODY", "LENGTH", "CHUNKED", "UNTIL_CLOSE"
 
@@ -28,6 +26,14 @@ _CHUNKED = b"Transfer-Encoding: chunked"
 _LAST_CHUNK = b"0\r\n\r\n"
 
 _status_lines: Dict[Tuple[int, bytes], bytes] = {}
+
+
+class ResponseHead(NamedTuple):
+    """A response's status and headers, as the app gave them (validated by wsgi.app.make_head)."""
+
+    status_code: int
+    reason: bytes
+    headers: List[Tuple[bytes, bytes]]
 
 
 class FramingError(Exception):

@@ -17,7 +17,7 @@ import struct
 from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
-from .errors import ProxyProtocolError
+from ..errors import ProxyProtocolError
 
 V1_PREFIX = b"PROXY "
 V1_MAX_BYTES = 107  # the specification's worst case, "PROXY UNKNOWN" with two IPv6 addresses and CRLF

@@ -20,8 +20,13 @@ from typing import TYPE_CHECKING, Any, List, Optional, Union
 
 import h11
 
-from .accesslog import AccessRecord, log_access
-from .bridge import (
+from ..accesslog import AccessRecord, log_access
+from ..errors import ClientDisconnected
+from ..http.response import CONTINUE, NO_BODY, BodyFramer, FramingError, ResponseHead, start_response
+from ..log import error_log
+from ..types import Environ
+from ..wsgi.app import WSGICall
+from ..wsgi.bridge import (
     EMPTY_INPUT,
     Delivery,
     DisconnectEvent,
@@ -29,14 +34,8 @@ from .bridge import (
     FileSlice,
     InputStream,
     OutputChannel,
-    ResponseHead,
 )
-from .errors import ClientDisconnected
-from .log import error_log
-from .response import CONTINUE, NO_BODY, BodyFramer, FramingError, start_response
 from .stats import answer
-from .types import Environ
-from .wsgi import WSGICall
 
 if TYPE_CHECKING:
     from .protocol import HTTPProtocol

@@ -17,9 +17,9 @@ import stat
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from .binds import BindAddress, parse_bind
-from .config import Config
-from .log import error_log
+from ..config import Config
+from ..http.binds import BindAddress, parse_bind
+from ..log import error_log
 
 # accept() errors that mean "out of resources for now": back off instead of spinning.
 _RESOURCE_ERRORS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}

@@ -23,8 +23,8 @@ import os
 import threading
 from typing import Dict, Iterable, List, Literal, Optional, Sequence, Set, Tuple
 
-from .errors import ConfigError
-from .log import error_log
+from ..errors import ConfigError
+from ..log import error_log
 
 Backend = Literal["auto", "watchfiles", "polling"]
 

@@ -12,8 +12,8 @@ import os
 import pwd
 from typing import List, Optional, Tuple
 
-from .errors import ConfigError
-from .log import error_log
+from ..errors import ConfigError
+from ..log import error_log
 
 
 def resolve(user: Optional[str], group: Optional[str]) -> Tuple[int, int]:

@@ -21,19 +21,14 @@ import asyncio
 import collections
 import threading
 import time
-from typing import Any, Callable, Deque, List, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Deque, List, NamedTuple, Optional
 
-from .errors import ClientDisconnected
+from ..errors import ClientDisconnected
+from ..http.response import ResponseHead
 
 # How often a blocked worker re-checks that the loop is still alive. Only matters when a
 # loop is closed without closing its connections first; normal wake-ups are notifications.
 _LIVENESS_CHECK_SECONDS = 1.0
-
-
-class ResponseHead(NamedTuple):
-    status_code: int
-    reason: bytes
-    headers: List[Tuple[bytes, bytes]]
 
 
 class FileSlice(NamedTuple):

@@ -7,16 +7,16 @@ import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Callable, Dict, Optional, Set, Tuple
 
-from .accesslog import AccessFormatter
-from .config import Config
+from ..accesslog import AccessFormatter
+from ..config import Config
+from ..types import WSGIApp
+from ..wsgi.environ import EnvironBuilder
+from ..wsgi.pool import WorkerPool
+from ..wsgi.proxy import TrustedProxies
 from .deadlines import DeadlineWheel, resolution_for
-from .environ import EnvironBuilder
-from .executor import WorkerPool
 from .gonewatch import GoneWatch
 from .listener import ConnectionGate
-from .proxy import TrustedProxies
 from .stats import Stats, local_paths
-from .types import WSGIApp
 
 if TYPE_CHECKING:
     from .protocol import HTTPProtocol
@@ -28,7 +28,7 @@ class ServerContext:
     """Config, app, pool, environ template and the registry of open connections."""
 
     def __init__(self, config: Config, app: WSGIApp, loop: asyncio.AbstractEventLoop, pool: WorkerPool) -> None:
-        from .wsgi import FileWrapper
+        from ..wsgi.app import FileWrapper
 
         self.config = config
         self.app = app

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 from typing import Callable
 
-from .errors import LoopUnavailable
+from ..errors import LoopUnavailable
 
 LoopFactory = Callable[[], asyncio.AbstractEventLoop]
 

@@ -13,16 +13,16 @@ import socket
 import threading
 from typing import Any, List, Optional, Tuple
 
-from .config import Config
+from ..config import Config
+from ..errors import ConfigError
+from ..log import error_log
+from ..types import WSGIApp
+from ..wsgi.pool import WorkerPool
 from .context import ServerContext
-from .errors import ConfigError
-from .executor import WorkerPool
 from .listener import Listener, bind_sockets, remove_socket_file
-from .log import error_log
 from .protocol import HTTPProtocol
 from .stats import Stats
 from .tls import make_ssl_context
-from .types import WSGIApp
 
 # After the graceful timeout, how long to wait for worker threads to notice and exit.
 _THREAD_EXIT_SECONDS = 2.0

@@ -39,9 +39,9 @@ import tempfile
 import time
 from typing import Dict, Iterable, List, Optional
 
-from .config import Config
-from .listener import discard_socket_files
-from .log import error_log
+from ..config import Config
+from ..log import error_log
+from ..server.listener import discard_socket_files
 from .reloader import ChangeWatcher
 from .settings import ENV_PREFIX, to_toml
 from .worker_sockets import WorkerSockets
