@@ -27,7 +27,7 @@ with atheris.instrument_imports():
     import h11  # noqa: F401
 
     import asyncwsgi.server.protocol  # noqa: F401
-    from tests.test_fuzz import parse_all, run, split
+    from tests.harness import parse_all, run, split
 
 
 def one_input(data: bytes) -> None:

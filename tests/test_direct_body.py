@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from asyncwsgi.config import Config
 from asyncwsgi.http import direct_body
+from tests.harness import fake_connection, until
 from tests.helpers import WAIT, Reader, connect, get
-from tests.test_fuzz import _until, fake_connection
 
 
 def in_body(length: int, head_extra: bytes = b"") -> h11.Connection:
@@ -258,14 +258,14 @@ async def test_a_body_in_the_same_read_as_its_head_takes_the_direct_path(direct_
     head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)
     async with fake_connection(digest_app, Config(access_log=False)) as (protocol, transport, _):
         protocol.data_received(head + payload)
-        assert await _until(lambda: b"\r\n\r\n" in bytes(transport.out))
+        assert await until(lambda: b"\r\n\r\n" in bytes(transport.out))
         assert f"{len(payload)} {hashlib.sha256(payload).hexdigest()}".encode() in bytes(transport.out)
     assert sum(direct_counter) == len(payload)
     direct_counter.clear()
     small = b"tiny"
     async with fake_connection(digest_app, Config(access_log=False)) as (protocol, transport, _):
         protocol.data_received(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\n" + small)
-        assert await _until(lambda: hashlib.sha256(small).hexdigest().encode() in bytes(transport.out))
+        assert await until(lambda: hashlib.sha256(small).hexdigest().encode() in bytes(transport.out))
     assert direct_counter == []
 
 
@@ -289,5 +289,5 @@ async def test_a_body_that_came_with_its_head_reads_by_line_and_by_size():
     head = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload)
     async with fake_connection(app, Config(access_log=False)) as (protocol, transport, _):
         protocol.data_received(head + payload)
-        assert await _until(lambda: bytes(transport.out).endswith(b"ok"))
+        assert await until(lambda: bytes(transport.out).endswith(b"ok"))
     assert seen == [bytes, bytes, payload]

@@ -15,8 +15,8 @@ import pytest
 from asyncwsgi.config import Config
 from asyncwsgi.server.exchange import Exchange
 from tests.apps import basic
+from tests.harness import fake_connection, until
 from tests.helpers import WAIT
-from tests.test_fuzz import _until, fake_connection
 
 
 def _live_exchanges() -> int:
@@ -39,7 +39,7 @@ def test_finished_requests_leave_no_cyclic_garbage(app, request_bytes):
         async with fake_connection(app, Config(access_log=False)) as (protocol, _, pool):
             for _ in range(30):
                 protocol.data_received(request_bytes)
-                assert await _until(lambda: pool.admitted == 0 and protocol.exchange is None, WAIT)
+                assert await until(lambda: pool.admitted == 0 and protocol.exchange is None, WAIT)
             return _live_exchanges()
 
     gc.collect()

@@ -256,7 +256,7 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
 
     from asyncwsgi.config import Config
     from asyncwsgi.server.protocol import HTTPProtocol
-    from tests.test_fuzz import _until, fake_connection
+    from tests.harness import fake_connection, until
 
     loop = asyncio.new_event_loop()
     scheduled = []
@@ -274,10 +274,10 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
         async with fake_connection(basic.hello, config, threads=1, queue_size=0) as (protocol, transport, _):
             for count in range(1, 51):
                 protocol.data_received(get("/"))
-                assert await _until(lambda n=count: transport.out.count(b"HTTP/1.1 200") == n)
+                assert await until(lambda n=count: transport.out.count(b"HTTP/1.1 200") == n)
                 await asyncio.sleep(0.005)
             last = loop.time()
-            assert await _until(lambda: transport.closing, timeout=WAIT)
+            assert await until(lambda: transport.closing, timeout=WAIT)
             return loop.time() - last
 
     try:
