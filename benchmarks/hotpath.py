@@ -146,7 +146,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.access_log:
         logger = logging.getLogger("asyncwsgi.access")
-        logger.addHandler(BatchedStreamHandler(open(os.devnull, "w")))  # as the command sets it up
+        sink = open(os.devnull, "w")  # noqa: SIM115 (open for the whole run, like the command's stderr)
+        logger.addHandler(BatchedStreamHandler(sink))  # as the command sets it up
         logger.setLevel(logging.INFO)
         logger.propagate = False
     for loop_name in args.loop or ["asyncio", "uvloop"]:

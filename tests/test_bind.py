@@ -182,7 +182,7 @@ def test_port_0_tries_again_when_the_other_family_has_that_port_taken(monkeypatc
         for sock in sockets:
             sock.close()
     calls.clear()
-    with pytest.raises(OSError):  # a fixed port is not retried: it is someone else's
+    with pytest.raises(OSError, match="taken in the other family"):  # a fixed port is not retried
         listener._bind_tcp("127.0.0.1", 1)
     assert len(calls) == 1
 

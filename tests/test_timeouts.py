@@ -146,7 +146,7 @@ def test_write_stall_during_sendfile():
 
     def app(environ, start_response):
         start_response("200 OK", [])
-        wrapper = environ["wsgi.file_wrapper"](open(f.name, "rb"))
+        wrapper = environ["wsgi.file_wrapper"](open(f.name, "rb"))  # noqa: SIM115 (closed by the server)
         close = wrapper.close
 
         def on_close():

@@ -50,11 +50,13 @@ def _client_context(pki, with_cert: bool = False) -> ssl.SSLContext:
 
 
 def _tls_get(port: int, context: ssl.SSLContext, path: str = "/"):
-    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as raw:
-        with context.wrap_socket(raw, server_hostname="127.0.0.1") as sock:
-            assert sock.selected_alpn_protocol() == "http/1.1"
-            sock.sendall(get(path))
-            return Reader(sock).response()
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=WAIT) as raw,
+        context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
+    ):
+        assert sock.selected_alpn_protocol() == "http/1.1"
+        sock.sendall(get(path))
+        return Reader(sock).response()
 
 
 def test_https_request_and_url_scheme(serve, pki):

@@ -155,9 +155,10 @@ def test_bad_chunked_bodies_are_refused_at_every_split(body):
 
 def test_chunk_line_length_is_bounded():
     checker = ChunkedChecker()
+    for _ in range(20):
+        checker.feed(b"5;" + b"a" * 100)  # 2,040 bytes of one line so far: still under the bound
     with pytest.raises(FramingRefused, match="over"):
-        for _ in range(100):
-            checker.feed(b"5;" + b"a" * 100)
+        checker.feed(b"a" * 4096)
 
 
 def h11_body(chunked: bytes) -> Optional[bytes]:

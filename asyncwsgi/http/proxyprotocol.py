@@ -119,7 +119,7 @@ def _parse_v2(data: Union[bytes, bytearray]) -> Optional[Tuple[int, ProxyHeader]
     if len(body) < needed:
         raise ProxyProtocolError("v2 address block is shorter than its family needs")
     tls = _has_client_tls(body[needed:])
-    if family == _AF_UNSPEC or family == _AF_UNIX or transport != _STREAM:
+    if family in (_AF_UNSPEC, _AF_UNIX) or transport != _STREAM:
         return total, ProxyHeader(None, tls)  # nothing we could use as REMOTE_ADDR
     if family == _AF_INET:
         ip = str(ipaddress.IPv4Address(body[0:4]))

@@ -270,9 +270,8 @@ class WSGICall:
                     break
             else:
                 return b"".join(result)
-        elif kind is FileWrapper and not self.head_sent:
-            if self._send_regular_file(result):  # type: ignore[arg-type]
-                return b""
+        elif kind is FileWrapper and not self.head_sent and self._send_regular_file(result):  # type: ignore[arg-type]
+            return b""
         for chunk in result:
             self._send(chunk)
         return b""
