@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from asyncwsgi.wsgi.environ import BadTarget, EnvironBuilder, check_host, split_target
+from asyncwsgi.http.target import BadTarget, check_host, split_target
+from asyncwsgi.wsgi.environ import EnvironBuilder
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Callable, Dict, Optional, Set, Tuple
 
 from ..accesslog import AccessFormatter
 from ..config import Config
+from ..http.head import HeadLimits
 from ..types import WSGIApp
 from ..wsgi.environ import EnvironBuilder
 from ..wsgi.pool import WorkerPool
@@ -62,6 +63,14 @@ class ServerContext:
             ),
         )
         self.gate = ConnectionGate(config.max_connections, config.max_connections_per_ip)
+        # What every request head is checked against (http/head.py).
+        self.head_limits = HeadLimits(
+            config.max_request_line_bytes,
+            config.max_header_bytes,
+            config.max_header_count,
+            config.max_head_bytes,
+            config.max_body_bytes,
+        )
         # Sockets of requests waiting for a thread, watched for resets without being read.
         self.gone = GoneWatch(loop)
         self.draining = False  # the server is shutting down: finish current responses, then close

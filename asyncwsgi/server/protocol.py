@@ -47,10 +47,10 @@ from ..errors import (
     RequestTrailersTooLarge,
 )
 from ..http import direct_body, proxyprotocol, wirecheck
+from ..http.head import HeadRefused, check_fields, check_request
 from ..http.response import simple_response
 from ..http.wirecheck import ChunkedChecker, FramingRefused, HeadScanner
 from ..log import error_log
-from ..wsgi.environ import BadTarget, check_host, split_target
 from ..wsgi.proxy import apply_proxy_headers
 from .exchange import Exchange, request_line
 
@@ -414,86 +414,18 @@ class HTTPProtocol(asyncio.Protocol):
             self.send_error(414, f"request line longer than {limit} bytes", None)
 
     def _on_request(self, request: h11.Request) -> None:
-        config = self.ctx.config
+        ctx = self.ctx
         self._requests += 1
-        self.ctx.stats.requests += 1
-        if request.http_version[:2] != b"1.":
-            # h11 parses any single-digit version; we speak HTTP/1.x only (RFC 9110 §15.6.6).
-            self.send_error(505, f"unsupported HTTP version {request.http_version!r}", request)
-            return
-        if len(request.method) + len(request.target) + 10 > config.max_request_line_bytes:
-            self.send_error(414, f"request line longer than {config.max_request_line_bytes} bytes", request)
-            return
-        # One pass over the fields (h11's Headers iterate slowly) for every check below; the
-        # list is reused for the Host check and the environ.
-        fields: List[Tuple[bytes, bytes]] = []
-        content_length: Optional[int] = None
-        chunked = False
-        keep_alive_asked = False
-        content_type_seen = False
-        max_field_bytes = config.max_header_bytes
-        # h11 bounds only heads still incomplete; one that arrives whole in a single read
-        # is parsed whatever its size, so the total is enforced again here.
-        head_bytes = len(request.method) + len(request.target) + 12
+        ctx.stats.requests += 1
         try:
-            for field in request.headers:
-                fields.append(field)
-                name, value = field
-                size = len(name) + len(value)
-                if size + 2 > max_field_bytes:
-                    self.send_error(431, _field_too_large(name, max_field_bytes), request)
-                    return
-                head_bytes += size + 4
-                if name == b"content-length":
-                    content_length = int(value)  # h11 has validated it (and merged duplicates)
-                elif name == b"transfer-encoding":
-                    chunked = True
-                elif name == b"content-type":
-                    # A singleton (RFC 9110 §8.3): two would leave the body's meaning to whichever
-                    # of a proxy and the app picks which (gunicorn refuses it too).
-                    if content_type_seen:
-                        raise BadTarget("repeated Content-Type header")
-                    content_type_seen = True
-                elif name == b"connection":
-                    tokens = [token.strip() for token in value.lower().split(b",")]
-                    if b"close" in tokens:
-                        self._close_after_response = True
-                    elif b"keep-alive" in tokens:
-                        keep_alive_asked = True
-            if len(fields) > config.max_header_count:
-                self.send_error(431, _too_many_fields(len(fields), config.max_header_count), request)
-                return
-            if head_bytes > config.max_head_bytes:
-                self.send_error(431, f"request head of {head_bytes} bytes is over --max-head-bytes", request)
-                return
-            if content_length is not None and chunked:
-                # RFC 9112 §6.1: ambiguous framing is how requests get smuggled; refuse it.
-                raise BadTarget("Content-Length together with Transfer-Encoding")
-            if content_length is not None:
-                # h11 merges "5, 5" and repeated equal fields into one; §6.3 lets us refuse both.
-                fault = wirecheck.content_length_fault(self._head())
-                if fault is not None:
-                    raise BadTarget(fault)
-            if chunked and request.http_version == b"1.0":
-                # RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 message means faulty framing.
-                raise BadTarget("Transfer-Encoding in an HTTP/1.0 request")
-            check_host(request.http_version, fields)
-            path, query, authority = split_target(request.method, request.target)
-        except BadTarget as exc:
-            self.send_error(400, str(exc), request)
+            head = check_request(request, self._head, ctx.head_limits)
+        except HeadRefused as exc:
+            self.send_error(exc.status, exc.detail, request)
             return
-        if authority is not None:
-            # RFC 9112 §3.2.2: with an absolute-form target the Host header is ignored: the
-            # target's authority is the host.
-            fields = [field for field in fields if field[0] != b"host"]
-            fields.append((b"host", authority))
-        if config.max_body_bytes and content_length is not None and content_length > config.max_body_bytes:
-            # Answered from the head alone: the body is never read (nor invited by 100 Continue).
-            self.send_error(413, f"Content-Length {content_length} is over --max-body-bytes", request)
-            return
-        if request.http_version < b"1.1" and not keep_alive_asked:
-            # HTTP/1.0 persists only by the client's "Connection: keep-alive" (RFC 9112 §9.3).
+        if head.close:
             self._close_after_response = True
+        chunked = head.chunked
+        content_length = head.content_length
         if chunked:
             # The body's bytes already read (with the head) are checked before h11 yields them.
             checker = ChunkedChecker()
@@ -505,14 +437,14 @@ class HTTPProtocol(asyncio.Protocol):
                 return
             self._chunks = None if checker.done else checker
         has_body = chunked or bool(content_length)
-        ctx = self.ctx
+        path = head.path
         environ = ctx.environ.build(
             request.method,
             request.target,
             request.http_version,
-            fields,
+            head.fields,
             path,
-            query,
+            head.query,
             self.server,
             self.client,
             None,
@@ -566,7 +498,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._cancel_timer()
         if event.headers:
             config = self.ctx.config
-            problem = _check_fields(event.headers, config.max_header_bytes, config.max_header_count)
+            problem = check_fields(event.headers, config.max_header_bytes, config.max_header_count)
             if problem is not None:
                 self._refuse_body(RequestTrailersTooLarge(f"trailers: {problem}"))
                 return True
@@ -975,23 +907,3 @@ class _Proxied:
 
 def _drain_grace(header_timeout: float) -> float:
     return min(header_timeout, _DRAIN_FIRST_REQUEST_SECONDS) if header_timeout else _DRAIN_FIRST_REQUEST_SECONDS
-
-
-def _check_fields(fields: Any, max_field_bytes: int, max_fields: int) -> Optional[str]:
-    """Why trailer fields break the header limits, or None."""
-    count = 0
-    for name, value in fields:
-        count += 1
-        if len(name) + len(value) + 2 > max_field_bytes:
-            return _field_too_large(name, max_field_bytes)
-    if count > max_fields:
-        return _too_many_fields(count, max_fields)
-    return None
-
-
-def _field_too_large(name: bytes, limit: int) -> str:
-    return f"header field {name[:64]!r} is over --max-header-bytes ({limit})"
-
-
-def _too_many_fields(count: int, limit: int) -> str:
-    return f"{count} header fields is over --max-header-count ({limit})"

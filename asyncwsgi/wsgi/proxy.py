@@ -18,8 +18,8 @@ import ipaddress
 import re
 from typing import Dict, List, Optional, Tuple, Union
 
+from ..http.target import is_valid_host
 from ..types import Environ
-from .environ import is_valid_host
 
 Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 
