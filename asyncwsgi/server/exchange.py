@@ -14,6 +14,7 @@ The worker side of the same request is ``wsgi.WSGICall``; the two talk only thro
 from __future__ import annotations
 
 import asyncio
+import enum
 import socket
 import time
 from typing import TYPE_CHECKING, Any, List, Optional, Union
@@ -40,7 +41,16 @@ from .stats import answer
 if TYPE_CHECKING:
     from .protocol import HTTPProtocol
 
-WAITING, RUNNING, DONE = "WAITING", "RUNNING", "DONE"
+
+class ExchangeState(enum.Enum):
+    """Where a request is (the module docstring says what each means); compared with ``is``."""
+
+    WAITING = "waiting"
+    RUNNING = "running"
+    DONE = "done"
+
+
+WAITING, RUNNING, DONE = ExchangeState.WAITING, ExchangeState.RUNNING, ExchangeState.DONE
 
 # loop.sendfile is called for at most this much at a time, each call bounded by --write-timeout.
 _SENDFILE_SLICE_BYTES = 1024 * 1024

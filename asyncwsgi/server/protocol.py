@@ -52,7 +52,7 @@ from ..http.response import simple_response
 from ..http.wirecheck import ChunkedChecker, FramingRefused, HeadScanner
 from ..log import error_log
 from ..wsgi.proxy import apply_proxy_headers
-from .exchange import Exchange, request_line
+from .exchange import DONE, Exchange, request_line
 
 if TYPE_CHECKING:
     from .context import ServerContext
@@ -249,7 +249,7 @@ class HTTPProtocol(asyncio.Protocol):
             self.close()
             return False
         exchange = self.exchange
-        if exchange is not None and exchange.state != "DONE":
+        if exchange is not None and exchange.state is not DONE:
             exchange.channel.mark_gone()  # asyncwsgi.disconnected
             if conn.their_state is h11.SEND_BODY:
                 # EOF before the body ended is the client going away, not a malformed body.
@@ -271,7 +271,7 @@ class HTTPProtocol(asyncio.Protocol):
         else:
             ctx.gate.release(None if self.client is None else self.client[0])
         exchange = self.exchange
-        if exchange is not None and exchange.state != "DONE":
+        if exchange is not None and exchange.state is not DONE:
             ctx.stats.disconnects += 1
             exchange.connection_lost()
         if ctx.on_connection_lost is not None:
@@ -473,7 +473,7 @@ class HTTPProtocol(asyncio.Protocol):
     def _on_body_data(self, data: bytes) -> None:
         exchange = self.exchange
         assert exchange is not None
-        if exchange.state == "DONE":  # draining a body the app did not read
+        if exchange.state is DONE:  # draining a body the app did not read
             self._drained += len(data)
             if self._drained > _DRAIN_LIMIT_BYTES:
                 # Closing with the client still sending would reset the connection, and a proxy
@@ -491,7 +491,7 @@ class HTTPProtocol(asyncio.Protocol):
         """Returns True when event processing must stop."""
         exchange = self.exchange
         assert exchange is not None
-        if exchange.state == "DONE":  # finished draining an unread body
+        if exchange.state is DONE:  # finished draining an unread body
             self._next_cycle()
             return True
         if self._timer_kind is _BODY:
@@ -509,7 +509,7 @@ class HTTPProtocol(asyncio.Protocol):
         """Stop reading a body the app is consuming; its next read raises ``exc``."""
         error_log.info("%s from %s", exc, self._peer())
         exchange = self.exchange
-        if exchange is not None and exchange.state != "DONE":
+        if exchange is not None and exchange.state is not DONE:
             exchange.body.fail(exc)
         self._close_after_response = True
         self._cancel_timer()
@@ -517,7 +517,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _on_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         exchange = self.exchange
-        if exchange is not None and exchange.state != "DONE":
+        if exchange is not None and exchange.state is not DONE:
             # The head was fine but the body is not: the app is already running, so tell it
             # through wsgi.input and close once its response is out.
             self._refuse_body(RequestBodyError(f"malformed request body: {exc}"))
@@ -781,7 +781,7 @@ class HTTPProtocol(asyncio.Protocol):
     def _check_body_progress(self) -> None:
         """The lazy BODY timer fired: time out, or re-arm for what is left."""
         exchange = self.exchange
-        if exchange is None or (exchange.state == "DONE" and self._parser().their_state is not h11.SEND_BODY):
+        if exchange is None or (exchange.state is DONE and self._parser().their_state is not h11.SEND_BODY):
             return
         config = self.ctx.config
         now = self.ctx.loop.time()
@@ -804,7 +804,7 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _body_timed_out(self, detail: str) -> None:
         exchange = self.exchange
-        if exchange is not None and exchange.state == "DONE":
+        if exchange is not None and exchange.state is DONE:
             self.close()  # we were only draining an unread body
             return
         self.ctx.stats.timeouts["body"] += 1

@@ -62,13 +62,15 @@ def is_ready(ctx: ServerContext) -> bool:
 
 def snapshot(ctx: ServerContext) -> Dict[str, Any]:
     """Everything the stats endpoint reports, computed now."""
+    from .exchange import DONE, RUNNING, WAITING  # here: exchange imports this module
+
     now = time.monotonic()
     states = {"idle": 0, "waiting_for_thread": 0, "in_app": 0, "writing_blocked": 0, "answered_by_loop": 0}
     oldest = 0.0
     pool_queued = 0
     for protocol in ctx.connections:
         exchange = protocol.exchange
-        if exchange is None or exchange.state == "DONE":
+        if exchange is None or exchange.state is DONE:
             states["idle"] += 1
             continue
         if exchange.local is not None:
@@ -76,14 +78,14 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
             continue
         if protocol.write_paused:
             states["writing_blocked"] += 1
-        elif exchange.state == "WAITING":
+        elif exchange.state is WAITING:
             states["waiting_for_thread"] += 1
         else:
             states["in_app"] += 1
         call = exchange.call
-        if exchange.state == "WAITING" or (exchange.state == "RUNNING" and not call.started_at):
+        if exchange.state is WAITING or (exchange.state is RUNNING and not call.started_at):
             oldest = max(oldest, now - call.queued_at)
-            if exchange.state == "RUNNING":
+            if exchange.state is RUNNING:
                 pool_queued += 1
     pool = ctx.pool
     stats = ctx.stats
