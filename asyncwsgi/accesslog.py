@@ -132,7 +132,7 @@ class AccessFormatter:
 
 
 def _format_combined(r: AccessRecord) -> str:
-    """``COMBINED``, the same text as the atoms give (tests/test_accesslog.py compares them)."""
+    """``COMBINED``, the same text as the atoms give (tests/server/test_accesslog.py compares them)."""
     env = r.environ
     return (
         f'{escape(str(env.get("REMOTE_ADDR") or "-"))} - - {_clock.now()} "{escape(r.request_line)}" '

@@ -9,7 +9,7 @@ New inputs go to the first corpus folder; fuzz/corpus holds the seeds. The first
 real bug in seconds (test_garbage_after_a_complete_bodiless_request is its regression test).
 
 Each input is split into reads at the positions its first bytes choose, fed to a real
-HTTPProtocol (real loop, real worker pool, fake socket; see tests/test_fuzz.py), then EOF.
+HTTPProtocol (real loop, real worker pool, fake socket; see tests/harness.py), then EOF.
 A finding is any exception out of the protocol, an error logged by the loop, a leaked worker
 slot or connection, or output that does not parse as HTTP responses.
 """

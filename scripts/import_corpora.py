@@ -1,4 +1,4 @@
-"""Copy the public request corpora that tests/test_corpora.py replays into tests/corpora/.
+"""Copy the public request corpora that tests/server/test_corpora.py replays into tests/corpora/.
 
 Run with the two repositories checked out somewhere (paths as arguments). It copies their request
 files byte for byte with their licence texts, and writes a small table per corpus of what our

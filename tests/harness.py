@@ -1,6 +1,6 @@
 """The in-process harness for protocol tests: a real HTTPProtocol, context, pool and event loop,
 with only the socket replaced by a FakeTransport that records what is written. Used by the
-property tests (tests/test_fuzz.py), the lifetime and timer tests, and fuzz/fuzz_protocol.py.
+property tests (tests/server/test_fuzz.py), the lifetime and timer tests, and fuzz/fuzz_protocol.py.
 """
 
 from __future__ import annotations

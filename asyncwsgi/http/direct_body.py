@@ -14,7 +14,7 @@ head's read, go through h11 as before.
 
 This touches two private attributes of h11 (the connection's reader and that reader's remaining
 count). :data:`ENABLED` is computed from what the installed h11 actually has, so another h11
-falls back to the slow path instead of misbehaving; ``tests/test_direct_body.py`` fails if the
+falls back to the slow path instead of misbehaving; ``tests/server/test_direct_body.py`` fails if the
 installed h11 no longer supports the fast path, so the loss cannot go unnoticed.
 """
 

@@ -1,7 +1,7 @@
 """A parsed request head, checked: what h11 leaves to servers. [loop]
 
 Pure: a function of h11's ``Request`` and the configured limits, no socket, loop or clock, so
-every rule is tested by a table of cases (``tests/test_head.py``). The checks, in order:
+every rule is tested by a table of cases (``tests/unit/test_head.py``). The checks, in order:
 
 * HTTP/1.x only (h11 parses any single digit; RFC 9110 §15.6.6): else 505;
 * the request line, each field, the field count and the whole head against their limits

@@ -232,11 +232,10 @@ def test_repeatable_bind_collects_every_listener():
 
 def test_docs_list_exactly_the_flags_of_help():
     import re
-    from pathlib import Path
 
     parser = build_parser()
     help_flags = {o for a in parser._actions for o in a.option_strings if o.startswith("--")} - {"--help"}
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "running.md").read_text()
+    doc = (ROOT / "docs" / "running.md").read_text()
     table = doc[doc.index("## Every flag") : doc.index("## Stopping")]
     doc_flags = set(re.findall(r"^\| `(--[a-z][a-z-]+)", table, re.MULTILINE))
     assert doc_flags == help_flags

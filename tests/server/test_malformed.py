@@ -81,7 +81,7 @@ def test_eof_mid_head_closes_quietly(serve, caplog):
 
 def test_obs_fold_is_refused_and_never_reaches_the_app(serve):
     """RFC 9112 §5.2 lets a server refuse obs-fold or unfold it; we refuse (400, close), the
-    choice that can't disagree with a proxy in front. tests/test_smuggling.py has the variants."""
+    choice that can't disagree with a proxy in front. tests/server/test_smuggling.py has the variants."""
     seen = []
 
     def app(environ, start_response):

@@ -18,14 +18,14 @@ from __future__ import annotations
 import json
 import re
 import socket
-from pathlib import Path
 from typing import Dict, Iterator, List, Tuple
 
 import pytest
 
 from tests.helpers import WAIT, ServerThread
+from tests.proc import ROOT
 
-CORPORA = Path(__file__).resolve().parent / "corpora"
+CORPORA = ROOT / "tests" / "corpora"
 
 Case = Tuple[str, bytes, str]  # id, bytes to send, the corpus's verdict
 
@@ -47,7 +47,7 @@ def gunicorn_cases() -> Iterator[Case]:
             continue
         name, verdict, _raised, settings = line.split("\t")
         if "proxy_protocol" in settings:
-            continue  # PROXY protocol cases: tests/test_proxy_protocol.py covers ours
+            continue  # PROXY protocol cases: tests/server/test_proxy_protocol.py covers ours
         data = _gunicorn_bytes((root / f"{name}.http").read_bytes())
         yield f"gunicorn/{name}", data, "served" if verdict == "valid" else "refused"
 

@@ -13,7 +13,7 @@ from tests.helpers import Load, Reader, children, get, listening_sockets, wait_f
 from tests.proc import WAIT, CLIServer
 from tests.recorder import Recorder
 
-APP = "tests.test_gunicorn:pid_app"  # answers with the worker's pid
+APP = "tests.process.test_gunicorn:pid_app"  # answers with the worker's pid
 
 
 def ask(port: int) -> int:

@@ -33,7 +33,7 @@ def pid_app(environ, start_response):
 
 
 class Gunicorn:
-    def __init__(self, *args: str, app: str = "tests.test_gunicorn:pid_app") -> None:
+    def __init__(self, *args: str, app: str = "tests.process.test_gunicorn:pid_app") -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [

@@ -20,7 +20,7 @@ import pytest
 
 from tests.apps import basic, big
 from tests.helpers import WAIT, Load, children, free_port, wait_accepting, wait_for
-from tests.proc import CLIServer
+from tests.proc import ROOT, CLIServer
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
 if NGINX is None and os.environ.get("REQUIRE_NGINX_TESTS"):
@@ -211,7 +211,7 @@ def test_chunked_upload_through_nginx_reaches_the_app_whole(serve, nginx):
 
 
 def test_deployment_doc_shows_the_tested_location_block():
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "deployment.md").read_text()
+    doc = (ROOT / "docs" / "deployment.md").read_text()
     tested = [line.strip() for line in LOCATION.strip().splitlines()]
     documented = [line.strip() for line in doc.splitlines()]
     start = documented.index(tested[0])
@@ -235,7 +235,7 @@ def _pid_through(url: str):
 
 @pytest.mark.slow
 def test_nginx_graceful_reload_under_load_fails_no_request(nginx):
-    server = CLIServer("tests.test_gunicorn:pid_app", "--port", "0", "--no-access-log").wait_listening()
+    server = CLIServer("tests.process.test_gunicorn:pid_app", "--port", "0", "--no-access-log").wait_listening()
     with server:
         proxy = nginx(f"127.0.0.1:{server.port}", workers=2)
         assert wait_for(lambda: len(proxy.workers()) == 2)
@@ -261,7 +261,7 @@ def test_asyncwsgi_reload_behind_nginx_under_load_fails_no_request(nginx, tmp_pa
     pids seen so far. What must hold is that after each reload only new workers answer, and
     that no request fails meanwhile."""
     server = CLIServer(
-        "tests.test_gunicorn:pid_app", "--port", "0", "--no-access-log", "--workers", "2"
+        "tests.process.test_gunicorn:pid_app", "--port", "0", "--no-access-log", "--workers", "2"
     ).wait_listening()
     with server:
         assert wait_for(lambda: len(children(server.pid)) == 2)

@@ -39,7 +39,7 @@ REFUSED = [
     ("cl-repeated", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\n", 400),
     ("te-on-1.0", b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 400),
     ("two-content-types", b"POST / HTTP/1.1\r\nHost: t\r\nContent-Type: a/b\r\nContent-Type: c/d\r\n\r\n", 400),
-    # A missing or repeated Host h11 refuses itself (tests/test_smuggling.py has them end to end).
+    # A missing or repeated Host h11 refuses itself (tests/server/test_smuggling.py has them end to end).
     ("bad-host", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
     ("asterisk-get", b"GET * HTTP/1.1\r\nHost: t\r\n\r\n", 400),
     ("fragment", b"GET /a#b HTTP/1.1\r\nHost: t\r\n\r\n", 400),

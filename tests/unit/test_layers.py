@@ -15,7 +15,9 @@ from typing import Iterator, List, Tuple
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parent.parent / "asyncwsgi"
+from tests.proc import ROOT
+
+PACKAGE = ROOT / "asyncwsgi"
 ORDER = ["base", "http", "wsgi", "config", "server", "process", "entry"]
 BASE = {"errors", "log", "types", "accesslog"}
 ENTRY = {"__init__", "__main__", "gunicorn"}
@@ -32,7 +34,7 @@ def layer_of(dotted: str) -> str:
         return "config"
     if head in ENTRY or head == "":
         return "entry"
-    raise AssertionError(f"module {dotted!r} is in no layer: add it to tests/test_layers.py")
+    raise AssertionError(f"module {dotted!r} is in no layer: add it to tests/unit/test_layers.py")
 
 
 def modules() -> Iterator[Tuple[str, Path]]:

@@ -1,0 +1,1 @@
+"""Real peers in front or behind: nginx, HAProxy (CI installs them), Flask and Django."""

@@ -1,0 +1,1 @@
+"""The command as real processes: flags, signals, the supervisor, --reload, gunicorn's arbiter, the docs' examples."""
