@@ -395,6 +395,13 @@ class HTTPProtocol(asyncio.Protocol):
             chunks.feed(data)
         except FramingRefused as exc:
             self._chunks = None
+            exchange = self.exchange
+            if exchange is not None and exchange.state is DONE:
+                # Draining a body the app did not read, its response already out: just end.
+                error_log.info("malformed chunked body from %s after the response: %s", self._peer(), exc)
+                self._close_after_response = True
+                self._linger()
+                return False
             self._refuse_body(RequestBodyError(f"malformed chunked body: {exc}"))
             return False
         if chunks.done:

@@ -185,3 +185,16 @@ def test_control_characters_are_escaped_in_access_log(serve, caplog):
     assert "\\x9b31mred\\x9b2J" in line
     assert '\\"' in line and '"x" 200' not in line  # a quote can't end the field and forge another
     assert "/log%0d%0a" in line  # percent-escapes stay as sent (they are not decoded in the log)
+
+
+def test_a_bad_chunk_line_while_draining_an_unread_body_ends_the_connection(serve):
+    """The app answered without reading a chunked body; the rest is drained, and a malformed
+    chunk line there ends the connection at once (before, nothing ever read it again)."""
+    srv = serve(basic.ignores_body)
+    with connect(srv.port) as sock:
+        sock.sendall(H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+        reader = Reader(sock)
+        assert reader.response().status == 200
+        sock.sendall(b"5 \r\nworld\r\n0\r\n\r\n" + SMUGGLED)
+        assert reader.closed()
+    assert request(srv.port, get("/after")).status == 200
