@@ -343,14 +343,16 @@ class Config:
     def command_options_set(self) -> List[str]:
         """Options only the ``asyncwsgi`` command can act on (processes, users, the loop, reloads)
         that are set to anything but their default, as flag names."""
-        defaults = {f.name: f.default for f in dataclasses.fields(self) if f.name in COMMAND_ONLY}
+        defaults = self._command_only_defaults()
         return [flag_name(name) for name, default in defaults.items() if getattr(self, name) != default]
 
     def without_command_options(self) -> Config:
         """This config with the command-only options at their defaults: what the command passes
         to ``start_server`` once it has acted on them itself."""
-        defaults: Dict[str, Any] = {f.name: f.default for f in dataclasses.fields(self) if f.name in COMMAND_ONLY}
-        return dataclasses.replace(self, **defaults)
+        return dataclasses.replace(self, **self._command_only_defaults())
+
+    def _command_only_defaults(self) -> Dict[str, Any]:
+        return {f.name: f.default for f in dataclasses.fields(self) if f.name in COMMAND_ONLY}
 
     @classmethod
     def from_options(cls, base: Optional[Config] = None, **options: Any) -> Config:

@@ -112,7 +112,7 @@ class HeadScanner:
 
     ``feed`` returns the bytes to give h11 (the input less any leading empty lines) and, once the
     head's closing CRLFCRLF has been seen, the offset just past it in those bytes; then the
-    scanner is done and ``head()`` returns the whole head. A fresh scanner per head.
+    scanner is done and ``source`` says where the whole head is. A fresh scanner per head.
     """
 
     __slots__ = ("_blank", "_end", "_pending", "_scanned", "_source", "_started")

@@ -7,7 +7,7 @@ written and its worker job has finished. Its states:
     RUNNING  -- the app runs on a worker; body bytes flow in, Deliveries flow out
     DONE     -- the job's last Delivery has arrived; the slot is released
 
-The worker side of the same request is ``wsgi.WSGICall``; the two talk only through
+The worker side of the same request is ``wsgi.app.WSGICall``; the two talk only through
 ``bridge.InputStream`` and ``bridge.OutputChannel``.
 """
 
@@ -132,13 +132,17 @@ class Exchange:
         if pool.try_submit(self.call.run):
             self.state = RUNNING
             if behind:
-                self._watch_for_reset()
-                if ctx.config.queue_timeout:
-                    self.queue_slot = ctx.deadlines.add(self, ctx.loop.time() + ctx.config.queue_timeout)
+                self._wait_for_thread()
             return
         self.protocol.pause_reading_for_pool()
+        pool.wait_for_slot(self._on_slot)
+        self._wait_for_thread()
+
+    def _wait_for_thread(self) -> None:
+        """It waits, parked or in the pool's queue: watch its socket for a reset, and give it
+        --queue-timeout."""
         self._watch_for_reset()
-        ctx.pool.wait_for_slot(self._on_slot)
+        ctx = self.protocol.ctx
         if ctx.config.queue_timeout:
             self.queue_slot = ctx.deadlines.add(self, ctx.loop.time() + ctx.config.queue_timeout)
 
@@ -186,18 +190,22 @@ class Exchange:
             self.protocol.ctx.gone.remove(self.watched_fd)
             self.watched_fd = -1
 
+    def _take_back(self) -> bool:
+        """Take the request back before a thread runs it: True if it still waited, parked or in
+        the pool's queue (where its job, once a thread dequeues it, only frees its slot)."""
+        if self.state is WAITING:
+            return True
+        if self.state is RUNNING and self.local is None and self.call.cancel():
+            self.cancelled = True
+            return True
+        return False  # a worker has started it (or it is done)
+
     def client_gone(self) -> None:
         """[from GoneWatch] The client reset while this request waited: drop it, never run the app."""
         self.watched_fd = -1
         protocol = self.protocol
-        if protocol.lost:
-            return
-        if self.state is RUNNING:
-            if self.local is not None or not self.call.cancel():
-                return  # a worker has started it: the app will see the client is gone
-            self.cancelled = True  # its job still comes off the queue, only to free the slot
-        elif self.state is not WAITING:
-            return
+        if protocol.lost or not self._take_back():
+            return  # if the app runs, it will see the client is gone
         protocol.ctx.gone.dropped += 1
         error_log.debug("client of %s reset while the request waited for a thread: dropped", self.request_line())
         protocol.abort()
@@ -217,12 +225,11 @@ class Exchange:
         if self.protocol.lost:
             return
         self._unwatch()
-        if self.state is WAITING:
-            self._detach()
-        elif not (self.state is RUNNING and self.local is None and self.call.cancel()):
+        parked = self.state is WAITING
+        if not self._take_back():
             return  # it started in time
-        else:
-            self.cancelled = True  # its job still comes off the queue, only to free the slot
+        if parked:
+            self._detach()  # no job of its own will ever come back (a queued one frees its slot)
         self.state = DONE
         self.status = 503
         self.protocol.ctx.stats.timeouts["queue"] += 1
