@@ -40,6 +40,33 @@ class ProxyHeader:
     tls: bool = False  # v2 only: the client's connection to the balancer was TLS
 
 
+class Preamble:
+    """A connection's PROXY header, read as its bytes arrive; then what it said.
+
+    ``peer_ip`` is the address that connected (the balancer's): connection limits counted it.
+    """
+
+    __slots__ = ("_pending", "header", "peer_ip")
+
+    def __init__(self, peer_ip: Optional[str]) -> None:
+        self.peer_ip = peer_ip
+        self.header: Optional[ProxyHeader] = None
+        self._pending = bytearray()
+
+    def feed(self, data: bytes) -> Optional[bytes]:
+        """The bytes after the header once it is whole (then ``header`` is set); None before.
+        Raises ProxyProtocolError as soon as the bytes cannot be a header."""
+        pending = self._pending
+        pending += data
+        parsed = parse(pending)
+        if parsed is None:
+            return None
+        consumed, self.header = parsed
+        rest = bytes(pending[consumed:])
+        self._pending = bytearray()
+        return rest
+
+
 def parse(data: Union[bytes, bytearray]) -> Optional[Tuple[int, ProxyHeader]]:
     """``(bytes consumed, header)`` once ``data`` holds a whole header; None while it may still
     become one. Raises ProxyProtocolError as soon as it cannot."""

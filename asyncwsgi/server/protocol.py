@@ -5,27 +5,18 @@ Rules this module keeps (RFC 9112):
 * Requests on a connection are answered in order: a pipelined request waits in h11's buffer
   until the previous response is complete (``PAUSED``), and reading stops if that buffer grows.
 * A request h11 cannot parse gets its ``error_status_hint`` (400, 431, 501) and
-  ``Connection: close``; so does one h11 accepts but we must not (Content-Length together with
-  Transfer-Encoding, §6.1; a missing, repeated or malformed Host, §3.2; a bad target form) and
-  one over a configured limit (414, 431, 413).
-* After an error response the connection is half-closed and drained briefly before it is
-  closed, so the client reads the answer instead of a reset.
+  ``Connection: close``; so does one h11 accepts but we must not (``http.head``,
+  ``http.wirecheck``) and one over a configured limit (414, 431, 413). The answer is written by
+  ``refusals``; the connection is then half-closed and drained briefly (LINGER), so the client
+  reads the answer instead of a reset.
 * Reading the socket is paused for independent reasons (a full ``wsgi.input`` buffer, no free
-  worker, a buffered pipelined request, a body we gave up on) and resumes when none remains.
-  Waiting for a worker pauses lazily, at the first bytes that arrive meanwhile.
+  thread, a buffered pipelined request, a body we gave up on) and resumes when none remains.
+  Waiting for a thread pauses lazily, at the first bytes that arrive meanwhile.
 
-Deadlines, all enforced here on the loop so that no thread waits on a slow client:
-
-    IDLE  keep-alive wait for the next request           (--keep-alive; closes quietly)
-    HEAD  a complete head, from its first byte            (--header-timeout; 408, not reset per byte)
-    BODY  the next body bytes while we want them          (--body-timeout, --body-min-rate)
-    WRITE the client reading while our output is queued   (--write-timeout; aborts)
-
-IDLE/HEAD/BODY share one deadline (one is relevant at a time), filed in the server's
-``DeadlineWheel`` rather than on a loop timer of its own; WRITE has its own timer. The deadline
-is lazy: moving it later (every keep-alive request does) only records it, and a slot that comes
-early re-files the connection for what remains. Arrivals of body bytes only record a time,
-likewise. So a busy connection costs no timer operations per request.
+The connection's life is its ``Phase``, and each phase has one read-side deadline, enforced
+here on the loop so that no thread waits on a slow client (``deadlines.ReadDeadline``, lazy:
+a busy connection costs no timer operation per request). Writing has its own deadline,
+``--write-timeout``, while the transport's buffer is full.
 
 An idle connection holds no h11 parser: one is made when the next request's first bytes come.
 """
@@ -33,11 +24,11 @@ An idle connection holds no h11 parser: one is made when the next request's firs
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+import enum
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
 
 import h11
 
-from ..accesslog import AccessRecord, log_access
 from ..errors import (
     ClientDisconnected,
     ProxyProtocolError,
@@ -46,25 +37,58 @@ from ..errors import (
     RequestBodyTooLarge,
     RequestTrailersTooLarge,
 )
-from ..http import direct_body, proxyprotocol, wirecheck
+from ..http import direct_body, wirecheck
 from ..http.head import HeadRefused, check_fields, check_request
-from ..http.response import simple_response
+from ..http.proxyprotocol import Preamble
 from ..http.wirecheck import ChunkedChecker, FramingRefused, HeadScanner
 from ..log import error_log
 from ..wsgi.proxy import apply_proxy_headers
-from .exchange import DONE, Exchange, request_line
+from .bodyrate import BodyMeter, check_interval
+from .deadlines import ReadDeadline
+from .exchange import DONE, Exchange
+from .refusals import log_refusal, refusal
 
 if TYPE_CHECKING:
     from .context import ServerContext
 
+
+class Phase(enum.Enum):
+    """Where a connection is in its life, and so which read-side deadline applies.
+
+    ========  ==========================================  ======================================
+    IDLE      between requests; no parser                 --keep-alive; then closed quietly
+    HEAD      the next head is due or arriving            --header-timeout; then 408 (closed
+                                                          quietly if nothing came)
+    REQUEST   a request is in progress (the app runs)     --body-timeout, --body-min-rate while
+                                                          its body is wanted; then the app's
+                                                          read fails
+    DRAIN     the response is out; the rest of the body   the same body deadline; then closed
+              is read and discarded (up to 1 MiB)
+    LINGER    refused: half-closed, input discarded       2 s; then closed
+    CLOSED    the transport is gone                       none
+    ========  ==========================================  ======================================
+
+    A connection starts in HEAD. HEAD -> REQUEST when a head is accepted; IDLE -> HEAD at the
+    next request's first byte; REQUEST -> DRAIN when the app answered before reading its whole
+    body; REQUEST or DRAIN -> IDLE, or HEAD with a pipelined request, for the next request; any
+    phase -> LINGER on a refusal, and -> CLOSED at the end.
+    """
+
+    IDLE = "idle"
+    HEAD = "head"
+    REQUEST = "request"
+    DRAIN = "drain"
+    LINGER = "linger"
+    CLOSED = "closed"
+
+
+IDLE, HEAD, REQUEST, DRAIN, LINGER, CLOSED = Phase
+
 # Why reading is paused (a bit set: reading resumes when it is empty).
 _PAUSE_BODY = 1  # wsgi.input's buffer is full
-_PAUSE_POOL = 2  # waiting for a worker thread
+_PAUSE_POOL = 2  # waiting for a thread
 _PAUSE_PIPELINE = 4  # a pipelined request is buffered behind the current one
 _PAUSE_REFUSED = 8  # we gave up on this request's body; nothing more is read
-
-# Which deadline the read-side timer enforces.
-_IDLE, _HEAD, _BODY, _LINGER = "IDLE", "HEAD", "BODY", "LINGER"
 
 # h11's states for a client whose request has ended: DONE, or MUST_CLOSE when the request did
 # not ask for a persistent connection in h11's view (Connection: close, or any HTTP/1.0 request:
@@ -79,35 +103,15 @@ _SPLIT_AFTER_HEAD_BYTES = 4096
 _PIPELINE_BUFFER_BYTES = 64 * 1024
 # Request body bytes we read and discard after the app answered without reading it all.
 _DRAIN_LIMIT_BYTES = 1024 * 1024
-# While draining, how long a new connection has to send its first request.
+# While the server drains, how long a new or idle connection has to send its next request.
 _DRAIN_FIRST_REQUEST_SECONDS = 1.0
 # Seconds we keep reading (and discarding) after sending an error, before closing.
 _LINGER_SECONDS = 2.0
-# --body-min-rate is checked this often, and only after this much time reading the body.
-_MIN_RATE_CHECK_SECONDS = 1.0
-_MIN_RATE_GRACE_SECONDS = 5.0
-# A slot that comes this close to our deadline counts as on time (event loops round timers).
-_TIMER_SLACK_SECONDS = 0.002
-
-_REASONS = {
-    400: b"Bad Request",
-    408: b"Request Timeout",
-    413: b"Content Too Large",
-    414: b"URI Too Long",
-    431: b"Request Header Fields Too Large",
-    501: b"Not Implemented",
-    503: b"Service Unavailable",
-    505: b"HTTP Version Not Supported",
-}
 
 
 class HTTPProtocol(asyncio.Protocol):
     __slots__ = (
-        "_body_length",
-        "_body_paused_at",
-        "_body_paused_total",
-        "_body_received",
-        "_body_started",
+        "_body",
         "_chunks",
         "_close_after_response",
         "_deadline",
@@ -115,19 +119,16 @@ class HTTPProtocol(asyncio.Protocol):
         "_head_read",
         "_head_scan",
         "_head_source",
-        "_last_read",
         "_proxy",
         "_read_pauses",
         "_requests",
-        "_timer_kind",
-        "_timer_slot",
         "_transport_paused",
         "_write_timer",
         "client",
         "conn",
         "ctx",
         "exchange",
-        "lost",
+        "phase",
         "server",
         "transport",
         "write_paused",
@@ -136,20 +137,18 @@ class HTTPProtocol(asyncio.Protocol):
     def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
         self.ctx = ctx
         self.transport: Any = None
+        self.phase = HEAD
         self.conn: Optional[h11.Connection] = None  # made when a request's first bytes arrive
         self.exchange: Optional[Exchange] = None
         self.client = client  # (ip, port) from accept(), or the PROXY header's; None on Unix sockets
-        # --proxy-protocol: a bytearray while the header is awaited, then what it said (_Proxied).
-        self._proxy: Any = None
         self.server: Tuple[str, str] = ("localhost", "80")
-        self.lost = False
+        self._proxy: Optional[Preamble] = None  # --proxy-protocol, from a trusted peer
+        self._deadline = ReadDeadline(ctx.deadlines, self)
+        self._body: Optional[BodyMeter] = None  # the current request's body, if it has one
         self.write_paused = False
+        self._write_timer: Optional[asyncio.TimerHandle] = None
         self._read_pauses = 0
         self._transport_paused = False  # transport.pause_reading() is in effect
-        self._timer_slot: Optional[int] = None  # our slot in ctx.deadlines
-        self._timer_kind = _IDLE
-        self._deadline: Optional[float] = None  # when the current kind's deadline passes
-        self._write_timer: Optional[asyncio.TimerHandle] = None
         self._drained = 0
         self._requests = 0
         self._close_after_response = False
@@ -160,13 +159,10 @@ class HTTPProtocol(asyncio.Protocol):
         self._head_read: Tuple[Any, int] = (b"", 0)
         self._head_source: Tuple[Any, int] = (b"", 0)  # the last complete head: source[:end]
         self._chunks: Optional[ChunkedChecker] = None
-        # Body progress, for --body-timeout and --body-min-rate.
-        self._last_read = 0.0
-        self._body_received = 0
-        self._body_length: Optional[int] = None  # the request's Content-Length, if it has one
-        self._body_started = 0.0
-        self._body_paused_total = 0.0
-        self._body_paused_at = 0.0
+
+    @property
+    def lost(self) -> bool:
+        return self.phase is CLOSED
 
     # --- asyncio callbacks --------------------------------------------------------------------
 
@@ -180,24 +176,24 @@ class HTTPProtocol(asyncio.Protocol):
             self.server = ctx.server_address(local[0], local[1])
         peers = ctx.proxy_protocol_peers
         if peers is not None and peers.trusts(None if self.client is None else self.client[0]):
-            self._proxy = bytearray()
+            self._proxy = Preamble(None if self.client is None else self.client[0])
         # The first head is due within --header-timeout of the connection (a later TLS
         # handshake falls inside this deadline too). While draining, a new connection still gets
         # its first request answered (its client has most likely sent it already), sooner.
-        self._arm(_HEAD, _drain_grace(ctx.config.header_timeout) if ctx.draining else ctx.config.header_timeout)
+        self._enter(HEAD, _drain_grace(ctx.config.header_timeout) if ctx.draining else ctx.config.header_timeout)
 
     def data_received(self, data: bytes) -> None:
-        kind = self._timer_kind
-        if kind is _LINGER:
+        phase = self.phase
+        if phase is LINGER:
             return
-        if kind is _BODY:
-            self._last_read = self.ctx.loop.time()
-        elif kind is _IDLE and self.exchange is None:
+        if phase is IDLE:
             # The first byte of the next request: from now on its head is on the clock.
-            self._arm(_HEAD, self.ctx.config.header_timeout)
+            self._enter(HEAD, self.ctx.config.header_timeout)
+        elif self._body is not None:
+            self._body.last_read = self.ctx.loop.time()
         if self._read_pauses and not self._transport_paused:
             self._pause_transport()  # bytes while we lazily wait for a thread: now stop reading
-        if type(self._proxy) is bytearray:
+        if self._proxy is not None and self._proxy.header is None:
             data = self._read_proxy_header(data)
             if not data:
                 return
@@ -216,9 +212,9 @@ class HTTPProtocol(asyncio.Protocol):
                     conn = self.conn = self._new_parser()
                 conn.receive_data(data[:end])
                 self._process()
-                if self.exchange is None or self._timer_kind is _LINGER or self.transport.is_closing():
+                if self.phase is not REQUEST or self.transport.is_closing():
                     return  # refused: nothing after the head is read
-                data = memoryview(data)[end:]  # no copy of the body (mypy promotes views to bytes)
+                data = memoryview(data)[end:]  # type: ignore[assignment]  # no copy; read like bytes
         elif self._chunks is not None and not self._check_chunks(data):
             return
         conn = self.conn
@@ -241,7 +237,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._process()
 
     def eof_received(self) -> bool:
-        if self._timer_kind is _LINGER:
+        if self.phase is LINGER:
             self.transport.close()
             return False
         conn = self.conn
@@ -260,16 +256,13 @@ class HTTPProtocol(asyncio.Protocol):
         return True
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
-        self.lost = True
-        self._stop_timer()
+        self.phase = CLOSED
+        self._deadline.stop()
         self._cancel_write_timer()
         ctx = self.ctx
         ctx.connections.discard(self)
-        proxy = self._proxy
-        if type(proxy) is _Proxied:
-            ctx.gate.release(proxy.peer_ip)  # admitted under the balancer's address
-        else:
-            ctx.gate.release(None if self.client is None else self.client[0])
+        proxy = self._proxy  # admitted under the balancer's address
+        ctx.gate.release(proxy.peer_ip if proxy is not None else None if self.client is None else self.client[0])
         exchange = self.exchange
         if exchange is not None and exchange.state is not DONE:
             ctx.stats.disconnects += 1
@@ -308,7 +301,7 @@ class HTTPProtocol(asyncio.Protocol):
                     return
             elif kind is h11.Request:
                 self._on_request(event)  # type: ignore[arg-type]
-                if self._timer_kind is _LINGER or self.transport.is_closing():
+                if self.phase is not REQUEST or self.transport.is_closing():
                     return  # rejected: nothing after it on this connection is processed
             elif kind is h11.EndOfMessage:
                 if self._on_body_end(event):  # type: ignore[arg-type]
@@ -330,25 +323,20 @@ class HTTPProtocol(asyncio.Protocol):
                 return  # else: the response in progress still goes out, then we close
 
     def _read_proxy_header(self, data: bytes) -> bytes:
-        """--proxy-protocol: take the header off the connection's first bytes; what follows is HTTP.
-
-        Returns the bytes after the header (empty while it is incomplete, or when refused).
-        """
-        pending = self._proxy
-        pending += data
+        """--proxy-protocol: the bytes after the header (empty while it is incomplete or refused)."""
+        preamble = self._proxy
+        assert preamble is not None
         try:
-            parsed = proxyprotocol.parse(pending)
+            rest = preamble.feed(data)
         except ProxyProtocolError as exc:
-            self._proxy = None
             self.send_error(400, f"PROXY protocol: {exc}", None)
             return b""
-        if parsed is None:
+        if rest is None:
             return b""
-        consumed, header = parsed
-        self._proxy = _Proxied(None if self.client is None else self.client[0], header.tls)
-        if header.client is not None:
-            self.client = header.client
-        return bytes(pending[consumed:])
+        assert preamble.header is not None
+        if preamble.header.client is not None:
+            self.client = preamble.header.client
+        return rest
 
     def _scan_head(self, data: bytes) -> bytes:
         """Check the bytes of the next head before h11 parses them (``wirecheck``).
@@ -391,8 +379,7 @@ class HTTPProtocol(asyncio.Protocol):
             chunks.feed(data)
         except FramingRefused as exc:
             self._chunks = None
-            exchange = self.exchange
-            if exchange is not None and exchange.state is DONE:
+            if self.phase is DRAIN:
                 # Draining a body the app did not read, its response already out: just end.
                 error_log.info("malformed chunked body from %s after the response: %s", self._peer(), exc)
                 self._linger()
@@ -427,7 +414,6 @@ class HTTPProtocol(asyncio.Protocol):
         if head.close:
             self._close_after_response = True
         chunked = head.chunked
-        content_length = head.content_length
         if chunked:
             # The body's bytes already read (with the head) are checked before h11 yields them.
             checker = ChunkedChecker()
@@ -438,66 +424,62 @@ class HTTPProtocol(asyncio.Protocol):
                 self.send_error(400, f"malformed chunked body: {exc}", request)
                 return
             self._chunks = None if checker.done else checker
-        has_body = chunked or bool(content_length)
-        path = head.path
+        has_body = chunked or bool(head.content_length)
         environ = ctx.environ.build(
             request.method,
             request.target,
             request.http_version,
             head.fields,
-            path,
+            head.path,
             head.query,
             self.server,
             self.client,
             None,
         )
-        if self._proxy is not None and self._proxy.tls:
+        proxy = self._proxy
+        if proxy is not None and proxy.header is not None and proxy.header.tls:
             environ["wsgi.url_scheme"] = "https"  # the balancer ended TLS (PROXY v2 SSL TLV)
         if ctx.trusted_proxies is not None:
             apply_proxy_headers(environ, self.client[0] if self.client else None, ctx.trusted_proxies)
         local = None
         if ctx.local_paths and request.method in (b"GET", b"HEAD"):
-            local = ctx.local_paths.get(path)
+            local = ctx.local_paths.get(head.path)
         exchange = Exchange(self, request, environ, has_body, local)
         self.exchange = exchange
-        self._body_length = content_length
         if has_body:
-            now = ctx.loop.time()
-            self._body_received = 0
-            self._body_started = self._last_read = now
-            self._body_paused_total = 0.0
-            self._body_paused_at = 0.0
-            self._arm_body_timer()
+            self._body = BodyMeter(ctx.loop.time(), head.content_length)
+            self._enter(REQUEST, check_interval(ctx.config.body_timeout, ctx.config.body_min_rate))
         else:
-            self._cancel_timer()
+            self._body = None
+            self._enter(REQUEST, 0)
         exchange.start()
 
     def _on_body_data(self, data: bytes) -> None:
-        exchange = self.exchange
-        assert exchange is not None
-        if exchange.state is DONE:  # draining a body the app did not read
+        if self.phase is DRAIN:  # a body the app did not read
             self._drained += len(data)
             if self._drained > _DRAIN_LIMIT_BYTES:
                 # Closing with the client still sending would reset the connection, and a proxy
                 # would lose the response it has not read yet: half-close and discard instead.
                 self._linger()
             return
-        self._body_received += len(data)
+        exchange = self.exchange
+        body = self._body
+        assert exchange is not None and body is not None
+        body.received += len(data)
         limit = self.ctx.config.max_body_bytes
-        if limit and self._body_received > limit:
+        if limit and body.received > limit:
             self._refuse_body(RequestBodyTooLarge(f"request body is over --max-body-bytes ({limit})"))
             return
         exchange.on_body(data)
 
     def _on_body_end(self, event: h11.EndOfMessage) -> bool:
         """Returns True when event processing must stop."""
-        exchange = self.exchange
-        assert exchange is not None
-        if exchange.state is DONE:  # finished draining an unread body
+        if self.phase is DRAIN:  # finished draining an unread body
             self._next_cycle()
             return True
-        if self._timer_kind is _BODY:
-            self._cancel_timer()
+        exchange = self.exchange
+        assert exchange is not None
+        self._deadline.clear()
         if event.headers:
             config = self.ctx.config
             problem = check_fields(event.headers, config.max_header_bytes, config.max_header_count)
@@ -510,21 +492,19 @@ class HTTPProtocol(asyncio.Protocol):
     def _refuse_body(self, exc: RequestBodyError) -> None:
         """Stop reading a body the app is consuming; its next read raises ``exc``."""
         error_log.info("%s from %s", exc, self._peer())
-        exchange = self.exchange
-        if exchange is not None and exchange.state is not DONE:
-            exchange.body.fail(exc)
+        if self.phase is REQUEST and self.exchange is not None:
+            self.exchange.body.fail(exc)
         self._close_after_response = True
-        self._cancel_timer()
+        self._deadline.clear()
         self._pause_reading(_PAUSE_REFUSED)
 
     def _on_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
-        exchange = self.exchange
-        if exchange is not None and exchange.state is not DONE:
+        if self.phase is REQUEST:
             # The head was fine but the body is not: the app is already running, so tell it
             # through wsgi.input and close once its response is out.
             self._refuse_body(RequestBodyError(f"malformed request body: {exc}"))
             return
-        if exchange is not None:  # error while draining after the response: just close
+        if self.phase is DRAIN:  # error while draining after the response: just close
             self.close()
             return
         status = exc.error_status_hint
@@ -537,15 +517,16 @@ class HTTPProtocol(asyncio.Protocol):
 
     def exchange_finished(self, exchange: Exchange) -> None:
         """The app's job is over and its response fully handed to the transport."""
-        if self.lost or self._timer_kind is _LINGER:
-            return
+        if self.phase is not REQUEST:
+            return  # closed, or refused meanwhile
         if (
             exchange.response_complete
             and self._parser().their_state is h11.SEND_BODY
             and not self._close_after_response
         ):
             # The app answered without reading the whole body: read on and discard the rest
-            # (bounded in size, and in time by the body timer) so the connection can be reused.
+            # (bounded in size, and in time by the body deadline) so the connection can be reused.
+            self.phase = DRAIN
             self._drained = 0
             self._resume_reading(_PAUSE_BODY)
             self._process()
@@ -566,10 +547,11 @@ class HTTPProtocol(asyncio.Protocol):
             buffered, closed = self._parser().trailing_data
             self.conn = None  # an idle connection holds no parser
             self.exchange = None
+            self._body = None
             self._chunks = None
             if buffered:
                 buffered = self._scan_head(buffered)
-                if self._timer_kind is _LINGER or self.transport.is_closing():
+                if self.phase is LINGER or self.transport.is_closing():
                     return  # the next head was refused
             if closed and not buffered:
                 # The client half-closed and everything it sent is answered: we are done too
@@ -583,10 +565,10 @@ class HTTPProtocol(asyncio.Protocol):
                     conn.receive_data(b"")
             self._resume_reading(_PAUSE_PIPELINE | _PAUSE_BODY)
             if buffered:
-                self._arm(_HEAD, self.ctx.config.header_timeout)
+                self._enter(HEAD, self.ctx.config.header_timeout)
                 self._process()  # a pipelined request is already here
             else:
-                self._arm(_IDLE, self.ctx.config.keep_alive)
+                self._enter(IDLE, self.ctx.config.keep_alive)
             return
         self.exchange = None
         if self.conn is not None and self.conn.their_state is h11.SEND_BODY:
@@ -598,8 +580,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     @property
     def body_bytes_received(self) -> int:
-        """Request body bytes received for the current request (when it has a body)."""
-        return self._body_received
+        """Request body bytes received for the current request."""
+        return 0 if self._body is None else self._body.received
 
     def should_close_after_response(self) -> bool:
         """Whether the response being started must carry ``Connection: close``."""
@@ -619,10 +601,10 @@ class HTTPProtocol(asyncio.Protocol):
     def _unread_body_too_large(self) -> bool:
         """More of the request body is still to come than we would read and discard after the
         response: the response says ``Connection: close`` instead of promising reuse."""
-        length = self._body_length
+        unread = None if self._body is None else self._body.unread()
         return (
-            length is not None
-            and length - self._body_received > _DRAIN_LIMIT_BYTES
+            unread is not None
+            and unread > _DRAIN_LIMIT_BYTES
             and self.conn is not None
             and self.conn.their_state is h11.SEND_BODY
         )
@@ -659,158 +641,60 @@ class HTTPProtocol(asyncio.Protocol):
         to a reset or a close without an answer. Each gets a short grace instead: a request that
         comes is answered with ``Connection: close``; a connection still idle then is closed.
         """
-        if self.exchange is not None or (self.conn is not None and self.conn.trailing_data[0]):
-            return
-        grace = _drain_grace(self.ctx.config.header_timeout)
-        self._arm(_HEAD if self._requests == 0 else _IDLE, grace)
-
-    # --- errors --------------------------------------------------------------------------------
-
-    def send_error(
-        self,
-        status: int,
-        detail: str,
-        request: Optional[h11.Request],
-        extra_headers: Tuple[Tuple[bytes, bytes], ...] = (),
-    ) -> None:
-        """Answer a request we refuse, then half-close and linger so the client reads it."""
-        reason = _REASONS.get(status, b"Bad Request")
-        body = reason + b"\n"
-        error_log.info("%d %s from %s: %s", status, reason.decode(), self._peer(), detail)
-        exchange = self.exchange
-        if (exchange is None or exchange.framer is None) and not self.lost:
-            headers = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Date", self.ctx.date_header())]
-            headers.extend(extra_headers)
-            if self.ctx.server_header is not None:
-                headers.append((b"Server", self.ctx.server_header))
-            self.transport.write(simple_response(status, reason, headers, body))
-            self.ctx.stats.response(status)
-            if self.ctx.config.access_log:
-                record = AccessRecord(
-                    environ={"REMOTE_ADDR": self.client[0] if self.client else "-"},
-                    request_line="-" if request is None else request_line(request),
-                    status=status,
-                    bytes_out=len(body),
-                    bytes_in=0,
-                    duration=0.0,
-                    queue=0.0,
-                    app=0.0,
-                    disconnected=False,
-                )
-                log_access(self.ctx.access_formatter.format(record), self.ctx.loop)
-        self._linger()
-
-    def _linger(self) -> None:
-        transport = self.transport
-        if self.lost or transport.is_closing():
-            return
-        self.exchange = None
-        if transport.can_write_eof():
-            transport.write_eof()
-            self._read_pauses = 0
-            self._transport_paused = False
-            transport.resume_reading()
-            self._arm(_LINGER, _LINGER_SECONDS)
-        else:
-            self.close()
+        if self.phase is not IDLE and self.phase is not HEAD:
+            return  # a request in progress ends with Connection: close; LINGER ends by itself
+        if self.conn is not None and self.conn.trailing_data[0]:
+            return  # part of a head is here: its --header-timeout stands
+        self._enter(self.phase, _drain_grace(self.ctx.config.header_timeout))
 
     # --- deadlines -----------------------------------------------------------------------------
 
-    def _arm(self, kind: str, seconds: float) -> None:
-        """Make ``kind`` the deadline, ``seconds`` from now (0 means none, except IDLE: close now)."""
-        self._timer_kind = kind
-        if not seconds and kind is not _IDLE:
-            self._deadline = None
-            return
-        ctx = self.ctx
-        deadline = ctx.loop.time() + seconds
-        self._deadline = deadline
-        wheel = ctx.deadlines
-        slot = self._timer_slot
-        if slot is not None:
-            if wheel.slot_time(slot) <= deadline:
-                return  # our slot comes first; we re-file then for the rest
-            wheel.remove(self, slot)
-        self._timer_slot = wheel.add(self, deadline)
+    def _enter(self, phase: Phase, seconds: float) -> None:
+        """Move to ``phase``, its deadline ``seconds`` from now (0: none, except IDLE: close now)."""
+        self.phase = phase
+        if seconds or phase is IDLE:
+            self._deadline.set(seconds)
+        else:
+            self._deadline.clear()
 
-    def _arm_body_timer(self) -> None:
-        config = self.ctx.config
-        seconds = config.body_timeout
-        if config.body_min_rate:
-            seconds = min(seconds, _MIN_RATE_CHECK_SECONDS) if seconds else _MIN_RATE_CHECK_SECONDS
-        self._arm(_BODY, seconds)
-
-    def _cancel_timer(self) -> None:
-        """No read-side deadline for now; its kind stays, so arrivals are still classified right."""
-        self._deadline = None
-
-    def _stop_timer(self) -> None:
-        """Leave the deadline wheel: the connection is over, so nothing keeps it referenced."""
-        self._deadline = None
-        if self._timer_slot is not None:
-            self.ctx.deadlines.remove(self, self._timer_slot)
-            self._timer_slot = None
-
-    def on_deadline(self) -> None:
-        """Our slot in the deadline wheel has come. [loop, from DeadlineWheel]"""
-        self._timer_slot = None
-        deadline = self._deadline
-        if deadline is None:
-            return
-        ctx = self.ctx
-        if ctx.loop.time() + _TIMER_SLACK_SECONDS < deadline:
-            self._timer_slot = ctx.deadlines.add(self, deadline)  # it moved later since we filed
-            return
-        self._deadline = None
-        kind = self._timer_kind
-        if kind is _IDLE:
-            if self.exchange is None:
-                error_log.debug("closing idle connection from %s", self._peer())
-                self.ctx.stats.timeouts["idle"] += 1
-                self.close()
-        elif kind is _HEAD:
-            if self.exchange is None:
-                self.ctx.stats.timeouts["header"] += 1
-                if self.conn is not None and self.conn.trailing_data[0]:
-                    self.send_error(408, "request head not complete within --header-timeout", None)
-                else:
-                    self.close()
-        elif kind is _BODY:
-            self._check_body_progress()
-        elif kind is _LINGER:
+    def deadline_passed(self) -> None:
+        """The current phase's read deadline has passed. [loop, from the DeadlineWheel]"""
+        phase = self.phase
+        if phase is IDLE:
+            error_log.debug("closing idle connection from %s", self._peer())
+            self.ctx.stats.timeouts["idle"] += 1
             self.close()
+        elif phase is HEAD:
+            self.ctx.stats.timeouts["header"] += 1
+            if self.conn is not None and self.conn.trailing_data[0]:
+                self.send_error(408, "request head not complete within --header-timeout", None)
+            else:
+                self.close()
+        elif phase is LINGER:
+            self.close()
+        elif phase is REQUEST or phase is DRAIN:
+            self._check_body()
 
-    def _check_body_progress(self) -> None:
-        """The lazy BODY timer fired: time out, or re-arm for what is left."""
-        exchange = self.exchange
-        if exchange is None or (exchange.state is DONE and self._parser().their_state is not h11.SEND_BODY):
+    def _check_body(self) -> None:
+        """The BODY deadline came: time out, or set it again for what is left."""
+        body = self._body
+        if body is None or self._parser().their_state is not h11.SEND_BODY:
             return
         config = self.ctx.config
-        now = self.ctx.loop.time()
+        interval = check_interval(config.body_timeout, config.body_min_rate)
         if self._read_pauses & ~_PAUSE_PIPELINE or self.awaiting_continue():
             # We are not reading (the app is slow, no thread yet, or the body not yet invited
             # with 100 Continue): not the client's fault.
-            self._arm_body_timer()
+            self._deadline.set(interval)
             return
-        idle = now - self._last_read
-        if config.body_timeout and idle >= config.body_timeout:
-            self._body_timed_out(f"no request body bytes for {idle:.1f}s (--body-timeout)")
-            return
-        if config.body_min_rate:
-            active = now - self._body_started - self._body_paused_total
-            if active >= _MIN_RATE_GRACE_SECONDS and self._body_received / active < config.body_min_rate:
-                rate = self._body_received / active
-                self._body_timed_out(f"request body at {rate:.0f} B/s is under --body-min-rate")
-                return
-        self._arm_body_timer()
-
-    def _body_timed_out(self, detail: str) -> None:
-        exchange = self.exchange
-        if exchange is not None and exchange.state is DONE:
+        problem = body.fault(self.ctx.loop.time(), config.body_timeout, config.body_min_rate)
+        if problem is None:
+            self._deadline.set(interval)
+        elif self.phase is DRAIN:
             self.close()  # we were only draining an unread body
-            return
-        self.ctx.stats.timeouts["body"] += 1
-        self._refuse_body(RequestBodyTimeout(detail))
+        else:
+            self.ctx.stats.timeouts["body"] += 1
+            self._refuse_body(RequestBodyTimeout(problem))
 
     def _on_write_stalled(self) -> None:
         self._write_timer = None
@@ -828,6 +712,36 @@ class HTTPProtocol(asyncio.Protocol):
             self._write_timer.cancel()
             self._write_timer = None
 
+    # --- errors --------------------------------------------------------------------------------
+
+    def send_error(
+        self,
+        status: int,
+        detail: str,
+        request: Optional[h11.Request],
+        extra_headers: Sequence[Tuple[bytes, bytes]] = (),
+    ) -> None:
+        """Answer a request we refuse, then half-close and linger so the client reads it."""
+        log_refusal(status, self._peer(), detail)
+        exchange = self.exchange
+        if (exchange is None or exchange.framer is None) and not self.lost:
+            self.transport.write(refusal(self.ctx, status, request, self.client, extra_headers))
+        self._linger()
+
+    def _linger(self) -> None:
+        transport = self.transport
+        if self.lost or transport.is_closing():
+            return
+        self.exchange = None
+        if transport.can_write_eof():
+            transport.write_eof()
+            self._read_pauses = 0
+            self._transport_paused = False
+            transport.resume_reading()
+            self._enter(LINGER, _LINGER_SECONDS)
+        else:
+            self.close()
+
     # --- transport helpers ---------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
@@ -844,12 +758,12 @@ class HTTPProtocol(asyncio.Protocol):
                     self.transport.write(piece)
 
     def close(self) -> None:
-        self._stop_timer()
+        self._deadline.stop()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def abort(self) -> None:
-        self._stop_timer()
+        self._deadline.stop()
         if self.transport is not None:
             self.transport.abort()
 
@@ -866,8 +780,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._resume_reading(_PAUSE_POOL)
 
     def _pause_reading(self, reason: int) -> None:
-        if not self._read_pauses:
-            self._body_paused_at = self.ctx.loop.time()
+        if not self._read_pauses and self._body is not None:
+            self._body.paused(self.ctx.loop.time())
         self._read_pauses |= reason
         if reason != _PAUSE_POOL:
             self._pause_transport()
@@ -885,9 +799,8 @@ class HTTPProtocol(asyncio.Protocol):
             return
         self._read_pauses &= ~reasons
         if not self._read_pauses:
-            now = self.ctx.loop.time()
-            self._body_paused_total += now - self._body_paused_at
-            self._last_read = now  # the idle clock restarts when we ask for bytes again
+            if self._body is not None:
+                self._body.resumed(self.ctx.loop.time())  # its idle clock restarts
             if self._transport_paused:
                 self._transport_paused = False
                 if not self.lost and not self.transport.is_closing():
@@ -895,16 +808,6 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _peer(self) -> str:
         return self.client[0] if self.client else "unix"
-
-
-class _Proxied:
-    """What a connection's PROXY header changed: the client address is now the balancer's client."""
-
-    __slots__ = ("peer_ip", "tls")
-
-    def __init__(self, peer_ip: Optional[str], tls: bool) -> None:
-        self.peer_ip = peer_ip  # the balancer's own address: --max-connections-per-ip counted it
-        self.tls = tls
 
 
 def _drain_grace(header_timeout: float) -> float:

@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 
-from asyncwsgi.server import protocol as protocol_module
+from asyncwsgi.server import bodyrate
 from tests.apps import basic
 from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, wait_for
 
@@ -105,8 +105,8 @@ def test_body_timeout_does_not_blame_client_for_a_slow_app(serve):
 
 
 def test_body_min_rate(serve, monkeypatch):
-    monkeypatch.setattr(protocol_module, "_MIN_RATE_GRACE_SECONDS", 0.5)
-    monkeypatch.setattr(protocol_module, "_MIN_RATE_CHECK_SECONDS", 0.1)
+    monkeypatch.setattr(bodyrate, "MIN_RATE_GRACE_SECONDS", 0.5)
+    monkeypatch.setattr(bodyrate, "CHECK_SECONDS", 0.1)
     srv = serve(basic.echo_sized_reads, body_timeout=30, body_min_rate=1000)
     with connect(srv.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n")

@@ -7,7 +7,7 @@ from typing import List
 
 import pytest
 
-from asyncwsgi.server.deadlines import DeadlineWheel, resolution_for
+from asyncwsgi.server.deadlines import DeadlineWheel, ReadDeadline, resolution_for
 
 
 class Owner:
@@ -88,3 +88,75 @@ async def test_owner_may_refile_itself_from_its_callback():
 )
 def test_resolution_is_a_tenth_of_the_shortest_timeout_within_bounds(timeouts, expected):
     assert resolution_for(*timeouts) == pytest.approx(expected)
+
+
+class Connection:
+    """A ReadDeadline's owner: records when its deadline passed."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.passed: List[float] = []
+
+    def deadline_passed(self) -> None:
+        self.passed.append(self.loop.time())
+
+
+@pytest.mark.asyncio
+async def test_read_deadline_moved_later_keeps_its_slot_and_passes_at_the_new_time():
+    loop = asyncio.get_running_loop()
+    wheel = DeadlineWheel(loop, 0.01)
+    owner = Connection(loop)
+    deadline = ReadDeadline(wheel, owner)
+    start = loop.time()
+    deadline.set(0.03)
+    deadline.set(0.08)  # later: only recorded, no second filing
+    assert len(wheel) == 1
+    await asyncio.sleep(0.05)
+    assert owner.passed == []  # the first slot came and filed it again
+    assert len(wheel) == 1
+    await asyncio.sleep(0.1)
+    assert len(owner.passed) == 1
+    assert owner.passed[0] >= start + 0.08 - 0.002
+    assert deadline.when is None and len(wheel) == 0
+
+
+@pytest.mark.asyncio
+async def test_read_deadline_moved_earlier_is_filed_again():
+    loop = asyncio.get_running_loop()
+    wheel = DeadlineWheel(loop, 0.01)
+    owner = Connection(loop)
+    deadline = ReadDeadline(wheel, owner)
+    start = loop.time()
+    deadline.set(5.0)
+    deadline.set(0.02)
+    assert len(wheel) == 1  # the late filing was removed
+    await asyncio.sleep(0.08)
+    assert len(owner.passed) == 1 and owner.passed[0] < start + 1.0
+
+
+@pytest.mark.asyncio
+async def test_read_deadline_cleared_or_stopped_never_passes():
+    loop = asyncio.get_running_loop()
+    wheel = DeadlineWheel(loop, 0.01)
+    cleared, stopped = Connection(loop), Connection(loop)
+    a, b = ReadDeadline(wheel, cleared), ReadDeadline(wheel, stopped)
+    a.set(0.02)
+    b.set(0.02)
+    a.clear()
+    b.stop()
+    assert len(wheel) == 1  # stop leaves the wheel at once; clear leaves the slot to lapse
+    await asyncio.sleep(0.06)
+    assert cleared.passed == [] and stopped.passed == []
+    assert len(wheel) == 0
+    b.on_deadline()  # a stale slot after stop: the owner is gone, nothing is called
+    assert stopped.passed == []
+
+
+@pytest.mark.asyncio
+async def test_read_deadline_of_zero_passes_at_the_next_slot():
+    loop = asyncio.get_running_loop()
+    wheel = DeadlineWheel(loop, 0.01)
+    owner = Connection(loop)
+    ReadDeadline(wheel, owner).set(0)
+    await asyncio.sleep(0.03)
+    assert len(owner.passed) == 1
