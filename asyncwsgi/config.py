@@ -100,7 +100,7 @@ class Config:
         metavar="PATTERN",
         repeat=True,
     )
-    threads: int = _opt(8, "Worker threads running the WSGI app.")
+    threads: int = _opt(8, "Threads running the WSGI app.")
     queue_size: int = _opt(
         32,
         "Requests that may wait for a free thread; beyond this, connections are not read (back-pressure through TCP).",

@@ -1,4 +1,4 @@
-"""Exception classes shared by the loop and worker sides. [both]"""
+"""Exception classes shared by the loop and thread sides. [both]"""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class LoopUnavailable(ConfigError):
 
 
 class ClientDisconnected(ConnectionError):
-    """The client went away: raised in the worker by ``wsgi.input`` reads and response writes.
+    """The client went away: raised in the thread by ``wsgi.input`` reads and response writes.
 
     It subclasses ``ConnectionError`` (an ``OSError``) so that apps which already handle
     I/O errors on their streams handle this one too.

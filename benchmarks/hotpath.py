@@ -10,7 +10,7 @@ response is complete, like one keep-alive client. Two modes:
 * ``inline``: the WSGI job runs synchronously on the loop thread. This is the CPU cost of one
   request through our code and h11 (parse, checks, environ, start_response, serialise, write),
   with no thread switching.
-* ``threads``: the real 8-thread WorkerPool, so the figure adds the cross-thread hand-off.
+* ``threads``: the real 8-thread ThreadPool, so the figure adds the cross-thread hand-off.
 
 Prints microseconds per request (best of ``--repeat`` runs). Use it to see a regression before
 running the network benchmarks, and ``--profile`` to see where the time goes.
@@ -34,7 +34,7 @@ from asyncwsgi.accesslog import BatchedStreamHandler
 from asyncwsgi.config import Config
 from asyncwsgi.server.context import ServerContext
 from asyncwsgi.server.protocol import HTTPProtocol
-from asyncwsgi.wsgi.pool import WorkerPool
+from asyncwsgi.wsgi.pool import ThreadPool
 
 # What wrk sends.
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n\r\n"
@@ -46,7 +46,7 @@ def hello(environ: Any, start_response: Any) -> List[bytes]:
     return [b"Hello, world!"]
 
 
-class InlinePool(WorkerPool):
+class InlinePool(ThreadPool):
     """Runs each job at once on the calling (loop) thread: measures CPU cost without threads."""
 
     def try_submit(self, job: Callable[[], None]) -> bool:
@@ -97,7 +97,7 @@ def run_once(loop_name: str, mode: str, requests: int, profile: bool, access_log
     async def main() -> float:
         running = asyncio.get_running_loop()
         config = Config(access_log=access_log, max_requests_per_connection=0, keep_alive=600)
-        pool = InlinePool(1, 0) if mode == "inline" else WorkerPool(8, 32)
+        pool = InlinePool(1, 0) if mode == "inline" else ThreadPool(8, 32)
         pool.start()
         ctx = ServerContext(config, hello, running, pool)
         protocol = HTTPProtocol(ctx, ("127.0.0.1", "40000"))

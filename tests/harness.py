@@ -12,7 +12,7 @@ from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 from asyncwsgi.config import Config
 from asyncwsgi.server.context import ServerContext
 from asyncwsgi.server.protocol import HTTPProtocol
-from asyncwsgi.wsgi.pool import WorkerPool
+from asyncwsgi.wsgi.pool import ThreadPool
 from tests.helpers import Reader
 
 
@@ -88,10 +88,10 @@ async def until(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
 @contextlib.asynccontextmanager
 async def fake_connection(
     app: Any, config: Config, threads: int = 2, queue_size: int = 2
-) -> AsyncIterator[Tuple[HTTPProtocol, FakeTransport, WorkerPool]]:
+) -> AsyncIterator[Tuple[HTTPProtocol, FakeTransport, ThreadPool]]:
     """A real protocol, context and pool on the running loop, connected to a FakeTransport."""
     loop = asyncio.get_running_loop()
-    pool = WorkerPool(threads=threads, queue_size=queue_size)
+    pool = ThreadPool(threads=threads, queue_size=queue_size)
     pool.start()
     ctx = ServerContext(config, app, loop, pool)
     protocol = HTTPProtocol(ctx, ("127.0.0.1", "5555"))
@@ -114,7 +114,7 @@ def run(chunks: List[bytes], eof: bool, done: Callable[[bytes], bool]) -> Tuple[
     loop.set_exception_handler(lambda _loop, context: errors.append(str(context.get("exception") or context)))
 
     async def scenario() -> Tuple[bytes, bool]:
-        pool = WorkerPool(threads=2, queue_size=2)
+        pool = ThreadPool(threads=2, queue_size=2)
         pool.start()
         ctx = ServerContext(Config(access_log=False, max_head_bytes=4096), echo_app, loop, pool)
         protocol = HTTPProtocol(ctx, ("127.0.0.1", "5555"))

@@ -1,7 +1,7 @@
 """Response bytes: the status line, the header block, and the body framing. [loop]
 
 h11 parses requests; responses we serialise here. The app's status and headers were already
-validated on the worker (``wsgi.make_head``), and h11's send path would validate, copy and
+validated on the thread (``wsgi.make_head``), and h11's send path would validate, copy and
 re-scan them again: measured with ``benchmarks/hotpath.py``, that was about 30 µs of a
 hello-world request, a third of its cost.
 

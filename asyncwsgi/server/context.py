@@ -12,7 +12,7 @@ from ..config import Config
 from ..http.head import HeadLimits
 from ..types import WSGIApp
 from ..wsgi.environ import EnvironBuilder
-from ..wsgi.pool import WorkerPool
+from ..wsgi.pool import ThreadPool
 from ..wsgi.proxy import TrustedProxies
 from .deadlines import DeadlineWheel, resolution_for
 from .gonewatch import GoneWatch
@@ -28,7 +28,7 @@ SERVER_HEADER = b"asyncwsgi"
 class ServerContext:
     """Config, app, pool, environ template and the registry of open connections."""
 
-    def __init__(self, config: Config, app: WSGIApp, loop: asyncio.AbstractEventLoop, pool: WorkerPool) -> None:
+    def __init__(self, config: Config, app: WSGIApp, loop: asyncio.AbstractEventLoop, pool: ThreadPool) -> None:
         from ..wsgi.app import FileWrapper
 
         self.config = config

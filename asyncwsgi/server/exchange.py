@@ -1,13 +1,13 @@
 """The loop side of one request/response cycle. [loop]
 
 An ``Exchange`` exists from the moment a request head is parsed until its response is
-written and its worker job has finished. Its states:
+written and its job has finished. Its states:
 
-    WAITING  -- parsed, no worker slot free yet; the connection is not read meanwhile
-    RUNNING  -- the app runs on a worker; body bytes flow in, Deliveries flow out
+    WAITING  -- parsed, no pool slot free yet; the connection is not read meanwhile
+    RUNNING  -- the app runs on a thread; body bytes flow in, Deliveries flow out
     DONE     -- the job's last Delivery has arrived; the slot is released
 
-The worker side of the same request is ``wsgi.app.WSGICall``; the two talk only through
+The thread side of the same request is ``wsgi.app.WSGICall``; the two talk only through
 ``bridge.InputStream`` and ``bridge.OutputChannel``.
 """
 
@@ -120,7 +120,7 @@ class Exchange:
     # --- dispatch ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Run the app on a worker now, or wait (not reading the connection) for a free slot."""
+        """Run the app on a thread now, or wait (not reading the connection) for a free slot."""
         ctx = self.protocol.ctx
         self.call.queued_at = self.started
         if self.local is not None:
@@ -198,7 +198,7 @@ class Exchange:
         if self.state is RUNNING and self.local is None and self.call.cancel():
             self.cancelled = True
             return True
-        return False  # a worker has started it (or it is done)
+        return False  # a thread has started it (or it is done)
 
     def client_gone(self) -> None:
         """[from GoneWatch] The client reset while this request waited: drop it, never run the app."""
@@ -219,7 +219,7 @@ class Exchange:
         """No thread came within --queue-timeout: answer 503 from the loop, without the app.
 
         Wherever the request waits: parked (no pool slot yet), or in the pool's queue behind
-        busy threads, where it is taken back unless a worker has just started it.
+        busy threads, where it is taken back unless a thread has just started it.
         """
         self.queue_slot = None
         if self.protocol.lost:
@@ -234,7 +234,7 @@ class Exchange:
         self.status = 503
         self.protocol.ctx.stats.timeouts["queue"] += 1
         self.protocol.send_error(
-            503, "no worker thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),)
+            503, "no free thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),)
         )
 
     # --- request body, from the protocol ------------------------------------------------------
@@ -258,7 +258,7 @@ class Exchange:
             self.protocol.write(CONTINUE)
 
     def connection_lost(self) -> None:
-        """The client is gone: fail the worker's blocked reads and writes so it can finish."""
+        """The client is gone: fail the thread's blocked reads and writes so it can finish."""
         self._unwatch()
         self.body.fail(ClientDisconnected("client disconnected"))
         self.channel.close()
@@ -269,10 +269,10 @@ class Exchange:
         if self.sendfile_task is not None:
             self.sendfile_task.cancel()
 
-    # --- response, from the worker ------------------------------------------------------------
+    # --- response, from the thread ------------------------------------------------------------
 
     def deliver(self, d: Delivery) -> None:
-        """Write one Delivery from the worker. Runs as a loop callback."""
+        """Write one Delivery from the thread. Runs as a loop callback."""
         if self.cancelled:
             # The loop answered this request while it was queued; the job only frees its slot.
             self._detach()
@@ -280,7 +280,7 @@ class Exchange:
             return
         protocol = self.protocol
         if protocol.lost or protocol.transport.is_closing():
-            # We closed it (framing error, abort) or the client left: tell the worker to stop.
+            # We closed it (framing error, abort) or the client left: tell the thread to stop.
             self.channel.close()
             if d.last:
                 self._finish()
@@ -373,7 +373,7 @@ class Exchange:
         sent = 0
         try:
             # In slices, each bounded by --write-timeout: a client that stops reading can't
-            # hold the connection (and the worker waiting on it) forever.
+            # hold the connection (and the thread waiting on it) forever.
             while sent < region.length:
                 size = min(_SENDFILE_SLICE_BYTES, region.length - sent)
                 coro = loop.sendfile(protocol.transport, region.file, region.offset + sent, size, fallback=False)
@@ -423,7 +423,7 @@ class Exchange:
         protocol.exchange_finished(self)
 
     def _detach(self) -> None:
-        """No worker will use this exchange's pipes again: drop their callbacks into it.
+        """No thread will use this exchange's pipes again: drop their callbacks into it.
 
         They are reference cycles (exchange -> channel -> its bound ``deliver``); breaking them
         lets a request's objects be freed by reference counting as soon as it is done, instead

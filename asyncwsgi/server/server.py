@@ -17,14 +17,14 @@ from ..config import Config
 from ..errors import ConfigError
 from ..log import error_log
 from ..types import WSGIApp
-from ..wsgi.pool import WorkerPool
+from ..wsgi.pool import ThreadPool
 from .context import ServerContext
 from .listener import Listener, bind_sockets, remove_socket_file
 from .protocol import HTTPProtocol
 from .stats import Stats
 from .tls import make_ssl_context
 
-# After the graceful timeout, how long to wait for worker threads to notice and exit.
+# After the graceful timeout, how long to wait for threads to notice and exit.
 _THREAD_EXIT_SECONDS = 2.0
 
 
@@ -86,7 +86,7 @@ class Server:
         self._forced.set()
 
     async def wait_closed(self) -> None:
-        """Wait until shutdown is complete: connections closed, worker threads exited.
+        """Wait until shutdown is complete: connections closed, threads exited.
 
         In-flight requests get ``graceful_timeout`` seconds; then their connections are aborted.
         """
@@ -133,18 +133,18 @@ class Server:
             )
             for protocol in list(ctx.connections):
                 protocol.abort()
-            await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked workers
+            await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked threads
         ctx.deadlines.close()
         ctx.gone.close()
         ctx.pool.shutdown()
         stuck = await _join_threads(ctx.pool, _THREAD_EXIT_SECONDS)
         if stuck:
-            error_log.warning("%d worker thread(s) still running the app after shutdown", len(stuck))
+            error_log.warning("%d thread(s) still running the app after shutdown", len(stuck))
         for path in self._socket_files:
             remove_socket_file(path)
 
 
-async def _join_threads(pool: WorkerPool, timeout: float) -> List[threading.Thread]:
+async def _join_threads(pool: ThreadPool, timeout: float) -> List[threading.Thread]:
     """Join the pool's threads without blocking the loop (and without the loop's default executor)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[List[threading.Thread]] = loop.create_future()
@@ -182,7 +182,7 @@ async def start_server(app: WSGIApp, config: Optional[Config] = None, **options:
             "start_server serves on the running loop in this process"
         )
     loop = asyncio.get_running_loop()
-    pool = WorkerPool(config.threads, config.queue_size)
+    pool = ThreadPool(config.threads, config.queue_size)
     ctx = ServerContext(config, app, loop, pool)
 
     ssl_context = make_ssl_context(config)  # raises ConfigError for unreadable certificates

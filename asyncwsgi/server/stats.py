@@ -1,7 +1,7 @@
 """Counters, and the health, readiness and stats answers the event loop gives itself. [loop]
 
 ``--health-path``, ``--ready-path`` and ``--stats-path`` (all off by default) are answered on
-the loop, never by a worker thread, so they still answer when every thread is stuck in the app:
+the loop, never by a thread, so they still answer when every thread is stuck in the app:
 that is when an orchestrator most needs to hear about it.
 
     health  200 while the event loop runs
@@ -150,8 +150,8 @@ def prometheus(data: Dict[str, Any]) -> str:
         "Open connections by state.",
         [(f'{{state="{k}"}}', v) for k, v in connections.items() if k != "open"],
     )
-    metric("threads", "gauge", "Worker threads by state.", [('{state="busy"}', data["threads"]["busy"])])
-    metric("threads_total", "gauge", "Worker threads.", [("", data["threads"]["total"])])
+    metric("threads", "gauge", "Threads by state.", [('{state="busy"}', data["threads"]["busy"])])
+    metric("threads_total", "gauge", "Threads.", [("", data["threads"]["total"])])
     queue = data["queue"]
     metric(
         "queue_depth",

@@ -1,6 +1,6 @@
-"""The WSGI side of one request: call the app, validate what it says, stream what it yields. [worker]
+"""The WSGI side of one request: call the app, validate what it says, stream what it yields. [thread]
 
-Everything in this module runs on a worker thread. It never touches the socket or the h11
+Everything in this module runs on one of the pool's threads. It never touches the socket or the h11
 connection; it only produces ``Delivery`` messages for ``bridge.OutputChannel``. Rules kept
 here, from PEP 3333:
 
@@ -142,7 +142,7 @@ _QUEUE_TIMEOUT = Delivery(
 
 
 class WSGICall:
-    """One application call on a worker thread, from ``app(environ, start_response)`` to ``close()``."""
+    """One application call on a pool thread, from ``app(environ, start_response)`` to ``close()``."""
 
     __slots__ = (
         "_claim",
@@ -173,17 +173,17 @@ class WSGICall:
         self.sendfile_ok = sendfile_ok
         self.queue_timeout = queue_timeout
         self.queued_at = 0.0  # time.monotonic() when the loop queued this job
-        self.started_at = 0.0  # time.monotonic() when a worker took it (read by the loop for stats)
+        self.started_at = 0.0  # time.monotonic() when a thread took it (read by the loop for stats)
         self.queue_expired = False  # answered 503: it waited over --queue-timeout for a thread
         self.head: Optional[ResponseHead] = None
         self.has_length = False
         self.head_sent = False
-        # Whoever pops this first owns the request: the worker that starts it, or the loop
+        # Whoever pops this first owns the request: the thread that starts it, or the loop
         # cancelling it while it waits in the pool's queue (list.pop is atomic under the GIL).
         self._claim = [True]
 
     def cancel(self) -> bool:
-        """[loop] Take the request from the pool's queue before a worker starts it; False if one has."""
+        """[loop] Take the request from the pool's queue before a thread starts it; False if one has."""
         try:
             self._claim.pop()
         except IndexError:

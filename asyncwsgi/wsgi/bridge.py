@@ -1,13 +1,13 @@
-"""The one place where the event loop thread and the worker threads hand data to each other.
+"""The one place where the event loop thread and the pool's threads hand data to each other.
 
 Two one-way pipes, each with flow control, and the messages that cross them:
 
-* ``InputStream`` is ``wsgi.input``. The loop ``feed``s request body bytes in; the worker reads
+* ``InputStream`` is ``wsgi.input``. The loop ``feed``s request body bytes in; the thread reads
   them out, blocking until they arrive. ``feed`` reports when the buffer is above its high-water
-  mark so the loop stops reading the socket; the worker asks the loop to resume once it has
+  mark so the loop stops reading the socket; the thread asks the loop to resume once it has
   drained the buffer to half of that.
 * ``OutputChannel`` carries ``Delivery`` messages (response head, body bytes, end) from the
-  worker to the loop with ``call_soon_threadsafe``. The worker blocks in ``send`` while the
+  thread to the loop with ``call_soon_threadsafe``. The thread blocks in ``send`` while the
   transport is paused or too many bytes are in flight, so a slow reader never makes the server
   buffer a whole response; once the client is gone ``send`` fails fast with ClientDisconnected.
 
@@ -26,7 +26,7 @@ from typing import Any, Callable, Deque, List, NamedTuple, Optional
 from ..errors import ClientDisconnected
 from ..http.response import ResponseHead
 
-# How often a blocked worker re-checks that the loop is still alive. Only matters when a
+# How often a blocked thread re-checks that the loop is still alive. Only matters when a
 # loop is closed without closing its connections first; normal wake-ups are notifications.
 _LIVENESS_CHECK_SECONDS = 1.0
 
@@ -40,18 +40,18 @@ class FileSlice(NamedTuple):
 
 
 class Delivery(NamedTuple):
-    """One worker-to-loop message. Small responses travel as exactly one of these."""
+    """One thread-to-loop message. Small responses travel as exactly one of these."""
 
     head: Optional[ResponseHead]  # send the status line and headers first
     body: Any  # bytes-like, possibly empty
     end: bool  # the response is complete
     last: bool  # the job is finished: nothing more will come, release its thread slot
     abort: bool = False  # close the connection without completing the response
-    file: Optional[FileSlice] = None  # sendfile this region (the worker waits for the reply)
+    file: Optional[FileSlice] = None  # sendfile this region (the thread waits for the reply)
 
 
 class OutputChannel:
-    """Worker-to-loop pipe for one response, with write back-pressure."""
+    """Thread-to-loop pipe for one response, with write back-pressure."""
 
     __slots__ = (
         "_closed",
@@ -84,10 +84,10 @@ class OutputChannel:
         self._paused = paused  # the transport is above its write high-water mark
         self._closed = False  # the connection is gone: sends fail
         self._gone = False  # the client has left (closed or half-closed): asyncwsgi.disconnected
-        self._waiting = False  # the worker is blocked in send() or call()
+        self._waiting = False  # the thread is blocked in send() or call()
         self._reply: Any = _NO_REPLY
 
-    # --- [worker] ---------------------------------------------------------------------------
+    # --- [thread] ---------------------------------------------------------------------------
 
     def send(self, delivery: Delivery, nbytes: int) -> None:
         """Hand ``delivery`` to the loop, first blocking while the client is not keeping up."""
@@ -202,7 +202,7 @@ class OutputChannel:
             self._notify(all_=False)
 
     def close(self) -> None:
-        """The connection is gone: wake the worker so its next send fails fast."""
+        """The connection is gone: wake the thread so its next send fails fast."""
         with self._lock:
             self._closed = self._gone = True
             self._notify(all_=True)
@@ -313,13 +313,13 @@ class InputStream:
         self._on_first_read = None
 
     def fail(self, exc: BaseException) -> None:
-        """Make the worker's current and later reads raise ``exc`` (client gone, bad framing)."""
+        """Make the thread's current and later reads raise ``exc`` (client gone, bad framing)."""
         with self._cond:
             if not self._eof and self._error is None:
                 self._error = exc
             self._cond.notify()
 
-    # --- [worker] ---------------------------------------------------------------------------
+    # --- [thread] ---------------------------------------------------------------------------
 
     def read(self, size: Optional[int] = -1) -> bytes:
         if size is None or size < 0:

@@ -1,4 +1,4 @@
-"""A bounded pool of worker threads that run WSGI apps. [loop: admission; worker: job loop]
+"""A bounded pool of threads that run WSGI apps. [loop: admission; thread: job loop]
 
 Admission is decided on the loop thread alone, so it needs no lock: at most
 ``threads + queue_size`` jobs are admitted (running or queued) at once. A caller that finds
@@ -25,10 +25,10 @@ Waiter = Callable[[], None]
 _STOP = None
 
 
-class WorkerPool:
+class ThreadPool:
     """N threads fed from one queue; bounded admission decided on the loop thread."""
 
-    def __init__(self, threads: int, queue_size: int, name: str = "asyncwsgi-worker") -> None:
+    def __init__(self, threads: int, queue_size: int, name: str = "asyncwsgi-thread") -> None:
         self.threads = threads
         self.capacity = threads + queue_size
         self._name = name
@@ -48,7 +48,7 @@ class WorkerPool:
         return len(self._waiters)
 
     def try_submit(self, job: Job) -> bool:
-        """Run ``job`` on a worker if a slot is free; False means the caller must wait."""
+        """Run ``job`` on a thread if a slot is free; False means the caller must wait."""
         if self._admitted >= self.capacity or self._waiters:
             return False
         self._admitted += 1
@@ -94,7 +94,7 @@ class WorkerPool:
         self._workers = alive
         return alive
 
-    # --- [worker] ---------------------------------------------------------------------------
+    # --- [thread] ---------------------------------------------------------------------------
 
     def _work(self) -> None:
         jobs = self._jobs
@@ -105,4 +105,4 @@ class WorkerPool:
             try:
                 job()
             except BaseException:  # a job must never kill its thread
-                error_log.exception("unexpected error in worker thread")
+                error_log.exception("unexpected error in thread")

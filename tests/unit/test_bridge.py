@@ -1,4 +1,4 @@
-"""The cross-thread hand-off module, with a real loop thread and a real worker thread."""
+"""The cross-thread hand-off module, with a real loop thread and a real thread."""
 
 from __future__ import annotations
 

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import threading
 
-from asyncwsgi.wsgi.pool import WorkerPool
+from asyncwsgi.wsgi.pool import ThreadPool
 
 
 def test_admission_is_bounded_and_fifo():
-    pool = WorkerPool(threads=1, queue_size=1)
+    pool = ThreadPool(threads=1, queue_size=1)
     gate = threading.Event()
     ran = []
     assert pool.try_submit(lambda: (gate.wait(5), ran.append("a")))
@@ -30,7 +30,7 @@ def test_admission_is_bounded_and_fifo():
 
 
 def test_job_exception_does_not_kill_thread(caplog):
-    pool = WorkerPool(threads=1, queue_size=0)
+    pool = ThreadPool(threads=1, queue_size=0)
     pool.start()
     done = threading.Event()
     pool.try_submit(lambda: 1 / 0)
