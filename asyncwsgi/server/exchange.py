@@ -233,9 +233,7 @@ class Exchange:
         self.state = DONE
         self.status = 503
         self.protocol.ctx.stats.timeouts["queue"] += 1
-        self.protocol.send_error(
-            503, "no free thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),)
-        )
+        self.protocol.send_error(503, "no free thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),))
 
     # --- request body, from the protocol ------------------------------------------------------
 
