@@ -250,21 +250,23 @@ def test_disconnected_event_wait_times_out_while_client_stays(serve):
 
 
 def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds():
-    """Moving a deadline later only records it: 50 keep-alive requests schedule a handful of
-    timers, not two each, and the idle close still comes on time after the last one."""
+    """Moving a deadline later only records it: 50 keep-alive requests file the connection in
+    the deadline wheel and schedule loop timers a handful of times, not once or twice each, and
+    the idle close still comes on time after the last one."""
     import asyncio
 
     from asyncwsgi.config import Config
-    from asyncwsgi.server.protocol import HTTPProtocol
+    from asyncwsgi.server.deadlines import DeadlineWheel
     from tests.harness import fake_connection, until
 
     loop = asyncio.new_event_loop()
-    scheduled = []
+    timers: list = []
+    filings: list = []
     call_at = loop.call_at
 
     def counting_call_at(when, callback, *args, **kwargs):
-        if getattr(callback, "__self__", None).__class__ is HTTPProtocol:
-            scheduled.append(when)
+        if type(getattr(callback, "__self__", None)) is DeadlineWheel:
+            timers.append(when)
         return call_at(when, callback, *args, **kwargs)
 
     loop.call_at = counting_call_at  # type: ignore[method-assign]
@@ -272,6 +274,15 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
     async def scenario() -> float:
         config = Config(access_log=False, keep_alive=0.3)
         async with fake_connection(basic.hello, config, threads=1, queue_size=0) as (protocol, transport, _):
+            wheel = protocol.ctx.deadlines
+            add = wheel.add
+
+            def counting_add(owner, when):
+                filings.append(when)
+                return add(owner, when)
+
+            wheel.add = counting_add  # type: ignore[method-assign]
+            timers.clear()
             for count in range(1, 51):
                 protocol.data_received(get("/"))
                 assert await until(lambda n=count: transport.out.count(b"HTTP/1.1 200") == n)
@@ -284,7 +295,8 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
         idle_for = loop.run_until_complete(scenario())
     finally:
         loop.close()
-    assert len(scheduled) <= 6, f"{len(scheduled)} timers for 50 requests"
+    assert 1 <= len(filings) <= 6, f"{len(filings)} filings in the deadline wheel for 50 requests"
+    assert len(timers) <= 6, f"{len(timers)} deadline-wheel timers for 50 requests"
     assert 0.25 <= idle_for <= 1.5
 
 
