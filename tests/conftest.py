@@ -14,7 +14,7 @@ LOOPS = ["asyncio", "uvloop"]
 
 @pytest.fixture(params=LOOPS)
 def loop_name(request: pytest.FixtureRequest) -> str:
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 @pytest.fixture
@@ -36,8 +36,8 @@ def serve(loop_name: str) -> Iterator[Callable[..., ServerThread]]:
     ]
     for thread in leaked:
         thread.join(5)
-    leaked = [t.name for t in leaked if t.is_alive()]
-    assert not leaked, f"threads leaked after server stop: {leaked}"
+    names = [t.name for t in leaked if t.is_alive()]
+    assert not names, f"threads leaked after server stop: {names}"
 
 
 def pytest_asyncio_loop_factories(

@@ -164,7 +164,7 @@ def parse_all(data: bytes) -> List[Any]:
             return chunk
 
     reader = Reader(Source(data))  # type: ignore[arg-type]
-    responses = []
+    responses: List[Any] = []
     while True:
         if not reader.buf and not reader._fill():
             return responses

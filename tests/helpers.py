@@ -62,7 +62,7 @@ class ServerThread:
 
     def on_loop(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the loop thread and return its result."""
-        future: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call(fn), self.loop)  # type: ignore[assignment]
+        future = asyncio.run_coroutine_threadsafe(_call(fn), self.loop)
         return future.result(WAIT)
 
     def stop(self, timeout: float = WAIT) -> None:

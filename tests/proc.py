@@ -39,7 +39,7 @@ class CLIServer:
         )
         self.lines: List[str] = []
         self._listening = threading.Event()
-        self.port: Optional[int] = None
+        self._port: Optional[int] = None
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -50,8 +50,18 @@ class CLIServer:
             match = re.search(r"listening on (?:http://\S+:(\d+)|unix:)", line)
             if match:
                 if match.group(1):
-                    self.port = int(match.group(1))
+                    self._port = int(match.group(1))
                 self._listening.set()
+
+    @property
+    def listening_tcp(self) -> bool:
+        return self._port is not None
+
+    @property
+    def port(self) -> int:
+        """The TCP port the server said it listens on (once ``wait_listening`` has returned)."""
+        assert self._port is not None, "the server has not said it listens on a TCP port"
+        return self._port
 
     def wait_listening(self) -> CLIServer:
         if not self._listening.wait(WAIT):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from typing import Any, Dict
 
 
 def hello(environ, start_response):
@@ -30,7 +31,7 @@ def echo(environ, start_response):
 
 def environ_dump(environ, start_response):
     """Answer with the str-valued CGI keys of the environ, as JSON."""
-    data = {k: v for k, v in environ.items() if isinstance(v, str)}
+    data: Dict[str, Any] = {k: v for k, v in environ.items() if isinstance(v, str)}
     data["wsgi.version"] = list(environ["wsgi.version"])
     for key in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once", "wsgi.input_terminated"):
         data[key] = environ[key]

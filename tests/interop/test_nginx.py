@@ -245,7 +245,7 @@ def test_nginx_graceful_reload_under_load_fails_no_request(nginx):
             for _ in range(3):
                 before = proxy.workers()
                 proxy.proc.send_signal(signal.SIGHUP)  # nginx -s reload
-                assert wait_for(lambda b=before: len(proxy.workers() - b) == 2)
+                assert wait_for(lambda: len(proxy.workers() - before) == 2)  # noqa: B023  (waited on here)
                 load.until(100)
         finally:
             load.stop()
@@ -267,7 +267,7 @@ def test_asyncwsgi_reload_behind_nginx_under_load_fails_no_request(nginx, tmp_pa
         assert wait_for(lambda: len(children(server.pid)) == 2)
         proxy = nginx(f"127.0.0.1:{server.port}")
         load = Load(_pid_through(proxy.url + "/"), threads=4)
-        generations = []
+        generations: list = []
         slow_answers: list = []
 
         arrived = tmp_path / "arrived"

@@ -283,10 +283,10 @@ def test_a_signal_while_starting_takes_effect_once_the_server_exists():
         signals = _Signals()
         signals._on_signal(signal.SIGTERM)  # before there is a server
         assert first.calls == []
-        signals.attach(first)
+        signals.attach(first)  # type: ignore[arg-type]  # a stand-in: close() is all it needs
         assert first.calls == ["close"]
         again = _Signals()
-        again.attach(second)
+        again.attach(second)  # type: ignore[arg-type]
         again._on_signal(signal.SIGINT)
         again._on_signal(signal.SIGINT)
         assert second.calls == ["close", "abort"] and again.count == 2

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any, Dict
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from examples import embed
 @pytest.mark.asyncio
 async def test_embed_example_serves_both_services():
     stop = asyncio.Event()
-    results = {}
+    results: Dict[str, Any] = {}
 
     async def started(web, echo):
         web_port = web.sockets[0].getsockname()[1]

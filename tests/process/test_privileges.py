@@ -91,7 +91,7 @@ def test_user_and_group_after_binding(workers):
         env=env,
     ) as server:
         server.wait_listening()
-        assert wait_for(lambda: server.port is not None)  # the TCP line may come after the Unix one
+        assert wait_for(lambda: server.listening_tcp)  # the TCP line may come after the Unix one
         assert set(_uids(server.pid)) == {nobody.pw_uid}  # real, effective, saved, filesystem
         if workers > 1:
             assert wait_for(lambda: len(children(server.pid)) == workers)

@@ -275,8 +275,9 @@ def test_sighup_reloads_under_load_lose_no_request():
                 served = recorder.ok
                 server.signal(signal.SIGHUP)
                 # the old generation is gone and the new one has served
-                assert wait_for(lambda b=before: not (children(server.pid) & b), timeout=30), server.output()
-                assert wait_for(lambda s=served: recorder.ok > s + 500, timeout=30)
+                # (wait_for returns before the loop moves on: the closures see this round's values)
+                assert wait_for(lambda: not (children(server.pid) & before), timeout=30), server.output()  # noqa: B023
+                assert wait_for(lambda: recorder.ok > served + 500, timeout=30)  # noqa: B023
         finally:
             recorder.stop()
         assert recorder.failures == [], recorder.failures[:10]

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import signal
+from typing import Any, Dict
 
 import pytest
 
@@ -29,7 +30,7 @@ def record(**extra):
         "HTTP_X_REQUEST_ID": "abc",
     }
     environ.update(extra.pop("environ", {}))
-    values = dict(
+    values: Dict[str, Any] = dict(
         environ=environ,
         request_line="GET /p?a=1 HTTP/1.1",
         status=200,

@@ -22,7 +22,7 @@ def _port(server: asyncwsgi.Server) -> int:
     return server.sockets[0].getsockname()[1]
 
 
-async def _echo_server() -> asyncio.AbstractServer:
+async def _echo_server() -> asyncio.Server:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(await reader.readline())
         await writer.drain()

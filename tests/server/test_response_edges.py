@@ -151,7 +151,7 @@ def test_a_large_unread_body_still_gets_its_response_without_a_reset(serve):
         with connect(srv.port) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
             sock.sendall(b"PUT /missing HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % size)
-            failure = []
+            failure: list = []
 
             def send_body(sock=sock, failure=failure):
                 piece = b"x" * 65536

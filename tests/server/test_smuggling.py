@@ -137,7 +137,7 @@ def _app(seen):
 
 @pytest.mark.parametrize("raw,status", [pytest.param(r, s, id=n) for n, r, s in CASES])
 def test_rejected(serve, caplog, raw, status):
-    seen = []
+    seen: list = []
     srv = serve(_app(seen))
     caplog.set_level(logging.INFO, logger="asyncwsgi")
     assert_refused(srv.port, raw + SMUGGLED, status)
@@ -148,7 +148,7 @@ def test_rejected(serve, caplog, raw, status):
 
 @pytest.mark.parametrize("raw", [pytest.param(r, id=n) for n, r in ACCEPTED])
 def test_accepted_leniencies_stay_consistent(serve, raw):
-    seen = []
+    seen: list = []
     srv = serve(_app(seen))
     http10 = b" HTTP/1.0" in raw.split(b"\n", 1)[0]
     with connect(srv.port) as sock:

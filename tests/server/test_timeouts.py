@@ -269,7 +269,7 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
             timers.append(when)
         return call_at(when, callback, *args, **kwargs)
 
-    loop.call_at = counting_call_at  # type: ignore[method-assign]
+    loop.call_at = counting_call_at  # type: ignore[method-assign, assignment]
 
     async def scenario() -> float:
         config = Config(access_log=False, keep_alive=0.3)
@@ -285,7 +285,7 @@ def test_keep_alive_requests_do_not_churn_timers_and_idle_deadline_still_holds()
             timers.clear()
             for count in range(1, 51):
                 protocol.data_received(get("/"))
-                assert await until(lambda n=count: transport.out.count(b"HTTP/1.1 200") == n)
+                assert await until(lambda: transport.out.count(b"HTTP/1.1 200") == count)  # noqa: B023
                 await asyncio.sleep(0.005)
             last = loop.time()
             assert await until(lambda: transport.closing, timeout=WAIT)

@@ -4,7 +4,8 @@ import dataclasses
 
 import pytest
 
-from asyncwsgi.config import _FIELD_TYPES, Config, ConfigError
+from asyncwsgi.config import _FIELD_TYPES, Config
+from asyncwsgi.errors import ConfigError
 
 
 def test_defaults_are_valid():

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from typing import Callable, List, Optional
 
 from asyncwsgi.wsgi.pool import ThreadPool
 
@@ -8,14 +9,31 @@ from asyncwsgi.wsgi.pool import ThreadPool
 def test_admission_is_bounded_and_fifo():
     pool = ThreadPool(threads=1, queue_size=1)
     gate = threading.Event()
-    ran = []
-    assert pool.try_submit(lambda: (gate.wait(5), ran.append("a")))
-    assert pool.try_submit(lambda: ran.append("b"))
-    assert not pool.try_submit(lambda: ran.append("never"))  # full: caller must wait
-    order = []
-    pool.wait_for_slot(lambda: (order.append(1), pool.admit(lambda: ran.append("c"))))
-    pool.wait_for_slot(lambda: order.append(2))  # a waiter that no longer wants its slot
-    pool.wait_for_slot(lambda: (order.append(3), pool.admit(lambda: ran.append("d"))))
+    ran: List[str] = []
+    order: List[int] = []
+
+    def job(name: str, wait: bool = False) -> Callable[[], None]:
+        def run() -> None:
+            if wait:
+                gate.wait(5)
+            ran.append(name)
+
+        return run
+
+    def waiter(number: int, admits: Optional[str]) -> Callable[[], None]:
+        def take_slot() -> None:
+            order.append(number)
+            if admits is not None:
+                pool.admit(job(admits))
+
+        return take_slot
+
+    assert pool.try_submit(job("a", wait=True))
+    assert pool.try_submit(job("b"))
+    assert not pool.try_submit(job("never"))  # full: caller must wait
+    pool.wait_for_slot(waiter(1, "c"))
+    pool.wait_for_slot(waiter(2, None))  # a waiter that no longer wants its slot
+    pool.wait_for_slot(waiter(3, "d"))
     assert not pool.try_submit(lambda: None)  # newcomers queue behind waiters
     pool.start()
     gate.set()
@@ -33,7 +51,11 @@ def test_job_exception_does_not_kill_thread(caplog):
     pool = ThreadPool(threads=1, queue_size=0)
     pool.start()
     done = threading.Event()
-    pool.try_submit(lambda: 1 / 0)
+
+    def broken() -> None:
+        raise ZeroDivisionError("a job that raises")
+
+    pool.try_submit(broken)
     pool.release()
     pool.try_submit(done.set)
     assert done.wait(5)
