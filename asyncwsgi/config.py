@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 from .accesslog import check_format
 from .errors import ConfigError
@@ -19,10 +20,6 @@ from .wsgi.proxy import TrustedProxies
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
-
-LOOP_CHOICES: tuple[str, ...] = ("auto", "asyncio", "uvloop")
-LOG_LEVELS: tuple[str, ...] = ("critical", "error", "warning", "info", "debug")
-CERT_REQS: tuple[str, ...] = ("none", "optional", "required")
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -150,7 +147,7 @@ class Config:
     graceful_timeout: float = _opt(
         30.0, "Seconds to let in-flight requests finish on shutdown before closing them.", metavar="SECONDS"
     )
-    loop: LoopName = _opt("auto", "Event loop: auto (uvloop when installed), asyncio or uvloop.", choices=LOOP_CHOICES)
+    loop: LoopName = _opt("auto", "Event loop: auto (uvloop when installed), asyncio or uvloop.")
     max_request_line_bytes: int = _opt(8192, "Longest request line accepted; longer gets 414.", metavar="BYTES")
     max_header_bytes: int = _opt(
         8192, "Longest single header (or trailer) field accepted; longer gets 431.", metavar="BYTES"
@@ -170,7 +167,7 @@ class Config:
         65536, "Response bytes buffered toward a slow client before the app's writes block.", metavar="BYTES"
     )
     url_scheme: Literal["http", "https"] = _opt(
-        "http", "wsgi.url_scheme reported to the app (https when TLS ends at a proxy).", choices=("http", "https")
+        "http", "wsgi.url_scheme reported to the app (https when TLS ends at a proxy)."
     )
     certfile: Optional[str] = _opt(
         None, "Serve HTTPS with this PEM certificate (chain); wsgi.url_scheme becomes https.", metavar="PATH"
@@ -179,7 +176,7 @@ class Config:
     keyfile_password: Optional[str] = _opt(None, "Password of an encrypted --keyfile.", metavar="PASSWORD")
     ca_certs: Optional[str] = _opt(None, "PEM CA certificates to verify client certificates with.", metavar="PATH")
     cert_reqs: Literal["none", "optional", "required"] = _opt(
-        "none", "Client certificates: none, optional or required (needs --ca-certs).", choices=CERT_REQS
+        "none", "Client certificates: none, optional or required (needs --ca-certs)."
     )
     ciphers: str = _opt("", "OpenSSL cipher list for TLS 1.2 (default: Python's).", metavar="LIST")
     health_path: Optional[str] = _opt(
@@ -242,7 +239,7 @@ class Config:
     pid_file: Optional[str] = _opt(
         None, "Write the server's process id to this file while it runs (command line only).", metavar="PATH"
     )
-    log_level: LogLevel = _opt("info", "Log level for the CLI's stderr logging.", choices=LOG_LEVELS)
+    log_level: LogLevel = _opt("info", "Log level for the CLI's stderr logging.")
 
     def __post_init__(self) -> None:
         _check_type(self)
@@ -331,12 +328,7 @@ class Config:
             TrustedProxies(self.forwarded_allow_ips)
         except ValueError as exc:
             _fail("forwarded_allow_ips", f"has an invalid entry: {exc}")
-        for name, choices in (
-            ("loop", LOOP_CHOICES),
-            ("log_level", LOG_LEVELS),
-            ("url_scheme", ("http", "https")),
-            ("cert_reqs", CERT_REQS),
-        ):
+        for name, choices in _FIELD_CHOICES.items():
             if getattr(self, name) not in choices:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
 
@@ -403,65 +395,39 @@ def _at_least(config: Config, name: str, minimum: int) -> None:
         _fail(name, f"must be >= {minimum}, got {value}")
 
 
-_FIELD_TYPES = {
-    "host": (str,),
-    "port": (int,),
-    "uds": (str, type(None)),
-    "fd": (int, type(None)),
-    "bind": (tuple,),
-    "uds_mode": (str, type(None)),
-    "workers": (int,),
-    "reuse_port": (bool,),
-    "worker_timeout": (int, float),
-    "max_requests": (int,),
-    "max_requests_jitter": (int,),
-    "reload": (bool,),
-    "reload_dir": (tuple,),
-    "reload_include": (tuple,),
-    "reload_exclude": (tuple,),
-    "threads": (int,),
-    "queue_size": (int,),
-    "backlog": (int,),
-    "keep_alive": (int, float),
-    "queue_timeout": (int, float),
-    "header_timeout": (int, float),
-    "body_timeout": (int, float),
-    "body_min_rate": (int, float),
-    "write_timeout": (int, float),
-    "max_connections": (int,),
-    "max_connections_per_ip": (int,),
-    "max_requests_per_connection": (int,),
-    "max_request_line_bytes": (int,),
-    "max_header_bytes": (int,),
-    "max_header_count": (int,),
-    "max_body_bytes": (int,),
-    "graceful_timeout": (int, float),
-    "loop": (str,),
-    "max_head_bytes": (int,),
-    "input_buffer_bytes": (int,),
-    "output_buffer_bytes": (int,),
-    "url_scheme": (str,),
-    "certfile": (str, type(None)),
-    "keyfile": (str, type(None)),
-    "keyfile_password": (str, type(None)),
-    "ca_certs": (str, type(None)),
-    "cert_reqs": (str,),
-    "ciphers": (str,),
-    "health_path": (str, type(None)),
-    "ready_path": (str, type(None)),
-    "stats_path": (str, type(None)),
-    "proxy_headers": (bool,),
-    "forwarded_allow_ips": (str,),
-    "proxy_protocol": (bool,),
-    "root_path": (str,),
-    "server_header": (bool,),
-    "access_log": (bool,),
-    "access_log_format": (str,),
-    "user": (str, type(None)),
-    "group": (str, type(None)),
-    "pid_file": (str, type(None)),
-    "log_level": (str,),
-}
+def _runtime_types(annotation: Any) -> Tuple[Tuple[type, ...], Optional[Tuple[str, ...]]]:
+    """The types a field's value may have at run time, and its choices if it is a Literal.
+
+    A float field takes an int too (``--keep-alive 5``); a bool is never taken for a number.
+    """
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return (str,), tuple(typing.get_args(annotation))
+    if origin is Union:
+        types: Tuple[type, ...] = ()
+        for arg in typing.get_args(annotation):
+            types += _runtime_types(arg)[0]
+        return types, None
+    if origin is tuple:
+        return (tuple,), None
+    if annotation is float:
+        return (int, float), None
+    return (annotation,), None
+
+
+# Read from the annotations (strings under ``from __future__ import annotations``, resolved here),
+# so a field's type and choices are written once, on the field.
+_FIELD_TYPES: Dict[str, Tuple[type, ...]] = {}
+_FIELD_CHOICES: Dict[str, Tuple[str, ...]] = {}
+for _name, _hint in typing.get_type_hints(Config).items():
+    _FIELD_TYPES[_name], _choices = _runtime_types(_hint)
+    if _choices is not None:
+        _FIELD_CHOICES[_name] = _choices
+
+
+def field_choices(field_name: str) -> Optional[Tuple[str, ...]]:
+    """The allowed values of a Literal-typed field (None for the rest)."""
+    return _FIELD_CHOICES.get(field_name)
 
 
 def number_kind(field_name: str) -> Optional[type]:
@@ -475,8 +441,6 @@ def number_kind(field_name: str) -> Optional[type]:
 
 
 def _check_type(config: Config) -> None:
-    # Annotations are strings under `from __future__ import annotations`, so the runtime
-    # types live in one table; a test keeps it in step with the dataclass fields.
     for name, types in _FIELD_TYPES.items():
         value = getattr(config, name)
         bool_for_number = isinstance(value, bool) and bool not in types

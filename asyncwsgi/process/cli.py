@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from .. import __version__
 from ..accesslog import BatchedStreamHandler
-from ..config import Config, flag_name, number_kind
+from ..config import Config, field_choices, flag_name, number_kind
 from ..errors import AppImportError, ConfigError
 from ..log import error_log
 from ..server.listener import bind_sockets, discard_socket_files
@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
             "default": argparse.SUPPRESS,
             "help": meta["help"] + f" (default: {f.default})",
         }
-        if "choices" in meta:
-            kwargs["choices"] = meta["choices"]
+        choices = field_choices(f.name)
+        if choices is not None:
+            kwargs["choices"] = choices
         if "metavar" in meta:
             kwargs["metavar"] = meta["metavar"]
         kind = number_kind(f.name)

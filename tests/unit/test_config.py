@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from asyncwsgi.config import _FIELD_TYPES, Config
+from asyncwsgi.config import _FIELD_TYPES, Config, field_choices, number_kind
 from asyncwsgi.errors import ConfigError
 
 
@@ -13,8 +13,32 @@ def test_defaults_are_valid():
     assert (config.host, config.port, config.threads, config.keep_alive) == ("127.0.0.1", 8000, 8, 5.0)
 
 
-def test_type_table_covers_every_field():
+def test_types_and_choices_come_from_the_annotations():
     assert set(_FIELD_TYPES) == {f.name for f in dataclasses.fields(Config)}
+    assert _FIELD_TYPES["keep_alive"] == (int, float)  # float: an int is taken too
+    assert _FIELD_TYPES["threads"] == (int,)
+    assert _FIELD_TYPES["fd"] == (int, type(None))  # Optional[int]
+    assert _FIELD_TYPES["bind"] == (tuple,)
+    assert field_choices("loop") == ("auto", "asyncio", "uvloop")
+    assert field_choices("cert_reqs") == ("none", "optional", "required")
+    assert field_choices("threads") is None
+    assert number_kind("keep_alive") is float and number_kind("threads") is int
+    assert number_kind("host") is None
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"loop": "twisted"}, "--loop must be one of auto, asyncio, uvloop"),
+        ({"url_scheme": "ftp"}, "--url-scheme must be one of http, https"),
+        ({"threads": 2.5}, "--threads must be int"),
+        ({"keep_alive": True}, "--keep-alive must be int or float"),
+        ({"certfile": 3}, "--certfile must be str or None"),
+    ],
+)
+def test_values_outside_the_annotation_are_refused(options, message):
+    with pytest.raises(ConfigError, match=message):
+        Config(**options)
 
 
 def test_every_field_has_help():
