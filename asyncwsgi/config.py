@@ -160,6 +160,19 @@ class Config:
         "a chunked body over it makes the app's next read raise (0: no limit).",
         metavar="BYTES",
     )
+    request_buffer_bytes: int = _opt(
+        1024**2,
+        "Request bodies up to this size are read whole by the server before the app runs, so the "
+        "app's reads never wait on a slow client; larger ones, chunked ones past it, and ones that "
+        "expect 100 Continue stream to the app as they arrive (0: always stream).",
+        metavar="BYTES",
+    )
+    request_buffer_total_bytes: int = _opt(
+        64 * 1024**2,
+        "Most request-body bytes held for --request-buffer-bytes across all connections; a request "
+        "that would pass it streams to the app instead.",
+        metavar="BYTES",
+    )
     input_buffer_bytes: int = _opt(
         65536, "Request body bytes buffered ahead of the app before the socket stops being read.", metavar="BYTES"
     )
@@ -285,6 +298,8 @@ class Config:
         _at_least(self, "max_connections", 1)
         _at_least(self, "max_connections_per_ip", 0)
         _at_least(self, "max_requests_per_connection", 0)
+        _at_least(self, "request_buffer_bytes", 0)
+        _at_least(self, "request_buffer_total_bytes", 0)
         _at_least(self, "input_buffer_bytes", 1024)
         _at_least(self, "output_buffer_bytes", 1024)
         for name in (

@@ -25,6 +25,26 @@ if TYPE_CHECKING:
 SERVER_HEADER = b"asyncwsgi"
 
 
+class ByteBudget:
+    """Bytes the loop may hold on behalf of requests, across all connections; reserved before
+    they are read, so the total never passes ``capacity``."""
+
+    __slots__ = ("capacity", "used")
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.used = 0
+
+    def reserve(self, size: int) -> bool:
+        if self.used + size > self.capacity:
+            return False
+        self.used += size
+        return True
+
+    def release(self, size: int) -> None:
+        self.used -= size
+
+
 class ServerContext:
     """Config, app, pool, environ template and the registry of open connections."""
 
@@ -71,6 +91,8 @@ class ServerContext:
             config.max_head_bytes,
             config.max_body_bytes,
         )
+        # Request bodies read whole before the app runs, across all connections.
+        self.request_buffers = ByteBudget(config.request_buffer_total_bytes)
         # Sockets of requests waiting for a thread, watched for resets without being read.
         self.gone = GoneWatch(loop)
         self.draining = False  # the server is shutting down: finish current responses, then close

@@ -3,6 +3,8 @@
 An ``Exchange`` exists from the moment a request head is parsed until its response is
 written and its job has finished. Its states:
 
+    BUFFERING -- the loop reads the body whole before the app runs (--request-buffer-bytes), so
+                no thread ever waits on the client's upload; nothing is taken from the pool
     WAITING  -- parsed, no pool slot free yet; the connection is not read meanwhile
     RUNNING  -- the app runs on a thread; body bytes flow in, Deliveries flow out
     DONE     -- the job's last Delivery has arrived; the slot is released
@@ -45,12 +47,13 @@ if TYPE_CHECKING:
 class ExchangeState(enum.Enum):
     """Where a request is (the module docstring says what each means); compared with ``is``."""
 
+    BUFFERING = "buffering"
     WAITING = "waiting"
     RUNNING = "running"
     DONE = "done"
 
 
-WAITING, RUNNING, DONE = ExchangeState.WAITING, ExchangeState.RUNNING, ExchangeState.DONE
+BUFFERING, WAITING, RUNNING, DONE = ExchangeState
 
 # loop.sendfile is called for at most this much at a time, each call bounded by --write-timeout.
 _SENDFILE_SLICE_BYTES = 1024 * 1024
@@ -70,6 +73,7 @@ class Exchange:
         "protocol",
         "queue_slot",
         "request",
+        "reserved",
         "response_complete",
         "sendfile_task",
         "started",
@@ -85,16 +89,20 @@ class Exchange:
         environ: Environ,
         has_body: bool,
         local: Optional[str] = None,
+        buffer_bytes: int = 0,
     ) -> None:
         ctx = protocol.ctx
         self.protocol = protocol
         self.local = local  # answered by the loop itself (stats.HEALTH, READY, STATS), not the app
         self.request = request
+        # Bytes reserved in ctx.request_buffers to read the body before the app runs (0: the
+        # body streams to the app). The stream's high-water mark is then the reservation.
+        self.reserved = buffer_bytes
         self.body: Union[InputStream, EmptyInput] = EMPTY_INPUT
         if has_body:
             self.body = InputStream(
                 ctx.loop,
-                ctx.config.input_buffer_bytes,
+                ctx.config.request_buffer_bytes if buffer_bytes else ctx.config.input_buffer_bytes,
                 on_resume=protocol.resume_reading_body,
                 on_first_read=self.send_continue if protocol.awaiting_continue() else None,
             )
@@ -120,9 +128,16 @@ class Exchange:
     # --- dispatch ---------------------------------------------------------------------------
 
     def start(self) -> None:
+        """Read the body first (BUFFERING), or go on to dispatch at once."""
+        if self.reserved:
+            self.state = BUFFERING
+            return
+        self.call.queued_at = self.started
+        self._dispatch()
+
+    def _dispatch(self) -> None:
         """Run the app on a thread now, or wait (not reading the connection) for a free slot."""
         ctx = self.protocol.ctx
-        self.call.queued_at = self.started
         if self.local is not None:
             self.state = RUNNING
             ctx.loop.call_soon(self._answer_locally)
@@ -230,6 +245,7 @@ class Exchange:
             return  # it started in time
         if parked:
             self._detach()  # no job of its own will ever come back (a queued one frees its slot)
+            self._release_buffer()
         self.state = DONE
         self.status = 503
         self.protocol.ctx.stats.timeouts["queue"] += 1
@@ -240,9 +256,31 @@ class Exchange:
     def on_body(self, data: bytes) -> None:
         if self.body.feed(data):
             self.protocol.pause_reading_body()
+            if self.state is BUFFERING:
+                self._buffered()  # a chunked body past the buffer: the rest streams to the app
 
     def on_body_end(self) -> None:
         self.body.feed_eof()
+        if self.state is BUFFERING:
+            self._buffered()
+
+    def _buffered(self) -> None:
+        """The body is read (or the buffer full): now the app's turn; queue time starts here."""
+        self.call.queued_at = time.monotonic()
+        self.state = WAITING
+        self._dispatch()
+
+    def abandon(self) -> None:
+        """The body failed while it was being buffered (timeout, bad framing, the client left):
+        the app never runs."""
+        self.state = DONE
+        self._release_buffer()
+        self._detach()
+
+    def _release_buffer(self) -> None:
+        if self.reserved:
+            self.protocol.ctx.request_buffers.release(self.reserved)
+            self.reserved = 0
 
     def send_continue(self) -> None:
         """The app's first body read: invite the body if the client is waiting (RFC 9110 §10.1.1)."""
@@ -260,7 +298,8 @@ class Exchange:
         self._unwatch()
         self.body.fail(ClientDisconnected("client disconnected"))
         self.channel.close()
-        if self.state is WAITING:
+        if self.state is WAITING or self.state is BUFFERING:
+            self._release_buffer()  # no job will come back to release it
             self.state = DONE
             self._leave_queue_deadline()
             self._detach()
@@ -274,6 +313,7 @@ class Exchange:
         if self.cancelled:
             # The loop answered this request while it was queued; the job only frees its slot.
             self._detach()
+            self._release_buffer()
             self.protocol.ctx.pool.release()
             return
         protocol = self.protocol
@@ -401,6 +441,7 @@ class Exchange:
 
     def _finish(self) -> None:
         self.state = DONE
+        self._release_buffer()
         self._detach()
         self._leave_queue_deadline()
         self._unwatch()

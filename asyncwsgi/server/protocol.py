@@ -45,7 +45,7 @@ from ..log import error_log
 from ..wsgi.proxy import apply_proxy_headers
 from .bodyrate import BodyMeter, check_interval
 from .deadlines import ReadDeadline
-from .exchange import DONE, Exchange
+from .exchange import BUFFERING, DONE, Exchange
 from .refusals import log_refusal, refusal
 
 if TYPE_CHECKING:
@@ -225,7 +225,7 @@ class HTTPProtocol(asyncio.Protocol):
             if split is not None:  # a Content-Length body's bytes: straight to the app
                 body, data, complete = split
                 self._on_body_data(body)
-                if self.transport.is_closing() or not complete:
+                if not complete or self.phase is LINGER or self.transport.is_closing():
                     return
         if data:
             conn.receive_data(data)
@@ -245,6 +245,14 @@ class HTTPProtocol(asyncio.Protocol):
             self.close()
             return False
         exchange = self.exchange
+        if exchange is not None and exchange.state is BUFFERING and conn.their_state is h11.SEND_BODY:
+            # The client left before its body was whole: the app never runs, nobody is answered.
+            error_log.debug("client %s closed mid-body before the app ran", self._peer())
+            self.ctx.stats.disconnects += 1
+            exchange.abandon()
+            self.exchange = None
+            self.close()
+            return False
         if exchange is not None and exchange.state is not DONE:
             exchange.channel.mark_gone()  # asyncwsgi.disconnected
             if conn.their_state is h11.SEND_BODY:
@@ -297,7 +305,7 @@ class HTTPProtocol(asyncio.Protocol):
             kind = type(event)
             if kind is h11.Data:
                 self._on_body_data(event.data)  # type: ignore[union-attr]
-                if self.transport.is_closing():
+                if self.phase is LINGER or self.transport.is_closing():
                     return
             elif kind is h11.Request:
                 self._on_request(event)  # type: ignore[arg-type]
@@ -444,7 +452,8 @@ class HTTPProtocol(asyncio.Protocol):
         local = None
         if ctx.local_paths and request.method in (b"GET", b"HEAD"):
             local = ctx.local_paths.get(head.path)
-        exchange = Exchange(self, request, environ, has_body, local)
+        buffer_bytes = self._buffer_for(head.content_length) if has_body and local is None else 0
+        exchange = Exchange(self, request, environ, has_body, local, buffer_bytes)
         self.exchange = exchange
         if has_body:
             self._body = BodyMeter(ctx.loop.time(), head.content_length)
@@ -453,6 +462,20 @@ class HTTPProtocol(asyncio.Protocol):
             self._body = None
             self._enter(REQUEST, 0)
         exchange.start()
+
+    def _buffer_for(self, content_length: Optional[int]) -> int:
+        """Bytes to reserve for reading this request's body before the app runs; 0 to stream it.
+
+        A body that expects 100 Continue streams: the app may refuse it unread, and the client
+        sends nothing until the app's first read invites it (RFC 9110 §10.1.1).
+        """
+        limit = self.ctx.config.request_buffer_bytes
+        if not limit or self._parser().they_are_waiting_for_100_continue:
+            return 0
+        size = limit if content_length is None else content_length  # chunked: up to the limit
+        if size > limit or not self.ctx.request_buffers.reserve(size):
+            return 0
+        return size
 
     def _on_body_data(self, data: bytes) -> None:
         if self.phase is DRAIN:  # a body the app did not read
@@ -490,10 +513,16 @@ class HTTPProtocol(asyncio.Protocol):
         return False
 
     def _refuse_body(self, exc: RequestBodyError) -> None:
-        """Stop reading a body the app is consuming; its next read raises ``exc``."""
+        """Stop reading a body that failed: answer it ourselves if the app has not started (the
+        body was being buffered); else the app's next read raises ``exc``."""
+        exchange = self.exchange
+        if exchange is not None and exchange.state is BUFFERING:
+            exchange.abandon()
+            self.send_error(exc.status, str(exc), exchange.request)
+            return
         error_log.info("%s from %s", exc, self._peer())
-        if self.phase is REQUEST and self.exchange is not None:
-            self.exchange.body.fail(exc)
+        if self.phase is REQUEST and exchange is not None:
+            exchange.body.fail(exc)
         self._close_after_response = True
         self._deadline.clear()
         self._pause_reading(_PAUSE_REFUSED)

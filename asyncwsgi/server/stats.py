@@ -62,10 +62,17 @@ def is_ready(ctx: ServerContext) -> bool:
 
 def snapshot(ctx: ServerContext) -> Dict[str, Any]:
     """Everything the stats endpoint reports, computed now."""
-    from .exchange import DONE, RUNNING, WAITING  # here: exchange imports this module
+    from .exchange import BUFFERING, DONE, RUNNING, WAITING  # here: exchange imports this module
 
     now = time.monotonic()
-    states = {"idle": 0, "waiting_for_thread": 0, "in_app": 0, "writing_blocked": 0, "answered_by_loop": 0}
+    states = {
+        "idle": 0,
+        "reading_body": 0,
+        "waiting_for_thread": 0,
+        "in_app": 0,
+        "writing_blocked": 0,
+        "answered_by_loop": 0,
+    }
     oldest = 0.0
     pool_queued = 0
     for protocol in ctx.connections:
@@ -75,6 +82,9 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
             continue
         if exchange.local is not None:
             states["answered_by_loop"] += 1  # a probe like this one
+            continue
+        if exchange.state is BUFFERING:
+            states["reading_body"] += 1  # the loop reads its body before the app runs
             continue
         if protocol.write_paused:
             states["writing_blocked"] += 1
@@ -95,6 +105,7 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
         "draining": ctx.draining,
         "connections": {"open": len(ctx.connections), **states},
         "threads": {"total": pool.threads, "busy": busy, "idle": pool.threads - busy},
+        "request_buffers": {"bytes": ctx.request_buffers.used, "capacity": ctx.request_buffers.capacity},
         "queue": {
             "in_pool": pool_queued,
             "parked": pool.waiting,
@@ -152,6 +163,9 @@ def prometheus(data: Dict[str, Any]) -> str:
     )
     metric("threads", "gauge", "Threads by state.", [('{state="busy"}', data["threads"]["busy"])])
     metric("threads_total", "gauge", "Threads.", [("", data["threads"]["total"])])
+    buffers = data["request_buffers"]
+    metric("request_buffer_bytes", "gauge", "Request-body bytes reserved for buffering.", [("", buffers["bytes"])])
+    metric("request_buffer_capacity_bytes", "gauge", "--request-buffer-total-bytes.", [("", buffers["capacity"])])
     queue = data["queue"]
     metric(
         "queue_depth",

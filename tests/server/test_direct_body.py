@@ -218,7 +218,7 @@ def test_upload_in_many_reads_with_a_request_pipelined_behind_it(serve, direct_c
         return digest_app(environ, start_response)
 
     payload = bytes(range(256)) * 400  # 102,400 bytes
-    srv = serve(app)
+    srv = serve(app, request_buffer_bytes=0)
     with connect(srv.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(payload))
         assert started.wait(WAIT)  # the head is parsed: later reads are body-only
@@ -238,7 +238,7 @@ def test_unread_body_sent_after_the_response_is_drained_and_the_connection_reuse
         start_response("200 OK", [("Content-Length", "7")])
         return [b"ignored"]  # without reading wsgi.input
 
-    srv = serve(app)
+    srv = serve(app, request_buffer_bytes=0)
     with connect(srv.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 30000\r\n\r\n")
         reader = Reader(sock)

@@ -39,7 +39,7 @@ def test_app_sees_body_before_it_is_complete(serve):
         start_response("200 OK", [])
         return [str(len(first + rest)).encode()]
 
-    srv = serve(app)
+    srv = serve(app, request_buffer_bytes=0)
     with connect(srv.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nhello")
         # The second half is sent only once the app has the first: a server that buffered the
@@ -158,7 +158,7 @@ def test_disconnect_while_app_blocked_on_input_calls_close(serve):
         start_response("200 OK", [])
         return Body()
 
-    srv = serve(app)
+    srv = serve(app, request_buffer_bytes=0)
     with connect(srv.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc")
         time.sleep(0.1)

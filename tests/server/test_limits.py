@@ -78,7 +78,7 @@ def test_chunked_body_over_limit_raises_in_app_and_closes(serve):
         start_response("200 OK", [])
         return [b"read it all?"]
 
-    srv = serve(app, max_body_bytes=1000)
+    srv = serve(app, max_body_bytes=1000, request_buffer_bytes=0)
     chunk = b"%x\r\n%s\r\n" % (600, b"y" * 600)
     with connect(srv.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk + chunk)

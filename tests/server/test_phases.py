@@ -65,7 +65,8 @@ async def test_request_stays_in_request_while_the_app_runs():
 
 @pytest.mark.asyncio
 async def test_unread_body_is_drained_then_the_next_request_is_served():
-    async with fake_connection(ignores_body, Config(access_log=False)) as (protocol, transport, _):
+    config = Config(access_log=False, request_buffer_bytes=0)  # streamed, so left unread
+    async with fake_connection(ignores_body, config) as (protocol, transport, _):
         protocol.data_received(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n12345")
         assert await until(lambda: protocol.phase is Phase.DRAIN)
         assert b"404" in transport.out

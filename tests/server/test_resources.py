@@ -228,7 +228,7 @@ def test_clients_that_reset_while_waiting_for_a_thread_are_dropped_unrun(serve):
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
 
-    srv = serve(app, threads=2, queue_size=32, queue_timeout=0)
+    srv = serve(app, threads=2, queue_size=32, queue_timeout=0, request_buffer_bytes=0)
     ctx = srv.server._ctx
     busy = [connect(srv.port) for _ in range(2)]
     try:

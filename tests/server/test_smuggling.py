@@ -190,7 +190,7 @@ def test_control_characters_are_escaped_in_access_log(serve, caplog):
 def test_a_bad_chunk_line_while_draining_an_unread_body_ends_the_connection(serve):
     """The app answered without reading a chunked body; the rest is drained, and a malformed
     chunk line there ends the connection at once (before, nothing ever read it again)."""
-    srv = serve(basic.ignores_body)
+    srv = serve(basic.ignores_body, request_buffer_bytes=0)
     with connect(srv.port) as sock:
         sock.sendall(H + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
         reader = Reader(sock)

@@ -73,7 +73,7 @@ def test_body_idle_timeout_raises_in_app_and_answers_408(serve):
         start_response("200 OK", [])
         return [b"never"]
 
-    srv = serve(app, body_timeout=0.3)
+    srv = serve(app, body_timeout=0.3, request_buffer_bytes=0)
     with connect(srv.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
         reader = Reader(sock)

@@ -1,0 +1,209 @@
+"""Request buffering (--request-buffer-bytes): the loop reads a body whole before the app runs,
+so no thread waits on a client's upload. Over real sockets, on both loops."""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from typing import Any, Dict, List
+
+from asyncwsgi.server.stats import snapshot
+from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, wait_for
+
+
+def _snapshot(srv: ServerThread) -> Dict[str, Any]:
+    """What /stats would say now (read on the loop)."""
+    server = srv.server
+    assert server is not None
+    return srv.on_loop(lambda: snapshot(server._ctx))
+
+
+def _counting_app(calls: List[int]):
+    """Counts the calls and answers with the body's length; the body is whole when it starts."""
+
+    def app(environ, start_response):
+        calls.append(1)
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [("Content-Length", str(len(str(len(body)))))])
+        return [str(len(body)).encode()]
+
+    return app
+
+
+def _post(length: int, chunked: bool = False, extra: bytes = b"") -> bytes:
+    if chunked:
+        return b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n" + extra + b"\r\n"
+    return b"POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n" % length + extra + b"\r\n"
+
+
+def test_slow_uploads_take_no_thread_from_other_requests(serve):
+    """Twenty clients stall halfway through their bodies; with one thread, a plain GET is still
+    answered at once, and each upload runs the app once its body is whole."""
+    calls: List[int] = []
+    app = _counting_app(calls)
+    srv = serve(app, threads=1, queue_size=0)
+    stalled = []
+    try:
+        for _ in range(20):
+            sock = connect(srv.port)
+            sock.sendall(_post(1000) + b"x" * 500)
+            stalled.append(sock)
+        started = time.monotonic()
+        resp = request(srv.port, get("/"))
+        assert resp.status == 200
+        assert time.monotonic() - started < WAIT / 2
+        assert wait_for(lambda: _snapshot(srv)["connections"]["reading_body"] == 20)
+        assert len(calls) == 1  # only the GET has run the app
+        for sock in stalled:
+            sock.sendall(b"y" * 500)
+        for sock in stalled:
+            assert Reader(sock).response().body == b"1000"
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert len(calls) == 21
+
+
+def test_stalled_upload_gets_408_from_the_server_and_the_app_never_runs(serve):
+    calls: List[int] = []
+    srv = serve(_counting_app(calls), body_timeout=0.3)
+    with connect(srv.port) as sock:
+        sock.sendall(_post(1000) + b"x" * 10)
+        resp = Reader(sock).response()
+    assert resp.status == 408
+    assert calls == []
+    assert srv.server.stats.timeouts["body"] == 1
+
+
+def test_reset_mid_upload_never_reaches_the_app_and_frees_the_buffer(serve):
+    calls: List[int] = []
+    srv = serve(_counting_app(calls))
+    for _ in range(5):
+        sock = connect(srv.port)
+        sock.sendall(_post(100_000) + b"x" * 5000)
+        assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 100_000)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()
+        assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 0)
+    assert request(srv.port, _post(3) + b"abc").body == b"3"
+    assert len(calls) == 1
+
+
+def test_half_close_mid_upload_closes_without_running_the_app(serve):
+    calls: List[int] = []
+    srv = serve(_counting_app(calls))
+    with connect(srv.port) as sock:
+        sock.sendall(_post(1000) + b"x" * 10)
+        sock.shutdown(socket.SHUT_WR)
+        reader = Reader(sock)
+        assert reader.closed()
+        assert reader.received == b""
+    assert calls == []
+
+
+def test_bad_chunked_body_while_buffering_is_answered_400_by_the_server(serve):
+    calls: List[int] = []
+    srv = serve(_counting_app(calls))
+    resp = request(srv.port, _post(0, chunked=True) + b"5\r\nhello\r\nzz\r\n")
+    assert resp.status == 400
+    assert calls == []
+
+
+def test_chunked_body_over_max_body_bytes_while_buffering_is_413(serve):
+    calls: List[int] = []
+    srv = serve(_counting_app(calls), max_body_bytes=100)
+    resp = request(srv.port, _post(0, chunked=True) + b"c8\r\n" + b"z" * 200 + b"\r\n0\r\n\r\n")
+    assert resp.status == 413
+    assert calls == []
+
+
+def test_chunked_body_past_the_buffer_streams_to_the_app(serve):
+    """Past --request-buffer-bytes the app starts and reads the rest as it arrives."""
+    started = threading.Event()
+
+    def app(environ, start_response):
+        started.set()
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [str(len(body)).encode()]
+
+    srv = serve(app, request_buffer_bytes=4096)
+    with connect(srv.port) as sock:
+        sock.sendall(_post(0, chunked=True) + b"2000\r\n" + b"a" * 0x2000 + b"\r\n")
+        assert started.wait(WAIT)  # 8 KiB in, the body not ended: the app runs already
+        sock.sendall(b"10\r\n" + b"b" * 16 + b"\r\n0\r\n\r\n")
+        assert Reader(sock).response().body == str(0x2000 + 16).encode()
+
+
+def test_content_length_over_the_buffer_streams_and_small_ones_do_not(serve):
+    seen_partial: List[bool] = []
+
+    def app(environ, start_response):
+        length = int(environ["CONTENT_LENGTH"])
+        # What wsgi.input holds already when the app starts: the whole body if it was buffered.
+        seen_partial.append(environ["wsgi.input"]._buffered < length)
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [str(len(body)).encode()]
+
+    srv = serve(app, request_buffer_bytes=1000)
+    with connect(srv.port) as sock:
+        sock.sendall(_post(2000) + b"a" * 100)
+        assert wait_for(lambda: len(seen_partial) == 1)
+        sock.sendall(b"a" * 1900)
+        assert Reader(sock).response().body == b"2000"
+    with connect(srv.port) as sock:
+        sock.sendall(_post(900) + b"a" * 100)
+        assert wait_for(lambda: _snapshot(srv)["connections"]["reading_body"] == 1)
+        assert len(seen_partial) == 1  # a body under the buffer size is read before the app runs
+        sock.sendall(b"a" * 800)
+        assert Reader(sock).response().body == b"900"
+    assert seen_partial == [True, False]
+
+
+def test_expect_100_continue_streams_so_the_app_can_refuse_it_unread(serve):
+    def app(environ, start_response):
+        start_response("413 Content Too Large", [("Content-Length", "0")])
+        return []
+
+    srv = serve(app)
+    with connect(srv.port) as sock:
+        sock.sendall(_post(1000, extra=b"Expect: 100-continue\r\n"))
+        resp = Reader(sock).response()
+    assert resp.status == 413  # answered with no body sent, and no 100 Continue before it
+
+
+def test_total_cap_makes_further_requests_stream(serve):
+    started = threading.Event()
+
+    def app(environ, start_response):
+        started.set()
+        body = environ["wsgi.input"].read()
+        start_response("200 OK", [])
+        return [str(len(body)).encode()]
+
+    srv = serve(app, request_buffer_total_bytes=1500)
+    with connect(srv.port) as first, connect(srv.port) as second:
+        first.sendall(_post(1000) + b"a")  # reserves 1000 of the 1500
+        assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 1000)
+        second.sendall(_post(1000) + b"b")  # would pass the cap: streams, the app starts now
+        assert started.wait(WAIT)
+        assert _snapshot(srv)["request_buffers"]["bytes"] == 1000
+        second.sendall(b"b" * 999)
+        first.sendall(b"a" * 999)
+        assert Reader(second).response().body == b"1000"
+        assert Reader(first).response().body == b"1000"
+    assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 0)
+
+
+def test_stats_report_bodies_being_read_and_the_buffer_in_use(serve):
+    srv = serve(_counting_app([]), stats_path="/stats")
+    with connect(srv.port) as sock:
+        sock.sendall(_post(5000) + b"x")
+        assert wait_for(lambda: _snapshot(srv)["connections"]["reading_body"] == 1)
+        stats = json.loads(request(srv.port, get("/stats")).body)
+        assert stats["connections"]["reading_body"] == 1
+        assert stats["request_buffers"] == {"bytes": 5000, "capacity": 64 * 1024**2}
