@@ -179,6 +179,19 @@ class Config:
     output_buffer_bytes: int = _opt(
         65536, "Response bytes buffered toward a slow client before the app's writes block.", metavar="BYTES"
     )
+    response_buffer_bytes: int = _opt(
+        1024**2,
+        "Response bytes the server holds for a slow client before the app's writes block, so a "
+        "response up to this size never keeps a thread waiting on its reader (0: only "
+        "--output-buffer-bytes).",
+        metavar="BYTES",
+    )
+    response_buffer_total_bytes: int = _opt(
+        64 * 1024**2,
+        "Most response bytes held for --response-buffer-bytes across all connections; past it, "
+        "the app's writes block at --output-buffer-bytes as they would without it.",
+        metavar="BYTES",
+    )
     url_scheme: Literal["http", "https"] = _opt(
         "http", "wsgi.url_scheme reported to the app (https when TLS ends at a proxy)."
     )
@@ -300,6 +313,8 @@ class Config:
         _at_least(self, "max_requests_per_connection", 0)
         _at_least(self, "request_buffer_bytes", 0)
         _at_least(self, "request_buffer_total_bytes", 0)
+        _at_least(self, "response_buffer_bytes", 0)
+        _at_least(self, "response_buffer_total_bytes", 0)
         _at_least(self, "input_buffer_bytes", 1024)
         _at_least(self, "output_buffer_bytes", 1024)
         for name in (

@@ -93,6 +93,8 @@ class ServerContext:
         )
         # Request bodies read whole before the app runs, across all connections.
         self.request_buffers = ByteBudget(config.request_buffer_total_bytes)
+        # Response bytes held for slow readers beyond --output-buffer-bytes, across all connections.
+        self.response_buffers = ByteBudget(config.response_buffer_total_bytes)
         # Sockets of requests waiting for a thread, watched for resets without being read.
         self.gone = GoneWatch(loop)
         self.draining = False  # the server is shutting down: finish current responses, then close

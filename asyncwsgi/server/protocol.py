@@ -123,6 +123,7 @@ class HTTPProtocol(asyncio.Protocol):
         "_read_pauses",
         "_requests",
         "_transport_paused",
+        "_write_grant",
         "_write_timer",
         "client",
         "conn",
@@ -145,7 +146,8 @@ class HTTPProtocol(asyncio.Protocol):
         self._proxy: Optional[Preamble] = None  # --proxy-protocol, from a trusted peer
         self._deadline = ReadDeadline(ctx.deadlines, self)
         self._body: Optional[BodyMeter] = None  # the current request's body, if it has one
-        self.write_paused = False
+        self.write_paused = False  # the app's writes block: the client is not keeping up
+        self._write_grant = 0  # bytes reserved in ctx.response_buffers while the transport is full
         self._write_timer: Optional[asyncio.TimerHandle] = None
         self._read_pauses = 0
         self._transport_paused = False  # transport.pause_reading() is in effect
@@ -267,6 +269,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.phase = CLOSED
         self._deadline.stop()
         self._cancel_write_timer()
+        self._release_write_grant()
         ctx = self.ctx
         ctx.connections.discard(self)
         proxy = self._proxy  # admitted under the balancer's address
@@ -279,18 +282,41 @@ class HTTPProtocol(asyncio.Protocol):
             ctx.on_connection_lost()
 
     def pause_writing(self) -> None:
-        self.write_paused = True
-        if self.exchange is not None:
-            self.exchange.channel.pause()
-        timeout = self.ctx.config.write_timeout
+        """The transport holds more than --output-buffer-bytes for the client. Rather than
+        block the app's thread at once, hold up to --response-buffer-bytes for it if the
+        server-wide budget has room: a response that fits is then taken off its thread whole."""
+        ctx = self.ctx
+        grant = ctx.config.response_buffer_bytes
+        if grant > ctx.config.output_buffer_bytes and ctx.response_buffers.reserve(grant):
+            self._write_grant = grant
+        else:
+            self._hold_writes()
+        timeout = ctx.config.write_timeout
         if timeout and self._write_timer is None:
-            self._write_timer = self.ctx.loop.call_later(timeout, self._on_write_stalled)
+            self._write_timer = ctx.loop.call_later(timeout, self._on_write_stalled)
 
     def resume_writing(self) -> None:
+        self._release_write_grant()
         self.write_paused = False
         self._cancel_write_timer()
         if self.exchange is not None:
             self.exchange.channel.resume()
+
+    def _hold_writes(self) -> None:
+        """Block the app's writes until the client catches up (resume_writing)."""
+        self.write_paused = True
+        if self.exchange is not None:
+            self.exchange.channel.pause()
+
+    def _release_write_grant(self) -> None:
+        if self._write_grant:
+            self.ctx.response_buffers.release(self._write_grant)
+            self._write_grant = 0
+
+    def _check_write_grant(self) -> None:
+        """Past the bytes held for a slow client: now the app's writes block."""
+        if not self.write_paused and self.transport.get_write_buffer_size() > self._write_grant:
+            self._hold_writes()
 
     # --- event processing ----------------------------------------------------------------------
 
@@ -775,6 +801,8 @@ class HTTPProtocol(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         self.transport.write(data)
+        if self._write_grant:
+            self._check_write_grant()
 
     def writelines(self, pieces: List[Any]) -> None:
         if len(pieces) == 1:
@@ -785,6 +813,8 @@ class HTTPProtocol(asyncio.Protocol):
             for piece in pieces:
                 if piece:
                     self.transport.write(piece)
+        if self._write_grant:
+            self._check_write_grant()
 
     def close(self) -> None:
         self._deadline.stop()

@@ -106,6 +106,7 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
         "connections": {"open": len(ctx.connections), **states},
         "threads": {"total": pool.threads, "busy": busy, "idle": pool.threads - busy},
         "request_buffers": {"bytes": ctx.request_buffers.used, "capacity": ctx.request_buffers.capacity},
+        "response_buffers": {"bytes": ctx.response_buffers.used, "capacity": ctx.response_buffers.capacity},
         "queue": {
             "in_pool": pool_queued,
             "parked": pool.waiting,
@@ -166,6 +167,9 @@ def prometheus(data: Dict[str, Any]) -> str:
     buffers = data["request_buffers"]
     metric("request_buffer_bytes", "gauge", "Request-body bytes reserved for buffering.", [("", buffers["bytes"])])
     metric("request_buffer_capacity_bytes", "gauge", "--request-buffer-total-bytes.", [("", buffers["capacity"])])
+    buffers = data["response_buffers"]
+    metric("response_buffer_bytes", "gauge", "Response bytes reserved for slow readers.", [("", buffers["bytes"])])
+    metric("response_buffer_capacity_bytes", "gauge", "--response-buffer-total-bytes.", [("", buffers["capacity"])])
     queue = data["queue"]
     metric(
         "queue_depth",

@@ -207,3 +207,101 @@ def test_stats_report_bodies_being_read_and_the_buffer_in_use(serve):
         stats = json.loads(request(srv.port, get("/stats")).body)
         assert stats["connections"]["reading_body"] == 1
         assert stats["request_buffers"] == {"bytes": 5000, "capacity": 64 * 1024**2}
+
+
+# --- responses (--response-buffer-bytes) ------------------------------------------------------
+
+
+def _slow_reader(port: int, path: str = "/") -> socket.socket:
+    """A client that asks for a response and then reads nothing (a small receive window)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.settimeout(WAIT)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(get(path))
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    reader = Reader(sock)
+    return reader.response().body
+
+
+def test_a_response_that_fits_the_buffer_frees_its_thread_from_a_slow_reader(serve):
+    """One thread; a client that reads nothing gets an 8 MiB response (more than loopback's
+    socket buffers take): the app finishes, the server holds the rest, and the next client is
+    answered at once."""
+    chunk = b"r" * 65536
+    finished = threading.Event()
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        if environ["PATH_INFO"] == "/big":
+            yield from [chunk] * 128
+            finished.set()
+        else:
+            yield b"small"
+
+    srv = serve(app, threads=1, queue_size=0, response_buffer_bytes=16 * 1024**2)
+    with _slow_reader(srv.port, "/big") as slow:
+        assert finished.wait(WAIT)  # the whole response left the app's thread
+        assert request(srv.port, get("/")).body == b"small"
+        assert _snapshot(srv)["response_buffers"]["bytes"] == 16 * 1024**2
+        assert len(_read_all(slow)) == 128 * 65536
+    assert wait_for(lambda: _snapshot(srv)["response_buffers"]["bytes"] == 0)
+
+
+def test_a_response_past_the_buffer_blocks_the_app_and_bounds_what_is_held(serve):
+    tracker_chunk = b"d" * 65536
+    produced: List[int] = []
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        for count in range(200):  # 12.5 MiB
+            produced.append(count)
+            yield tracker_chunk
+
+    srv = serve(app, response_buffer_bytes=512 * 1024)
+    ctx = srv.server._ctx if srv.server is not None else None
+    assert ctx is not None
+    with _slow_reader(srv.port) as slow:
+        assert wait_for(lambda: _snapshot(srv)["connections"]["writing_blocked"] == 1)
+        held = srv.on_loop(lambda: max(p.transport.get_write_buffer_size() for p in ctx.connections))
+        assert held <= 512 * 1024 + 2 * 65536  # the grant plus at most one hand-off in flight
+        assert len(produced) < 200  # the app waits for the client
+        assert len(_read_all(slow)) == 200 * 65536
+
+
+def test_the_total_cap_makes_further_slow_readers_block_their_threads(serve):
+    finished: List[str] = []
+
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        yield from [b"t" * 65536] * 128  # 8 MiB: more than loopback's socket buffers take
+        finished.append(environ["PATH_INFO"])
+
+    srv = serve(app, response_buffer_bytes=12 * 1024**2, response_buffer_total_bytes=16 * 1024**2)
+    with _slow_reader(srv.port, "/a") as first:
+        assert wait_for(lambda: finished == ["/a"])
+        with _slow_reader(srv.port, "/b") as second:
+            # No room for a second grant: this app blocks at --output-buffer-bytes.
+            assert wait_for(lambda: _snapshot(srv)["connections"]["writing_blocked"] == 1)
+            assert finished == ["/a"]
+            assert _snapshot(srv)["response_buffers"]["bytes"] == 12 * 1024**2
+            assert len(_read_all(second)) == 128 * 65536
+        assert len(_read_all(first)) == 128 * 65536
+    assert wait_for(lambda: finished == ["/a", "/b"])
+    assert wait_for(lambda: _snapshot(srv)["response_buffers"]["bytes"] == 0)
+
+
+def test_a_slow_reader_that_leaves_returns_its_grant(serve):
+    def app(environ, start_response):
+        start_response("200 OK", [])
+        return [b"g" * 65536] * 128
+
+    srv = serve(app, response_buffer_bytes=16 * 1024**2)
+    slow = _slow_reader(srv.port)
+    assert wait_for(lambda: _snapshot(srv)["response_buffers"]["bytes"] == 16 * 1024**2)
+    slow.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    slow.close()
+    assert wait_for(lambda: _snapshot(srv)["response_buffers"]["bytes"] == 0)

@@ -116,7 +116,7 @@ def test_slow_app_makes_server_stop_reading_upload(serve):
 
 def test_slow_reader_blocks_app_and_bounds_server_buffer(serve):
     tracker = basic.Tracker(chunk=b"d" * 65536, chunks=100_000)
-    srv = serve(tracker, output_buffer_bytes=65536)
+    srv = serve(tracker, output_buffer_bytes=65536, response_buffer_bytes=0)
     ctx = srv.server._ctx
     with connect(srv.port) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
