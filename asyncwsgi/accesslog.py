@@ -44,6 +44,7 @@ class AccessRecord:
     queue: float  # seconds waiting for a thread (0 when answered without one)
     app: float  # seconds in the app
     disconnected: bool
+    timed_out: bool = False  # cut off at --request-timeout
 
 
 class _ClockCache:
@@ -94,7 +95,7 @@ _ATOMS: Dict[str, Callable[[AccessRecord], Any]] = {
     "A": lambda r: f"{r.app * 1000:.1f}",
     "I": lambda r: r.bytes_in,
     "O": lambda r: r.bytes_out,
-    "x": lambda r: "disconnected" if r.disconnected else "-",
+    "x": lambda r: "timeout" if r.timed_out else "disconnected" if r.disconnected else "-",
 }
 
 
@@ -168,6 +169,7 @@ def _json_fields(r: AccessRecord) -> Dict[str, Any]:
         "queue_ms": round(r.queue * 1000, 3),
         "app_ms": round(r.app * 1000, 3),
         "disconnected": r.disconnected,
+        "timed_out": r.timed_out,
         "referer": env.get("HTTP_REFERER"),
         "user_agent": env.get("HTTP_USER_AGENT"),
     }

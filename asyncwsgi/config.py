@@ -102,6 +102,14 @@ class Config:
         32,
         "Requests that may wait for a free thread; beyond this, connections are not read (back-pressure through TCP).",
     )
+    request_timeout: float = _opt(
+        0.0,
+        "Deadline for a whole request, from its head to the end of its response, queue time "
+        "included: past it, 504 with Connection: close if the response has not started, else the "
+        "connection is aborted. The app's thread runs on (Python cannot stop it); its later output "
+        "is discarded and its close() still runs (0: off).",
+        metavar="SECONDS",
+    )
     queue_timeout: float = _opt(
         30.0,
         "Seconds a request may wait for a thread; after that it is answered 503 with Retry-After "
@@ -321,6 +329,7 @@ class Config:
             "keep_alive",
             "graceful_timeout",
             "queue_timeout",
+            "request_timeout",
             "header_timeout",
             "body_timeout",
             "body_min_rate",

@@ -42,6 +42,17 @@ def blocking(environ, start_response):
     return hello(environ, start_response)
 
 
+def storm(environ, start_response):
+    """``/upload`` reads the body, ``/download`` streams 1 MiB, anything else is hello
+    (benchmarks/storm.py)."""
+    path = environ.get("PATH_INFO")
+    if path == "/upload":
+        return upload(environ, start_response)
+    if path == "/download":
+        return download(environ, start_response)
+    return hello(environ, start_response)
+
+
 def hello_or_upload(environ, start_response):
     """``/upload`` reads the body (``upload``); anything else is ``hello`` (benchmarks/reset_flood.py)."""
     if environ.get("PATH_INFO") == "/upload":

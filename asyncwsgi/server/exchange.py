@@ -19,7 +19,7 @@ import asyncio
 import enum
 import socket
 import time
-from typing import TYPE_CHECKING, Any, List, Optional, Union
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
 
 import h11
 
@@ -67,6 +67,7 @@ class Exchange:
         "cancelled",
         "channel",
         "continue_sent",
+        "deadline_timer",
         "environ",
         "framer",
         "local",
@@ -79,6 +80,7 @@ class Exchange:
         "started",
         "state",
         "status",
+        "timed_out",
         "watched_fd",
     )
 
@@ -124,6 +126,14 @@ class Exchange:
         self.queue_slot: Optional[int] = None  # our --queue-timeout slot in ctx.deadlines
         self.cancelled = False  # answered by the loop while queued in the pool; its job just frees the slot
         self.watched_fd = -1  # our socket, while ctx.gone watches it for a reset (we wait for a thread)
+        self.timed_out = False  # cut off at --request-timeout while the app ran: its output is dropped
+        self.deadline_timer: Optional[asyncio.TimerHandle] = None
+        timeout = ctx.config.request_timeout
+        if timeout and local is None:
+            deadline = self.started + timeout
+            environ["asyncwsgi.deadline"] = deadline
+            environ["asyncwsgi.time_remaining"] = _TimeRemaining(deadline)
+            self.deadline_timer = ctx.loop.call_later(timeout, self._on_request_deadline)
 
     # --- dispatch ---------------------------------------------------------------------------
 
@@ -239,17 +249,53 @@ class Exchange:
         self.queue_slot = None
         if self.protocol.lost:
             return
+        if self._answer_unrun(503, "no free thread within --queue-timeout", ((b"Retry-After", b"1"),)):
+            self.protocol.ctx.stats.timeouts["queue"] += 1
+
+    def _answer_unrun(self, status: int, detail: str, headers: Tuple[Tuple[bytes, bytes], ...] = ()) -> bool:
+        """Answer a request that waits for a thread from the loop, if it can still be taken back."""
         self._unwatch()
         parked = self.state is WAITING
         if not self._take_back():
-            return  # it started in time
+            return False  # it started in time
         if parked:
             self._detach()  # no job of its own will ever come back (a queued one frees its slot)
             self._release_buffer()
+        self._stop_request_deadline()
         self.state = DONE
-        self.status = 503
-        self.protocol.ctx.stats.timeouts["queue"] += 1
-        self.protocol.send_error(503, "no free thread within --queue-timeout", self.request, ((b"Retry-After", b"1"),))
+        self.status = status
+        self.protocol.send_error(status, detail, self.request, headers)
+        return True
+
+    def _on_request_deadline(self) -> None:
+        """--request-timeout has passed. Not started: 504 from the loop, the app's later output
+        dropped (its thread runs on; Python cannot stop it). Started: the connection is aborted."""
+        self.deadline_timer = None
+        protocol = self.protocol
+        if self.state is DONE or protocol.lost:
+            return
+        ctx = protocol.ctx
+        ctx.stats.timeouts["request"] += 1
+        detail = f"request not answered within --request-timeout ({ctx.config.request_timeout:g}s)"
+        if self.state is BUFFERING:
+            self.abandon()  # still uploading: the client's slowness, not the app's
+            protocol.send_error(408, detail, self.request)
+            return
+        if self._answer_unrun(504, detail):
+            return  # it still waited for a thread: the app never runs
+        error_log.warning("%s: %s", self.request_line(), detail)
+        self.timed_out = True
+        self.channel.close()  # the app's next write raises; its close() runs
+        if self.framer is None:
+            self.status = 504
+            protocol.send_error(504, detail, self.request)
+        else:
+            protocol.abort()
+
+    def _stop_request_deadline(self) -> None:
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
 
     # --- request body, from the protocol ------------------------------------------------------
 
@@ -298,6 +344,7 @@ class Exchange:
         self._unwatch()
         self.body.fail(ClientDisconnected("client disconnected"))
         self.channel.close()
+        self._stop_request_deadline()
         if self.state is WAITING or self.state is BUFFERING:
             self._release_buffer()  # no job will come back to release it
             self.state = DONE
@@ -315,6 +362,15 @@ class Exchange:
             self._detach()
             self._release_buffer()
             self.protocol.ctx.pool.release()
+            return
+        if self.timed_out and self.framer is None:
+            # Answered 504 at --request-timeout: what the app still sends is dropped; its last
+            # delivery (after its close()) frees the slot.
+            if d.last:
+                self.state = DONE
+                self._detach()
+                self._release_buffer()
+                self.protocol.ctx.pool.release()
             return
         protocol = self.protocol
         if protocol.lost or protocol.transport.is_closing():
@@ -441,6 +497,7 @@ class Exchange:
 
     def _finish(self) -> None:
         self.state = DONE
+        self._stop_request_deadline()
         self._release_buffer()
         self._detach()
         self._leave_queue_deadline()
@@ -491,8 +548,22 @@ class Exchange:
             queue=started - call.queued_at if started else 0.0,
             app=time.monotonic() - started if started else 0.0,
             disconnected=self.channel.gone,
+            timed_out=self.timed_out,
         )
         log_access(ctx.access_formatter.format(record), ctx.loop)
+
+
+class _TimeRemaining:
+    """``environ["asyncwsgi.time_remaining"]()``: seconds left before --request-timeout (never
+    negative), for the app to bound what it waits for (an HTTP call, a lock)."""
+
+    __slots__ = ("_deadline",)
+
+    def __init__(self, deadline: float) -> None:
+        self._deadline = deadline
+
+    def __call__(self) -> float:
+        return max(0.0, self._deadline - time.monotonic())
 
 
 def request_line(request: h11.Request) -> str:

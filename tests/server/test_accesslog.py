@@ -54,6 +54,14 @@ def test_combined_is_the_default_and_escapes_client_text():
     ), line
 
 
+def test_x_marks_requests_cut_off_at_the_request_timeout_and_clients_that_left():
+    formatter = AccessFormatter("%(s)s %(x)s")
+    assert formatter.format(record()) == "200 -"
+    assert formatter.format(record(disconnected=True)) == "200 disconnected"
+    assert formatter.format(record(timed_out=True, disconnected=True)) == "200 timeout"
+    assert json.loads(AccessFormatter("json").format(record(timed_out=True)))["timed_out"] is True
+
+
 def test_gunicorn_atoms_and_ours():
     spec = '%(h)s "%(r)s" %(s)s %(b)s %(m)s %(U)s %(q)s %(H)s %(D)s %(L)s %(Q)s %(A)s %(I)s %(O)s %(x)s %(p)s'
     fields = AccessFormatter(spec + " %({x-request-id}i)s %({PATH_INFO}e)s 100%%").format(record()).split(" ")

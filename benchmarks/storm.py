@@ -1,0 +1,228 @@
+"""Good clients during a storm of slow and hostile ones: asyncwsgi against its peers (issue 13).
+
+    python benchmarks/storm.py                       # 10 s per server, 3 rounds
+    python benchmarks/storm.py --seconds 5 --rounds 1 --hostile 25
+
+Each server runs its default configuration with 8 threads (gunicorn gthread: -w 1 --threads 8;
+waitress: --threads 8), pinned to CPU 0; asyncwsgi on both loops, and once with request and
+response buffering off (``--request-buffer-bytes 0 --response-buffer-bytes 0``, the behaviour
+before issue 13). The app is ``benchmarks.apps:storm``. On CPU 1, ``--hostile`` connections of
+each kind are kept open, each reopened when the server closes it:
+
+* stall-upload: the head of a 64 KiB POST to /upload and 8 KiB of its body, then nothing;
+* zero-window: GET /download (1 MiB) with a 4 KiB receive buffer, then never read;
+* half-head: half of a request head, then nothing;
+
+and 4 threads loop resets mid-upload (the head of a 1 MiB POST and 256 KiB, then RST). Eight
+good clients loop GET / on fresh connections. Reported per server (median round by good
+requests): good requests completed in the window, their p99, and the server's RSS at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from typing import Dict, List, Optional
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PORT = 18331
+APP = "benchmarks.apps:storm"
+
+
+def servers() -> Dict[str, List[str]]:
+    python = sys.executable
+    ours = [python, "-m", "asyncwsgi", APP, "--port", str(PORT), "--no-access-log"]
+    found = {
+        "asyncwsgi (uvloop)": [*ours, "--loop", "uvloop"],
+        "asyncwsgi (asyncio)": [*ours, "--loop", "asyncio"],
+        "asyncwsgi, buffering off": [*ours, "--request-buffer-bytes", "0", "--response-buffer-bytes", "0"],
+    }
+    gunicorn = shutil.which("gunicorn", path=os.path.dirname(python)) or shutil.which("gunicorn")
+    if gunicorn:
+        found["gunicorn gthread"] = [
+            gunicorn, "-k", "gthread", "-w", "1", "--threads", "8", "-b", f"127.0.0.1:{PORT}", APP,
+        ]  # fmt: skip
+    try:
+        import waitress  # noqa: F401
+
+        found["waitress"] = [python, "-m", "waitress", "--threads", "8", f"--listen=127.0.0.1:{PORT}", APP]
+    except ImportError:
+        pass
+    return found
+
+
+def _wait_up(proc: subprocess.Popen) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("server exited") from None
+            time.sleep(0.05)
+    raise RuntimeError("server did not start")
+
+
+def _good(stop: threading.Event, latencies: List[float]) -> None:
+    request = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            with socket.create_connection(("127.0.0.1", PORT), timeout=10) as sock:
+                sock.sendall(request)
+                data = b""
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            if data.startswith(b"HTTP/1.1 200") and not stop.is_set():
+                latencies.append(time.monotonic() - started)
+        except OSError:
+            pass
+
+
+def _open(kind: str) -> Optional[socket.socket]:
+    try:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if kind == "zero-window":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(2)
+        sock.connect(("127.0.0.1", PORT))
+        if kind == "stall-upload":
+            sock.sendall(b"POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: 65536\r\n\r\n" + b"u" * 8192)
+        elif kind == "zero-window":
+            sock.sendall(b"GET /download HTTP/1.1\r\nHost: bench\r\n\r\n")
+        else:
+            sock.sendall(b"GET /half HTTP/1.1\r\nHost: bench\r\nX-Pad")
+        sock.setblocking(False)
+        return sock
+    except OSError:
+        return None
+
+
+def _closed(sock: socket.socket, kind: str) -> bool:
+    """Whether the server closed it (a zero-window client never reads, so it only checks errors)."""
+    if kind == "zero-window":
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
+    try:
+        return sock.recv(65536) == b""  # stall-upload and half-head: 408 then close, or a close
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _hold(stop: threading.Event, kind: str, count: int) -> None:
+    held: List[Optional[socket.socket]] = [None] * count
+    while not stop.is_set():
+        for i, sock in enumerate(held):
+            if sock is not None and _closed(sock, kind):
+                sock.close()
+                sock = held[i] = None
+            if sock is None:
+                held[i] = _open(kind)
+        time.sleep(0.2)
+    for sock in held:
+        if sock is not None:
+            sock.close()
+
+
+def _reset_flood(stop: threading.Event) -> None:
+    head = b"POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n" % (1 << 20)
+    part = b"x" * (256 * 1024)
+    while not stop.is_set():
+        try:
+            sock = socket.create_connection(("127.0.0.1", PORT), timeout=2)
+        except OSError:
+            continue
+        try:
+            sock.setblocking(False)
+            try:
+                sock.sendall(head + part)
+            except OSError:
+                pass
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        finally:
+            sock.close()
+        time.sleep(0.01)
+
+
+def _rss_mib(pid: int) -> float:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def measure(command: List[str], seconds: float, hostile: int) -> Dict[str, float]:
+    pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+    proc = subprocess.Popen(pin + command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_up(proc)
+        stop = threading.Event()
+        latencies: List[float] = []
+        kinds = ("stall-upload", "zero-window", "half-head")
+        storm = [threading.Thread(target=_hold, args=(stop, kind, hostile)) for kind in kinds]
+        storm += [threading.Thread(target=_reset_flood, args=(stop,)) for _ in range(4)]
+        for thread in storm:
+            thread.start()
+        time.sleep(2)  # the storm is in place before the window opens
+        good = [threading.Thread(target=_good, args=(stop, latencies)) for _ in range(8)]
+        for thread in good:
+            thread.start()
+        time.sleep(seconds)
+        rss = _rss_mib(proc.pid)
+        stop.set()
+        for thread in storm + good:
+            thread.join(15)
+        latencies.sort()
+        p99 = latencies[int(len(latencies) * 0.99)] if latencies else float("nan")
+        return {"good": len(latencies), "p99_ms": p99 * 1000, "rss": rss}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: Optional[List[str]] = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--hostile", type=int, default=50, help="connections of each hostile kind")
+    parser.add_argument("--only", help="run only servers whose name contains this")
+    args = parser.parse_args(argv)
+    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
+        os.sched_setaffinity(0, {1})  # the clients on CPU 1, the server on CPU 0
+    results: Dict[str, List[Dict[str, float]]] = {}
+    chosen = {n: c for n, c in servers().items() if not args.only or args.only in n}
+    for _ in range(args.rounds):
+        for name, command in chosen.items():
+            results.setdefault(name, []).append(measure(command, args.seconds, args.hostile))
+    print(f"| server | good requests in {args.seconds:.0f} s (all rounds) | p99 ms | RSS MiB | vs waitress |")
+    print("|---|---|---|---|---|")
+    reference = results.get("waitress")
+    ref_good = sorted(r["good"] for r in reference)[len(reference) // 2] if reference else 0
+    for name, runs in results.items():
+        mid = sorted(runs, key=lambda r: r["good"])[len(runs) // 2]
+        every = ", ".join(f"{r['good']:.0f}" for r in runs)
+        ratio = f"{mid['good'] / ref_good:.2f}x" if ref_good else "-"
+        print(f"| {name} | {mid['good']:.0f} ({every}) | {mid['p99_ms']:.0f} | {mid['rss']:.0f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+"""--request-timeout: a stuck request is answered (504) or cut off at its deadline, its thread's
+later output dropped and its slot returned once the app ends; the app sees the deadline."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from typing import List
+
+from tests.helpers import WAIT, Reader, connect, get, request, wait_for
+
+
+def _until_closed(sock: socket.socket) -> bytes:
+    received = b""
+    try:
+        while chunk := sock.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def _stuck_app(release: threading.Event, closed: List[str], started: threading.Event):
+    def app(environ, start_response):
+        path = environ["PATH_INFO"]
+        if path == "/quick":
+            start_response("200 OK", [("Content-Length", "5")])
+            return [b"quick"]
+
+        class Body:
+            def __iter__(self):
+                if path == "/started":
+                    yield b"first chunk"
+                started.set()
+                release.wait(WAIT)
+                yield b"too late"
+
+            def close(self):
+                closed.append(path)
+
+        start_response("200 OK", [])
+        return Body()
+
+    return app
+
+
+def test_a_stuck_app_gets_504_at_the_deadline_and_its_slot_comes_back(serve):
+    release, started, closed = threading.Event(), threading.Event(), []
+    srv = serve(_stuck_app(release, closed, started), threads=1, queue_size=0, request_timeout=0.5)
+    began = time.monotonic()
+    resp = request(srv.port, get("/stuck"))
+    waited = time.monotonic() - began
+    assert resp.status == 504
+    assert (b"Connection", b"close") in resp.headers
+    assert 0.4 <= waited < WAIT / 2
+    assert srv.server is not None and srv.server.stats.timeouts["request"] == 1
+    assert closed == []  # the thread is still in the app
+    release.set()
+    assert wait_for(lambda: closed == ["/stuck"])  # its iterable is closed once it ends
+    assert request(srv.port, get("/quick")).body == b"quick"  # and the one thread serves again
+
+
+def test_a_started_response_is_aborted_at_the_deadline(serve):
+    release, started, closed = threading.Event(), threading.Event(), []
+    srv = serve(_stuck_app(release, closed, started), request_timeout=0.5, access_log_format="%(s)s %(x)s")
+    with connect(srv.port) as sock:
+        sock.sendall(get("/started"))
+        received = _until_closed(sock)  # the head and first chunk, then the connection ends
+        assert received.startswith(b"HTTP/1.1 200 OK")
+        assert received.endswith(b"first chunk\r\n")  # mid-body: no last chunk
+        assert b"too late" not in received
+    release.set()
+    assert wait_for(lambda: closed == ["/started"])
+
+
+def test_a_request_queued_past_its_deadline_gets_504_and_never_runs(serve):
+    release, started, closed = threading.Event(), threading.Event(), []
+    ran: List[str] = []
+    app = _stuck_app(release, closed, started)
+
+    def recording(environ, start_response):
+        ran.append(environ["PATH_INFO"])
+        return app(environ, start_response)
+
+    srv = serve(recording, threads=1, queue_size=4, request_timeout=1.0)
+    with connect(srv.port) as stuck:
+        stuck.sendall(get("/stuck"))
+        assert started.wait(WAIT)
+        time.sleep(0.3)  # the next request arrives when the first has used part of its time
+        resp = request(srv.port, get("/quick"))
+        assert resp.status == 504  # it waited behind the stuck thread until its own deadline
+        assert ran == ["/stuck"]
+        assert Reader(stuck).response().status == 504
+    release.set()
+    assert wait_for(lambda: closed == ["/stuck"])
+    assert request(srv.port, get("/quick")).body == b"quick"
+
+
+def test_the_app_sees_its_deadline_net_of_queue_time(serve):
+    gate = threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/hold":
+            gate.wait(WAIT)
+        body = json.dumps(
+            {
+                "left_by_deadline": environ["asyncwsgi.deadline"] - time.monotonic(),
+                "time_remaining": environ["asyncwsgi.time_remaining"](),
+            }
+        ).encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    srv = serve(app, threads=1, queue_size=4, request_timeout=10)
+    with connect(srv.port) as holder:
+        holder.sendall(get("/hold"))
+        time.sleep(0.2)
+        with connect(srv.port) as queued:
+            queued.sendall(get("/queued"))
+            time.sleep(0.6)  # it waits for the one thread
+            gate.set()
+            seen = json.loads(Reader(queued).response().body)
+        Reader(holder).response()
+    assert 8.5 < seen["left_by_deadline"] < 9.5  # 10 s less the 0.6 s or so it queued
+    assert abs(seen["time_remaining"] - seen["left_by_deadline"]) < 0.5
+
+
+def test_without_a_request_timeout_the_environ_has_no_deadline(serve):
+    def app(environ, start_response):
+        body = json.dumps(sorted(k for k in environ if k.startswith("asyncwsgi."))).encode()
+        start_response("200 OK", [])
+        return [body]
+
+    srv = serve(app)
+    assert json.loads(request(srv.port, get("/")).body) == ["asyncwsgi.disconnected"]
+
+
+def test_an_upload_still_arriving_at_the_deadline_gets_408(serve):
+    ran: List[int] = []
+
+    def app(environ, start_response):
+        ran.append(1)
+        start_response("200 OK", [])
+        return [environ["wsgi.input"].read()]
+
+    srv = serve(app, request_timeout=0.4, body_timeout=30)
+    with connect(srv.port) as sock:
+        sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        assert Reader(sock).response().status == 408
+    assert ran == []
