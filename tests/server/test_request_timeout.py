@@ -47,7 +47,8 @@ def _stuck_app(release: threading.Event, closed: List[str], started: threading.E
 
 
 def test_a_stuck_app_gets_504_at_the_deadline_and_its_slot_comes_back(serve):
-    release, started, closed = threading.Event(), threading.Event(), []
+    release, started = threading.Event(), threading.Event()
+    closed: List[str] = []
     srv = serve(_stuck_app(release, closed, started), threads=1, queue_size=0, request_timeout=0.5)
     began = time.monotonic()
     resp = request(srv.port, get("/stuck"))
@@ -63,7 +64,8 @@ def test_a_stuck_app_gets_504_at_the_deadline_and_its_slot_comes_back(serve):
 
 
 def test_a_started_response_is_aborted_at_the_deadline(serve):
-    release, started, closed = threading.Event(), threading.Event(), []
+    release, started = threading.Event(), threading.Event()
+    closed: List[str] = []
     srv = serve(_stuck_app(release, closed, started), request_timeout=0.5, access_log_format="%(s)s %(x)s")
     with connect(srv.port) as sock:
         sock.sendall(get("/started"))
@@ -76,7 +78,8 @@ def test_a_started_response_is_aborted_at_the_deadline(serve):
 
 
 def test_a_request_queued_past_its_deadline_gets_504_and_never_runs(serve):
-    release, started, closed = threading.Event(), threading.Event(), []
+    release, started = threading.Event(), threading.Event()
+    closed: List[str] = []
     ran: List[str] = []
     app = _stuck_app(release, closed, started)
 
