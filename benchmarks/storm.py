@@ -16,6 +16,8 @@ each kind are kept open, each reopened when the server closes it:
 and 4 threads loop resets mid-upload (the head of a 1 MiB POST and 256 KiB, then RST). Eight
 good clients loop GET / on fresh connections. Reported per server (median round by good
 requests): good requests completed in the window, their p99, and the server's RSS at the end.
+``--kinds stall-upload --hostile 1000`` is the slow-body attack alone; ``--kinds none`` the
+unloaded baseline it is compared with.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PORT = 18331
@@ -166,16 +168,19 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-def measure(command: List[str], seconds: float, hostile: int) -> Dict[str, float]:
+KINDS = ("stall-upload", "zero-window", "half-head", "reset")
+
+
+def measure(command: List[str], seconds: float, hostile: int, kinds: Sequence[str] = KINDS) -> Dict[str, float]:
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
     proc = subprocess.Popen(pin + command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_up(proc)
         stop = threading.Event()
         latencies: List[float] = []
-        kinds = ("stall-upload", "zero-window", "half-head")
-        storm = [threading.Thread(target=_hold, args=(stop, kind, hostile)) for kind in kinds]
-        storm += [threading.Thread(target=_reset_flood, args=(stop,)) for _ in range(4)]
+        storm = [threading.Thread(target=_hold, args=(stop, kind, hostile)) for kind in kinds if kind != "reset"]
+        if "reset" in kinds:
+            storm += [threading.Thread(target=_reset_flood, args=(stop,)) for _ in range(4)]
         for thread in storm:
             thread.start()
         time.sleep(2)  # the storm is in place before the window opens
@@ -205,6 +210,11 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hostile", type=int, default=50, help="connections of each hostile kind")
     parser.add_argument("--only", help="run only servers whose name contains this")
+    parser.add_argument(
+        "--kinds",
+        default=",".join(KINDS),
+        help="hostile kinds, comma-separated (none: the unloaded baseline)",
+    )
     args = parser.parse_args(argv)
     if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > 1:
         os.sched_setaffinity(0, {1})  # the clients on CPU 1, the server on CPU 0
@@ -212,7 +222,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     chosen = {n: c for n, c in servers().items() if not args.only or args.only in n}
     for _ in range(args.rounds):
         for name, command in chosen.items():
-            results.setdefault(name, []).append(measure(command, args.seconds, args.hostile))
+            kinds = [k for k in args.kinds.split(",") if k and k != "none"]
+            results.setdefault(name, []).append(measure(command, args.seconds, args.hostile, kinds))
     print(f"| server | good requests in {args.seconds:.0f} s (all rounds) | p99 ms | RSS MiB | vs waitress |")
     print("|---|---|---|---|---|")
     reference = results.get("waitress")
