@@ -110,6 +110,12 @@ class Config:
         "is discarded and its close() still runs (0: off).",
         metavar="SECONDS",
     )
+    slow_request_log: float = _opt(
+        0.0,
+        "Log, once per request, the Python stack of a request's thread when it has been in the app "
+        "this long, with its method, path, client and age; nothing is stopped (0: off).",
+        metavar="SECONDS",
+    )
     queue_timeout: float = _opt(
         30.0,
         "Seconds a request may wait for a thread; after that it is answered 503 with Retry-After "
@@ -330,6 +336,7 @@ class Config:
             "graceful_timeout",
             "queue_timeout",
             "request_timeout",
+            "slow_request_log",
             "header_timeout",
             "body_timeout",
             "body_min_rate",

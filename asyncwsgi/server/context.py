@@ -17,6 +17,7 @@ from ..wsgi.proxy import TrustedProxies
 from .deadlines import DeadlineWheel, resolution_for
 from .gonewatch import GoneWatch
 from .listener import ConnectionGate
+from .slowlog import SlowRequestWatch
 from .stats import Stats, local_paths
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class ServerContext:
         self.response_buffers = ByteBudget(config.response_buffer_total_bytes)
         # Sockets of requests waiting for a thread, watched for resets without being read.
         self.gone = GoneWatch(loop)
+        self.slow_watch = SlowRequestWatch(self, config.slow_request_log) if config.slow_request_log else None
         self.draining = False  # the server is shutting down: finish current responses, then close
         # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
         self.sendfile_ok = isinstance(loop, asyncio.BaseEventLoop)

@@ -38,6 +38,7 @@ from ..wsgi.bridge import (
     InputStream,
     OutputChannel,
 )
+from .slowlog import describe, thread_stack
 from .stats import answer
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ class Exchange:
         "reserved",
         "response_complete",
         "sendfile_task",
+        "slow_logged",
         "started",
         "state",
         "status",
@@ -127,6 +129,7 @@ class Exchange:
         self.cancelled = False  # answered by the loop while queued in the pool; its job just frees the slot
         self.watched_fd = -1  # our socket, while ctx.gone watches it for a reset (we wait for a thread)
         self.timed_out = False  # cut off at --request-timeout while the app ran: its output is dropped
+        self.slow_logged = False  # its stack was logged (--slow-request-log, --request-timeout)
         self.deadline_timer: Optional[asyncio.TimerHandle] = None
         timeout = ctx.config.request_timeout
         if timeout and local is None:
@@ -283,7 +286,14 @@ class Exchange:
             return
         if self._answer_unrun(504, detail):
             return  # it still waited for a thread: the app never runs
-        error_log.warning("%s: %s", self.request_line(), detail)
+        if not self.slow_logged:
+            self.slow_logged = True
+            error_log.warning(
+                "%s: %s; its thread is at:\n%s",
+                describe(self, time.monotonic()),
+                detail,
+                thread_stack(self.call.thread).rstrip(),
+            )
         self.timed_out = True
         self.channel.close()  # the app's next write raises; its close() runs
         if self.framer is None:

@@ -136,6 +136,8 @@ class Server:
             await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked threads
         ctx.deadlines.close()
         ctx.gone.close()
+        if ctx.slow_watch is not None:
+            ctx.slow_watch.close()
         ctx.pool.shutdown()
         stuck = await _join_threads(ctx.pool, _THREAD_EXIT_SECONDS)
         if stuck:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
@@ -75,6 +76,8 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
     }
     oldest = 0.0
     pool_queued = 0
+    in_flight: List[Dict[str, Any]] = []
+    thread_names = {thread.ident: thread.name for thread in threading.enumerate()}
     for protocol in ctx.connections:
         exchange = protocol.exchange
         if exchange is None or exchange.state is DONE:
@@ -93,6 +96,18 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
         else:
             states["in_app"] += 1
         call = exchange.call
+        if exchange.state is RUNNING and call.started_at:
+            environ = exchange.environ
+            in_flight.append(
+                {
+                    "method": environ.get("REQUEST_METHOD"),
+                    "path": environ.get("PATH_INFO"),
+                    "client": environ.get("REMOTE_ADDR"),
+                    "age_seconds": round(now - exchange.started, 6),
+                    "in_app_seconds": round(now - call.started_at, 6),
+                    "thread": thread_names.get(call.thread),
+                }
+            )
         if exchange.state is WAITING or (exchange.state is RUNNING and not call.started_at):
             oldest = max(oldest, now - call.queued_at)
             if exchange.state is RUNNING:
@@ -105,6 +120,7 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
         "draining": ctx.draining,
         "connections": {"open": len(ctx.connections), **states},
         "threads": {"total": pool.threads, "busy": busy, "idle": pool.threads - busy},
+        "in_flight": sorted(in_flight, key=lambda r: -r["age_seconds"]),
         "request_buffers": {"bytes": ctx.request_buffers.used, "capacity": ctx.request_buffers.capacity},
         "response_buffers": {"bytes": ctx.response_buffers.used, "capacity": ctx.response_buffers.capacity},
         "queue": {

@@ -19,6 +19,7 @@ import io
 import os
 import re
 import stat
+import threading
 import time
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
@@ -157,6 +158,7 @@ class WSGICall:
         "queued_at",
         "sendfile_ok",
         "started_at",
+        "thread",
     )
 
     def __init__(
@@ -174,6 +176,7 @@ class WSGICall:
         self.queue_timeout = queue_timeout
         self.queued_at = 0.0  # time.monotonic() when the loop queued this job
         self.started_at = 0.0  # time.monotonic() when a thread took it (read by the loop for stats)
+        self.thread = 0  # that thread's ident, for the loop's stack dumps (slowlog.py)
         self.queue_expired = False  # answered 503: it waited over --queue-timeout for a thread
         self.head: Optional[ResponseHead] = None
         self.has_length = False
@@ -199,6 +202,7 @@ class WSGICall:
             self.channel.finish(final)
             return
         self.started_at = time.monotonic()
+        self.thread = threading.get_ident()
         if self.channel.closed:
             # The client left while this request waited for a thread: don't run the app for nobody.
             error_log.debug("client gone before %s started; not running the app", self._request_line())
