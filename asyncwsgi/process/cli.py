@@ -283,6 +283,8 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:
             if config.max_requests:
                 limit = config.max_requests + random.randint(0, config.max_requests_jitter)
                 tasks.append(asyncio.ensure_future(_recycle_after(server, limit)))
+            if config.request_timeout:
+                tasks.append(asyncio.ensure_future(_recycle_when_stuck(server, config.request_timeout)))
         await server.serve_forever()
     finally:
         signals.remove()
@@ -309,6 +311,31 @@ async def _heartbeat(server: Server, fd: int) -> None:
             await asyncio.sleep(HEARTBEAT_SECONDS)
     finally:
         os.close(fd)
+
+
+async def _recycle_when_stuck(server: Server, grace: float) -> None:
+    """[supervised worker] Drain and exit once every thread has been stuck in a request already
+    cut off at --request-timeout for ``grace`` more seconds; the supervisor starts a fresh worker.
+
+    Python cannot stop those threads; a process can be replaced. The stuck requests have been
+    answered; requests that still wait in this worker's queue get their 504 at their deadlines.
+    """
+    loop = asyncio.get_running_loop()
+    since: Optional[float] = None
+    while True:
+        await asyncio.sleep(min(1.0, grace / 4))
+        if not server.all_threads_stuck():
+            since = None
+            continue
+        if since is None:
+            since = loop.time()
+        elif loop.time() - since >= grace:
+            error_log.warning(
+                "every thread has been stuck past --request-timeout for %.1fs: draining for a fresh worker",
+                loop.time() - since,
+            )
+            server.close()
+            return
 
 
 async def _recycle_after(server: Server, limit: int) -> None:

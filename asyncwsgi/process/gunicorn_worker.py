@@ -10,6 +10,9 @@ the worker finishes its requests and exits, and the arbiter starts a fresh one),
 settings, ``accesslog`` with ``access_log_format`` (gunicorn's atoms work), and ``timeout``: the
 worker's heartbeat is sent from the event loop, so a loop that stops turning gets the worker
 killed and replaced. SIGTERM drains gracefully; SIGQUIT and SIGINT exit at once, as in gunicorn.
+Options gunicorn has no setting for come from ``ASYNCWSGI_*`` variables
+(``ASYNCWSGI_REQUEST_TIMEOUT=20``). With a request timeout, a worker whose every thread has been
+stuck past it for as long again exits, and the arbiter starts a fresh one.
 """
 
 from __future__ import annotations
@@ -17,19 +20,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from typing import Any, Dict
+from typing import Any, Dict, Mapping, Optional
 
 from gunicorn.workers.base import Worker as _GunicornWorker
 
 from ..config import Config
 from ..server.server import start_server
 from .loops import resolve_loop
+from .settings import env_options
 
 # How often the loop checks for a signal from the arbiter.
 _TICK_SECONDS = 0.1
 
 
-def config_from_gunicorn(cfg: Any, fds: list[int]) -> Config:
+def config_from_gunicorn(cfg: Any, fds: list[int], environ: Optional[Mapping[str, str]] = None) -> Config:
     """The asyncwsgi Config equivalent to a gunicorn config, serving the given listening fds."""
     options: Dict[str, Any] = {
         "bind": tuple(f"fd://{fd}" for fd in fds),
@@ -63,6 +67,10 @@ def config_from_gunicorn(cfg: Any, fds: list[int]) -> Config:
         options.update(certfile=cfg.certfile, keyfile=cfg.keyfile)
         if cfg.ca_certs:
             options.update(ca_certs=cfg.ca_certs, cert_reqs={0: "none", 1: "optional", 2: "required"}[cfg.cert_reqs])
+    # What gunicorn has no setting for (--request-timeout, the buffers, ...) comes from
+    # ASYNCWSGI_* variables, as for the command; where gunicorn has one, gunicorn's wins.
+    for name, value in env_options(environ if environ is not None else os.environ).items():
+        options.setdefault(name, value)
     return Config(**options)
 
 
@@ -100,6 +108,7 @@ class Worker(_GunicornWorker):  # type: ignore[misc]  # gunicorn has no type hin
         loop = asyncio.get_running_loop()
         beat = max(0.5, min(self.timeout / 2.0, 5.0)) if self.timeout else 1.0
         next_beat = 0.0
+        stuck_since: Optional[float] = None
         parent = self.ppid
         try:
             while self.alive:
@@ -113,6 +122,13 @@ class Worker(_GunicornWorker):  # type: ignore[misc]  # gunicorn has no type hin
                 if server.stats.requests >= self.max_requests:
                     self.log.info("Autorestarting worker after current request.")
                     break
+                if config.request_timeout and server.all_threads_stuck():
+                    stuck_since = now if stuck_since is None else stuck_since
+                    if now - stuck_since >= config.request_timeout:
+                        self.log.warning("Every thread stuck past --request-timeout: restarting the worker.")
+                        break
+                else:
+                    stuck_since = None
                 await asyncio.sleep(_TICK_SECONDS)
         finally:
             server.close()

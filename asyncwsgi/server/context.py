@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Callable, Dict, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Tuple
 
 from ..accesslog import AccessFormatter
 from ..config import Config
@@ -99,6 +99,8 @@ class ServerContext:
         # Sockets of requests waiting for a thread, watched for resets without being read.
         self.gone = GoneWatch(loop)
         self.slow_watch = SlowRequestWatch(self, config.slow_request_log) if config.slow_request_log else None
+        # Requests cut off at --request-timeout whose app still runs: each holds its thread.
+        self.stuck: Set[Any] = set()
         self.draining = False  # the server is shutting down: finish current responses, then close
         # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
         self.sendfile_ok = isinstance(loop, asyncio.BaseEventLoop)

@@ -297,6 +297,7 @@ class Exchange:
                 thread_stack(self.call.thread).rstrip(),
             )
         self.timed_out = True
+        ctx.stuck.add(self)  # until its thread comes back (the job's last delivery)
         self.channel.close()  # the app's next write raises; its close() runs
         if self.call.interrupt is not None:
             self.call.interrupt.fire()  # and RequestTimeout at its next bytecode
@@ -385,6 +386,7 @@ class Exchange:
                 self._detach()
                 self._release_buffer()
                 self.protocol.ctx.pool.release()
+                self.protocol.ctx.stuck.discard(self)
             return
         protocol = self.protocol
         if protocol.lost or protocol.transport.is_closing():
@@ -512,6 +514,8 @@ class Exchange:
     def _finish(self) -> None:
         self.state = DONE
         self._stop_request_deadline()
+        if self.timed_out:
+            self.protocol.ctx.stuck.discard(self)
         self._release_buffer()
         self._detach()
         self._leave_queue_deadline()

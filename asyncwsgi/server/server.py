@@ -51,6 +51,12 @@ class Server:
         """Counters since start: requests, responses by class, timeouts (see stats.py)."""
         return self._ctx.stats
 
+    def all_threads_stuck(self) -> bool:
+        """Every thread runs a request already cut off at --request-timeout: this server can
+        serve nothing until one returns. (The command and the gunicorn worker recycle on it.)"""
+        ctx = self._ctx
+        return len(ctx.stuck) >= ctx.pool.threads
+
     @property
     def config(self) -> Config:
         return self._ctx.config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from typing import Any, Dict
@@ -180,4 +181,13 @@ def echo_sized_reads(environ, start_response):
         parts.append(chunk)
     body = b"".join(parts)
     start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def stuck_or_pid(environ, start_response):
+    """``/stuck`` never comes back within a test (60 s); anything else answers the process's pid."""
+    if environ["PATH_INFO"] == "/stuck":
+        time.sleep(60)
+    body = str(os.getpid()).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
     return [body]

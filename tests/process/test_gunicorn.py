@@ -164,6 +164,19 @@ def test_gunicorn_settings_map_to_config():
     assert config_from_gunicorn(cfg, [7]).forwarded_allow_ips == "10.0.0.1,10.1.0.0/16"
 
 
+def test_asyncwsgi_variables_fill_what_gunicorn_has_no_setting_for():
+    from gunicorn.config import Config as GunicornConfig
+
+    from asyncwsgi.process.gunicorn_worker import config_from_gunicorn
+
+    cfg = GunicornConfig()
+    cfg.set("threads", 6)
+    environ = {"ASYNCWSGI_REQUEST_TIMEOUT": "20", "ASYNCWSGI_THREADS": "99", "ASYNCWSGI_SLOW_REQUEST_LOG": "5"}
+    config = config_from_gunicorn(cfg, [7], environ)
+    assert config.request_timeout == 20.0 and config.slow_request_log == 5.0
+    assert config.threads == 6  # gunicorn's own setting wins
+
+
 def test_gunicorn_proxy_protocol_maps_with_its_allow_list():
     from gunicorn.config import Config as GunicornConfig
 

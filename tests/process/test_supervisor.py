@@ -283,3 +283,32 @@ def test_sighup_reloads_under_load_lose_no_request():
         assert recorder.failures == [], recorder.failures[:10]
         server.signal()
         assert server.wait() == 0
+
+
+def test_a_worker_whose_every_thread_is_stuck_is_replaced():
+    """--request-timeout answers a stuck request with 504, but its thread stays in the app;
+    once every thread of a worker has been stuck for as long again, that worker drains and a
+    fresh one takes its place, while the other worker serves throughout."""
+    server = CLIServer(
+        "tests.apps.basic:stuck_or_pid", "--port", "0", "--workers", "2", "--threads", "1",
+        "--request-timeout", "0.5", "--queue-timeout", "0", "--no-access-log",
+    )  # fmt: skip
+    with server:
+        server.wait_listening()
+        assert wait_for(lambda: len(children(server.pid)) == 2)
+        before = children(server.pid)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as stuck:
+            stuck.sendall(get("/stuck"))
+            assert Reader(stuck).response().status == 504
+        assert wait_for(lambda: "draining for a fresh worker" in server.output(), timeout=15), server.output()
+        assert wait_for(lambda: len(children(server.pid)) == 2 and children(server.pid) != before, timeout=30)
+        (replaced,) = before - children(server.pid)
+        answered = set()
+        for _ in range(20):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as sock:
+                sock.sendall(get("/"))
+                answered.add(int(Reader(sock).response().body))
+        assert replaced not in answered and answered <= children(server.pid)
+        server.signal(signal.SIGTERM)
+        assert server.wait() == 0
+    assert "every thread has been stuck past --request-timeout" in server.output()
