@@ -254,11 +254,13 @@ class Exchange:
         self.queue_slot = None
         if self.protocol.lost:
             return
-        if self._answer_unrun(503, "no free thread within --queue-timeout", ((b"Retry-After", b"1"),)):
-            self.protocol.ctx.stats.timeouts["queue"] += 1
+        self._answer_unrun("queue", 503, "no free thread within --queue-timeout", ((b"Retry-After", b"1"),))
 
-    def _answer_unrun(self, status: int, detail: str, headers: Tuple[Tuple[bytes, bytes], ...] = ()) -> bool:
-        """Answer a request that waits for a thread from the loop, if it can still be taken back."""
+    def _answer_unrun(
+        self, timeout: str, status: int, detail: str, headers: Tuple[Tuple[bytes, bytes], ...] = ()
+    ) -> bool:
+        """Answer a request that waits for a thread from the loop, if it can still be taken back;
+        counted as a ``timeout`` before the answer is written (a client may look at once)."""
         self._unwatch()
         parked = self.state is WAITING
         if not self._take_back():
@@ -269,6 +271,7 @@ class Exchange:
         self._stop_request_deadline()
         self.state = DONE
         self.status = status
+        self.protocol.ctx.stats.timeouts[timeout] += 1
         self.protocol.send_error(status, detail, self.request, headers)
         return True
 
@@ -280,14 +283,15 @@ class Exchange:
         if self.state is DONE or protocol.lost:
             return
         ctx = protocol.ctx
-        ctx.stats.timeouts["request"] += 1
         detail = f"request not answered within --request-timeout ({ctx.config.request_timeout:g}s)"
         if self.state is BUFFERING:
+            ctx.stats.timeouts["request"] += 1
             self.abandon()  # still uploading: the client's slowness, not the app's
             protocol.send_error(408, detail, self.request)
             return
-        if self._answer_unrun(504, detail):
+        if self._answer_unrun("request", 504, detail):
             return  # it still waited for a thread: the app never runs
+        ctx.stats.timeouts["request"] += 1
         if not self.slow_logged:
             self.slow_logged = True
             error_log.warning(
