@@ -65,6 +65,8 @@ class ServerContext:
         # Set when --proxy-headers is on: whose Forwarded / X-Forwarded-* headers to believe.
         self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
         # Set when --proxy-protocol is on: which peers start their connections with a PROXY header.
+        # Who may see thread stacks at the stats endpoint (?stacks=1).
+        self.stack_peers = TrustedProxies(config.forwarded_allow_ips)
         self.proxy_protocol_peers = TrustedProxies(config.forwarded_allow_ips) if config.proxy_protocol else None
         self.connections: Set[HTTPProtocol] = set()
         self.stats = Stats()

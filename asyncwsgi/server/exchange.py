@@ -191,8 +191,13 @@ class Exchange:
         """A health, readiness or stats request: the loop answers, whatever the threads are doing."""
         assert self.local is not None
         ctx = self.protocol.ctx
+        peer = self.protocol.transport.get_extra_info("peername")
         status, reason, content_type, body = answer(
-            ctx, self.local, self.environ.get("QUERY_STRING", "").encode("latin-1"), self.environ.get("HTTP_ACCEPT", "")
+            ctx,
+            self.local,
+            self.environ.get("QUERY_STRING", "").encode("latin-1"),
+            self.environ.get("HTTP_ACCEPT", ""),
+            peer[0] if isinstance(peer, tuple) else None,
         )
         headers = [
             (b"Content-Type", content_type.encode("latin-1")),

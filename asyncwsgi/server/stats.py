@@ -20,6 +20,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
 
+from .slowlog import thread_stack
+
 if TYPE_CHECKING:
     from .context import ServerContext
 
@@ -61,8 +63,9 @@ def is_ready(ctx: ServerContext) -> bool:
     return not ctx.draining and not (pool.admitted >= pool.capacity and pool.waiting)
 
 
-def snapshot(ctx: ServerContext) -> Dict[str, Any]:
-    """Everything the stats endpoint reports, computed now."""
+def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
+    """Everything the stats endpoint reports, computed now (with stacks: each in-flight
+    request's thread stack too)."""
     from .exchange import BUFFERING, DONE, RUNNING, WAITING  # here: exchange imports this module
 
     now = time.monotonic()
@@ -108,6 +111,8 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
                     "thread": thread_names.get(call.thread),
                 }
             )
+            if stacks:
+                in_flight[-1]["stack"] = thread_stack(call.thread)
         if exchange.state is WAITING or (exchange.state is RUNNING and not call.started_at):
             oldest = max(oldest, now - call.queued_at)
             if exchange.state is RUNNING:
@@ -146,8 +151,15 @@ def snapshot(ctx: ServerContext) -> Dict[str, Any]:
     }
 
 
-def answer(ctx: ServerContext, kind: str, query: bytes, accept: str) -> Tuple[int, bytes, str, bytes]:
-    """(status, reason, content type, body) for one of the loop-answered endpoints."""
+def answer(
+    ctx: ServerContext, kind: str, query: bytes, accept: str, peer: Optional[str] = None
+) -> Tuple[int, bytes, str, bytes]:
+    """(status, reason, content type, body) for one of the loop-answered endpoints.
+
+    ``?stacks=1`` on the stats endpoint adds each in-flight request's thread stack: the app's
+    code and data in its frames, so only for a peer (the socket's, not a forwarded one) in
+    ``--forwarded-allow-ips``; others get 403.
+    """
     if kind == HEALTH:
         return 200, b"OK", "text/plain; charset=utf-8", b"ok\n"
     if kind == READY:
@@ -155,7 +167,10 @@ def answer(ctx: ServerContext, kind: str, query: bytes, accept: str) -> Tuple[in
             return 200, b"OK", "text/plain; charset=utf-8", b"ready\n"
         reason = "draining" if ctx.draining else "saturated"
         return 503, b"Service Unavailable", "text/plain; charset=utf-8", f"not ready: {reason}\n".encode()
-    data = snapshot(ctx)
+    stacks = b"stacks=1" in query
+    if stacks and not ctx.stack_peers.trusts(peer):
+        return 403, b"Forbidden", "text/plain; charset=utf-8", b"stacks only for --forwarded-allow-ips\n"
+    data = snapshot(ctx, stacks)
     if b"format=prometheus" in query or "text/plain" in accept or "openmetrics" in accept:
         return 200, b"OK", "text/plain; version=0.0.4; charset=utf-8", prometheus(data).encode()
     return 200, b"OK", "application/json", json.dumps(data, indent=1).encode() + b"\n"

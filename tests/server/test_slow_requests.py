@@ -73,3 +73,23 @@ def test_stats_list_requests_in_the_app_with_their_age_and_thread(serve):
         release.set()
         assert Reader(sock).response().body == b"ok"
     assert json.loads(request(srv.port, get("/stats")).body)["in_flight"] == []
+
+
+def test_stats_show_stacks_on_request_to_trusted_peers_only(serve):
+    release = threading.Event()
+    trusted = serve(_app(release), stats_path="/stats")  # --forwarded-allow-ips: 127.0.0.1
+    untrusted = serve(_app(release), stats_path="/stats", forwarded_allow_ips="10.0.0.1")
+    with connect(trusted.port) as sock:
+        sock.sendall(get("/stuck"))
+
+        def stacks():
+            return json.loads(request(trusted.port, get("/stats?stacks=1")).body)["in_flight"]
+
+        assert wait_for(lambda: len(stacks()) == 1)
+        assert "in stuck_in_here" in stacks()[0]["stack"]
+        assert "stack" not in json.loads(request(trusted.port, get("/stats")).body)["in_flight"][0]
+        release.set()
+        assert Reader(sock).response().body == b"ok"
+    refused = request(untrusted.port, get("/stats?stacks=1"))
+    assert refused.status == 403
+    assert request(untrusted.port, get("/stats")).status == 200
