@@ -17,7 +17,6 @@ from .errors import (
     RequestBodyError,
     RequestBodyTimeout,
     RequestBodyTooLarge,
-    RequestTimeout,
     RequestTrailersTooLarge,
 )
 from .server.server import Server, serve, start_server
@@ -30,7 +29,6 @@ __all__ = [
     "RequestBodyError",
     "RequestBodyTimeout",
     "RequestBodyTooLarge",
-    "RequestTimeout",
     "RequestTrailersTooLarge",
     "Server",
     "__version__",

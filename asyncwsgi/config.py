@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union
@@ -110,12 +109,6 @@ class Config:
         "connection is aborted. The app's thread runs on (Python cannot stop it); its later output "
         "is discarded and its close() still runs (0: off).",
         metavar="SECONDS",
-    )
-    interrupt_on_timeout: bool = _opt(
-        False,
-        "At --request-timeout, also raise asyncwsgi.RequestTimeout in the app's thread, so it stops "
-        "at its next Python bytecode (a blocking call only when it returns).",
-        no_help="Let an app run on past --request-timeout (its output is dropped).",
     )
     slow_request_log: float = _opt(
         0.0,
@@ -372,12 +365,6 @@ class Config:
             _fail("access_log_format", str(exc))
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             _fail("root_path", f"must start with '/' and not end with '/', got {self.root_path!r}")
-        if self.interrupt_on_timeout and not self.request_timeout:
-            raise ConfigError("--interrupt-on-timeout needs --request-timeout: there is no deadline to interrupt at")
-        if self.interrupt_on_timeout and sys.implementation.name != "cpython":
-            raise ConfigError(
-                f"--interrupt-on-timeout needs CPython's PyThreadState_SetAsyncExc; this is {sys.implementation.name}"
-            )
         if self.proxy_protocol and self.certfile is not None:
             raise ConfigError(
                 "--proxy-protocol cannot be combined with --certfile: the PROXY header comes before the "

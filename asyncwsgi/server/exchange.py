@@ -31,7 +31,6 @@ from ..types import Environ
 from ..wsgi.app import WSGICall
 from ..wsgi.bridge import (
     EMPTY_INPUT,
-    AppInterrupt,
     Delivery,
     DisconnectEvent,
     EmptyInput,
@@ -115,8 +114,7 @@ class Exchange:
         self.environ = environ
         self.channel = OutputChannel(ctx.loop, self.deliver, ctx.config.output_buffer_bytes, protocol.write_paused)
         environ["asyncwsgi.disconnected"] = DisconnectEvent(self.channel)
-        interrupt = AppInterrupt() if ctx.config.interrupt_on_timeout else None
-        self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok, ctx.config.queue_timeout, interrupt)
+        self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok, ctx.config.queue_timeout)
         self.state = WAITING
         self.status = 0
         self.framer: Optional[BodyFramer] = None  # set when the response head is written
@@ -308,8 +306,6 @@ class Exchange:
         self.timed_out = True
         ctx.stuck.add(self)  # until its thread comes back (the job's last delivery)
         self.channel.close()  # the app's next write raises; its close() runs
-        if self.call.interrupt is not None:
-            self.call.interrupt.fire()  # and RequestTimeout at its next bytecode
         if self.framer is None:
             self.status = 504
             protocol.send_error(504, detail, self.request)

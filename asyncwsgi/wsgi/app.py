@@ -23,11 +23,11 @@ import threading
 import time
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
-from ..errors import ClientDisconnected, RequestBodyError, RequestTimeout
+from ..errors import ClientDisconnected, RequestBodyError
 from ..http.response import ResponseHead
 from ..log import error_log
 from ..types import Environ, ExcInfo, WriteCallable, WSGIApp
-from .bridge import AppInterrupt, Delivery, FileSlice, OutputChannel
+from .bridge import Delivery, FileSlice, OutputChannel
 
 # A list/tuple body up to this size crosses to the loop in a single hand-off.
 ONE_HOP_BYTES = 64 * 1024
@@ -153,7 +153,6 @@ class WSGICall:
         "has_length",
         "head",
         "head_sent",
-        "interrupt",
         "queue_expired",
         "queue_timeout",
         "queued_at",
@@ -169,14 +168,12 @@ class WSGICall:
         channel: OutputChannel,
         sendfile_ok: bool,
         queue_timeout: float = 0.0,
-        interrupt: Optional[AppInterrupt] = None,
     ) -> None:
         self.app = app
         self.environ = environ
         self.channel = channel
         self.sendfile_ok = sendfile_ok
         self.queue_timeout = queue_timeout
-        self.interrupt = interrupt  # --interrupt-on-timeout: armed while the app runs
         self.queued_at = 0.0  # time.monotonic() when the loop queued this job
         self.started_at = 0.0  # time.monotonic() when a thread took it (read by the loop for stats)
         self.thread = 0  # that thread's ident, for the loop's stack dumps (slowlog.py)
@@ -220,8 +217,6 @@ class WSGICall:
             final = self._call_app()
         except ClientDisconnected:
             error_log.debug("client disconnected during %s", self._request_line())
-        except RequestTimeout:
-            error_log.info("%s interrupted at --request-timeout (--interrupt-on-timeout)", self._request_line())
         except RequestBodyError as exc:
             error_log.info("request body for %s: %s", self._request_line(), exc)
             if not self.head_sent:
@@ -257,20 +252,13 @@ class WSGICall:
     # --- internals --------------------------------------------------------------------------
 
     def _call_app(self) -> Delivery:
-        interrupt = self.interrupt
-        if interrupt is not None:
-            interrupt.arm()
+        result = self.app(self.environ, self.start_response)
         try:
-            result = self.app(self.environ, self.start_response)
-            try:
-                body = self._consume(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            body = self._consume(result)
         finally:
-            if interrupt is not None:
-                interrupt.disarm()
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
         return self._final(body)
 
     def _consume(self, result: Iterable[bytes]) -> bytes:

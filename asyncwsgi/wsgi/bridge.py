@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import ctypes
 import threading
 import time
 from typing import Any, Callable, Deque, List, NamedTuple, Optional
 
-from ..errors import ClientDisconnected, RequestTimeout
+from ..errors import ClientDisconnected
 from ..http.response import ResponseHead
 
 # How often a blocked thread re-checks that the loop is still alive. Only matters when a
@@ -229,62 +228,6 @@ _NO_REPLY = object()
 
 def _ignore(delivery: Delivery) -> None:
     """The sink of a detached channel; nothing reaches it, as the job has finished."""
-
-
-class AppInterrupt:
-    """--interrupt-on-timeout: the loop raises ``RequestTimeout`` in the thread running an app.
-
-    ``PyThreadState_SetAsyncExc`` makes a thread raise at its next bytecode, wherever it is, so
-    it must only land while that thread is inside the app: the thread ``arm``s before calling
-    the app and ``disarm``s after it (clearing an exception still pending), and the loop
-    ``fire``s only while armed, all under one lock. An exception that lands between the app's
-    return and ``disarm`` is caught by the call (``wsgi.app``); ``disarm`` clears one still
-    pending, so none can land in the pool's own code. The loop never waits for the lock: if the
-    thread holds it at that instant, this request is not interrupted.
-    """
-
-    __slots__ = ("_armed", "_fired", "_ident", "_lock")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._armed = False
-        self._fired = False
-        self._ident = 0
-
-    # --- [thread] ---------------------------------------------------------------------------
-
-    def arm(self) -> None:
-        with self._lock:
-            self._ident = threading.get_ident()
-            self._armed = True
-
-    def disarm(self) -> None:
-        with self._lock:
-            self._armed = False
-            if self._fired:
-                _set_async_exc(self._ident, None)  # one still pending is dropped
-
-    # --- [loop] -----------------------------------------------------------------------------
-
-    def fire(self) -> bool:
-        """Raise ``RequestTimeout`` in the app's thread; False if it is not in the app now."""
-        if not self._lock.acquire(blocking=False):
-            return False
-        try:
-            if not self._armed:
-                return False
-            self._armed = False  # once
-            self._fired = True
-            return _set_async_exc(self._ident, RequestTimeout) == 1
-        finally:
-            self._lock.release()
-
-
-def _set_async_exc(ident: int, exc: Optional[type]) -> int:
-    """CPython's documented C API: the number of threads it was set for (0 or 1). ``None``
-    passes NULL, which clears a pending exception (``py_object(None)`` would set one)."""
-    arg = None if exc is None else ctypes.py_object(exc)
-    return int(ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), arg))
 
 
 class DisconnectEvent:

@@ -9,7 +9,6 @@ import threading
 import time
 from typing import List
 
-from asyncwsgi import RequestTimeout
 from tests.helpers import WAIT, Reader, connect, get, request, wait_for
 
 
@@ -154,67 +153,3 @@ def test_an_upload_still_arriving_at_the_deadline_gets_408(serve):
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
         assert Reader(sock).response().status == 408
     assert ran == []
-
-
-# --- --interrupt-on-timeout -------------------------------------------------------------------
-
-
-def test_interruption_stops_a_pure_python_loop_and_the_slot_comes_back(serve):
-    seen: List[str] = []
-    stop = threading.Event()
-
-    def app(environ, start_response):
-        if environ["PATH_INFO"] == "/spin":
-            try:
-                while not stop.is_set():  # pure Python: interrupted at its next bytecode
-                    pass
-            except RequestTimeout:
-                seen.append("RequestTimeout")
-                raise
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
-    srv = serve(app, threads=1, queue_size=0, request_timeout=0.3, interrupt_on_timeout=True)
-    try:
-        assert request(srv.port, get("/spin")).status == 504
-        assert wait_for(lambda: seen == ["RequestTimeout"])
-        assert request(srv.port, get("/next")).body == b"ok"  # the one thread is free again
-    finally:
-        stop.set()
-
-
-def test_interruption_lands_in_a_loop_of_short_sleeps_once_one_returns(serve):
-    seen: List[float] = []
-
-    def app(environ, start_response):
-        started = time.monotonic()
-        try:
-            for _ in range(100):
-                time.sleep(0.05)  # a blocking call: the exception comes when it returns
-        except RequestTimeout:
-            seen.append(time.monotonic() - started)
-            raise
-        start_response("200 OK", [])
-        return [b"slept"]
-
-    srv = serve(app, threads=1, queue_size=0, request_timeout=0.3, interrupt_on_timeout=True)
-    assert request(srv.port, get("/")).status == 504
-    assert wait_for(lambda: len(seen) == 1)
-    assert 0.25 <= seen[0] < 1.0  # not the 5 s the loop would take
-    assert request(srv.port, get("/")).status == 504  # and it serves (and interrupts) again
-
-
-def test_an_app_that_finishes_in_time_is_never_interrupted_later(serve):
-    """The interrupt is armed only while the app runs: 200 fast requests on one thread with a
-    short deadline all succeed, and the thread is still alive for more."""
-
-    def app(environ, start_response):
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
-    srv = serve(app, threads=1, queue_size=0, request_timeout=0.05, interrupt_on_timeout=True)
-    with connect(srv.port) as sock:
-        reader = Reader(sock)
-        for _ in range(200):
-            sock.sendall(get("/"))
-            assert reader.response().body == b"ok"

@@ -49,7 +49,6 @@ def test_every_field_has_help():
     "options,message",
     [
         ({"threads": 0}, "--threads must be >= 1"),
-        ({"interrupt_on_timeout": True}, "--interrupt-on-timeout needs --request-timeout"),
         ({"queue_size": -1}, "--queue-size must be >= 0"),
         ({"port": -1}, "--port must be between"),
         ({"keep_alive": -1.0}, "--keep-alive must be a finite"),
