@@ -248,12 +248,11 @@ class HTTPProtocol(asyncio.Protocol):
             return False
         exchange = self.exchange
         if exchange is not None and exchange.state is BUFFERING and conn.their_state is h11.SEND_BODY:
-            # The client left before its body was whole: the app never runs, nobody is answered.
-            error_log.debug("client %s closed mid-body before the app ran", self._peer())
-            self.ctx.stats.disconnects += 1
+            # The client closed its side before its body was whole: the app never runs, and the
+            # client (which can still read) gets 400, as when the EOF comes before the head is
+            # parsed, whichever of the two happens first.
             exchange.abandon()
-            self.exchange = None
-            self.close()
+            self.send_error(400, "client closed its side before the request body was complete", exchange.request)
             return False
         if exchange is not None and exchange.state is not DONE:
             exchange.channel.mark_gone()  # asyncwsgi.disconnected
