@@ -52,10 +52,10 @@ def servers() -> Dict[str, List[str]]:
     return found
 
 
-def _wait_up(proc: subprocess.Popen) -> None:
+def _wait_up(proc: subprocess.Popen, port: int = PORT) -> None:
     for _ in range(200):
         try:
-            socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             if proc.poll() is not None:
@@ -64,12 +64,13 @@ def _wait_up(proc: subprocess.Popen) -> None:
     raise RuntimeError("server did not start")
 
 
-def _good(stop: threading.Event, latencies: List[float]) -> None:
+def _good(stop: threading.Event, latencies: List[float], port: int = PORT) -> None:
+    """Loop GET / on fresh connections; record each 200's latency."""
     request = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
     while not stop.is_set():
         started = time.monotonic()
         try:
-            with socket.create_connection(("127.0.0.1", PORT), timeout=10) as sock:
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
                 sock.sendall(request)
                 data = b""
                 while True:
@@ -83,12 +84,13 @@ def _good(stop: threading.Event, latencies: List[float]) -> None:
             pass
 
 
-def _flood(stop: threading.Event, made: List[int]) -> None:
+def _flood(stop: threading.Event, made: List[int], port: int = PORT, pause: float = 0.0) -> None:
+    """Loop: the head of a 1 MiB POST and 256 KiB of it, then a reset; ``pause`` between."""
     head = b"POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n" % (1 << 20)
     part = b"x" * (256 * 1024)
     while not stop.is_set():
         try:
-            sock = socket.create_connection(("127.0.0.1", PORT), timeout=2)
+            sock = socket.create_connection(("127.0.0.1", port), timeout=2)
         except OSError:
             continue
         try:
@@ -101,6 +103,8 @@ def _flood(stop: threading.Event, made: List[int]) -> None:
         finally:
             sock.close()
         made.append(1)
+        if pause:
+            time.sleep(pause)
 
 
 def _fds(pid: int) -> int:

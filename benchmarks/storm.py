@@ -26,7 +26,6 @@ import argparse
 import os
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -34,6 +33,10 @@ import time
 from typing import Dict, List, Optional, Sequence
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from benchmarks.reset_flood import _flood, _good, _wait_up  # noqa: E402  (after the path above)
+
 PORT = 18331
 APP = "benchmarks.apps:storm"
 
@@ -58,37 +61,6 @@ def servers() -> Dict[str, List[str]]:
     except ImportError:
         pass
     return found
-
-
-def _wait_up(proc: subprocess.Popen) -> None:
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", PORT), timeout=1).close()
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("server exited") from None
-            time.sleep(0.05)
-    raise RuntimeError("server did not start")
-
-
-def _good(stop: threading.Event, latencies: List[float]) -> None:
-    request = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    while not stop.is_set():
-        started = time.monotonic()
-        try:
-            with socket.create_connection(("127.0.0.1", PORT), timeout=10) as sock:
-                sock.sendall(request)
-                data = b""
-                while True:
-                    chunk = sock.recv(65536)
-                    if not chunk:
-                        break
-                    data += chunk
-            if data.startswith(b"HTTP/1.1 200") and not stop.is_set():
-                latencies.append(time.monotonic() - started)
-        except OSError:
-            pass
 
 
 def _open(kind: str) -> Optional[socket.socket]:
@@ -137,26 +109,6 @@ def _hold(stop: threading.Event, kind: str, count: int) -> None:
             sock.close()
 
 
-def _reset_flood(stop: threading.Event) -> None:
-    head = b"POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n" % (1 << 20)
-    part = b"x" * (256 * 1024)
-    while not stop.is_set():
-        try:
-            sock = socket.create_connection(("127.0.0.1", PORT), timeout=2)
-        except OSError:
-            continue
-        try:
-            sock.setblocking(False)
-            try:
-                sock.sendall(head + part)
-            except OSError:
-                pass
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        finally:
-            sock.close()
-        time.sleep(0.01)
-
-
 def _rss_mib(pid: int) -> float:
     try:
         with open(f"/proc/{pid}/status") as status:
@@ -175,16 +127,16 @@ def measure(command: List[str], seconds: float, hostile: int, kinds: Sequence[st
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
     proc = subprocess.Popen(pin + command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_up(proc)
+        _wait_up(proc, PORT)
         stop = threading.Event()
         latencies: List[float] = []
         storm = [threading.Thread(target=_hold, args=(stop, kind, hostile)) for kind in kinds if kind != "reset"]
         if "reset" in kinds:
-            storm += [threading.Thread(target=_reset_flood, args=(stop,)) for _ in range(4)]
+            storm += [threading.Thread(target=_flood, args=(stop, [], PORT, 0.01)) for _ in range(4)]
         for thread in storm:
             thread.start()
         time.sleep(2)  # the storm is in place before the window opens
-        good = [threading.Thread(target=_good, args=(stop, latencies)) for _ in range(8)]
+        good = [threading.Thread(target=_good, args=(stop, latencies, PORT)) for _ in range(8)]
         for thread in good:
             thread.start()
         time.sleep(seconds)

@@ -379,18 +379,14 @@ class Exchange:
         """Write one Delivery from the thread. Runs as a loop callback."""
         if self.cancelled:
             # The loop answered this request while it was queued; the job only frees its slot.
-            self._detach()
-            self._release_buffer()
-            self.protocol.ctx.pool.release()
+            self._free_slot()
             return
         if self.timed_out and self.framer is None:
             # Answered 504 at --request-timeout: what the app still sends is dropped; its last
             # delivery (after its close()) frees the slot.
             if d.last:
                 self.state = DONE
-                self._detach()
-                self._release_buffer()
-                self.protocol.ctx.pool.release()
+                self._free_slot()
                 self.protocol.ctx.stuck.discard(self)
             return
         protocol = self.protocol
@@ -515,6 +511,12 @@ class Exchange:
         if after:
             protocol.write(after)
         self.channel.reply(sent)
+
+    def _free_slot(self) -> None:
+        """The job of a request the loop already answered has ended: only its slot is left."""
+        self._detach()
+        self._release_buffer()
+        self.protocol.ctx.pool.release()
 
     def _finish(self) -> None:
         self.state = DONE
