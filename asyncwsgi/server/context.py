@@ -7,13 +7,15 @@ import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Tuple
 
+import h11
+
 from ..accesslog import AccessFormatter
 from ..config import Config
-from ..http.head import HeadLimits
-from ..types import WSGIApp
+from ..http.head import Head, HeadLimits
+from ..types import Environ, WSGIApp
 from ..wsgi.environ import EnvironBuilder
 from ..wsgi.pool import ThreadPool
-from ..wsgi.proxy import TrustedProxies
+from ..wsgi.proxy import TrustedProxies, apply_proxy_headers
 from .deadlines import DeadlineWheel, resolution_for
 from .gonewatch import GoneWatch
 from .listener import ConnectionGate
@@ -64,9 +66,9 @@ class ServerContext:
         )
         # Set when --proxy-headers is on: whose Forwarded / X-Forwarded-* headers to believe.
         self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
-        # Set when --proxy-protocol is on: which peers start their connections with a PROXY header.
         # Who may see thread stacks at the stats endpoint (?stacks=1).
         self.stack_peers = TrustedProxies(config.forwarded_allow_ips)
+        # Set when --proxy-protocol is on: which peers start their connections with a PROXY header.
         self.proxy_protocol_peers = TrustedProxies(config.forwarded_allow_ips) if config.proxy_protocol else None
         self.connections: Set[HTTPProtocol] = set()
         self.stats = Stats()
@@ -112,6 +114,50 @@ class ServerContext:
         self._date = b""
         self._header_lines: Tuple[bytes, ...] = ()
         self._server_addresses: Dict[Tuple[str, int], Tuple[str, str]] = {}
+
+    def environ_for(
+        self,
+        request: h11.Request,
+        head: Head,
+        server: Tuple[str, str],
+        client: Optional[Tuple[str, str]],
+        tls_ended: bool,
+    ) -> Environ:
+        """The WSGI environ of an accepted request head (its ``wsgi.input`` is set later).
+
+        ``tls_ended``: a trusted balancer ended TLS for this client (PROXY v2's SSL TLV).
+        """
+        environ = self.environ.build(
+            request.method,
+            request.target,
+            request.http_version,
+            head.fields,
+            head.path,
+            head.query,
+            server,
+            client,
+            None,
+        )
+        if tls_ended:
+            environ["wsgi.url_scheme"] = "https"
+        if self.trusted_proxies is not None:
+            apply_proxy_headers(environ, client[0] if client else None, self.trusted_proxies)
+        return environ
+
+    def reserve_request_buffer(self, content_length: Optional[int], expects_continue: bool) -> int:
+        """Bytes reserved for reading a request's body before the app runs; 0 to stream it.
+
+        A body that expects 100 Continue streams: the app may refuse it unread, and the client
+        sends nothing until the app's first read invites it (RFC 9110 §10.1.1). A chunked body
+        reserves the whole --request-buffer-bytes; past the total budget, bodies stream.
+        """
+        limit = self.config.request_buffer_bytes
+        if not limit or expects_continue:
+            return 0
+        size = limit if content_length is None else content_length
+        if size > limit or not self.request_buffers.reserve(size):
+            return 0
+        return size
 
     def server_address(self, host: str, port: int) -> Tuple[str, str]:
         """SERVER_NAME and SERVER_PORT for a local address, shared by every connection to it."""

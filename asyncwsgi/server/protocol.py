@@ -10,8 +10,8 @@ Rules this module keeps (RFC 9112):
   ``refusals``; the connection is then half-closed and drained briefly (LINGER), so the client
   reads the answer instead of a reset.
 * Reading the socket is paused for independent reasons (a full ``wsgi.input`` buffer, no free
-  thread, a buffered pipelined request, a body we gave up on) and resumes when none remains.
-  Waiting for a thread pauses lazily, at the first bytes that arrive meanwhile.
+  thread, a buffered pipelined request, a body we gave up on): ``flow.FlowControl``, the base
+  this class is built on, with ``wireinput.WireInput`` (the byte checks before h11) between.
 
 The connection's life is its ``Phase``, and each phase has one read-side deadline, enforced
 here on the loop so that no thread waits on a slow client (``deadlines.ReadDeadline``, lazy:
@@ -25,13 +25,12 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import TYPE_CHECKING, Any, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import h11
 
 from ..errors import (
     ClientDisconnected,
-    ProxyProtocolError,
     RequestBodyError,
     RequestBodyTimeout,
     RequestBodyTooLarge,
@@ -40,13 +39,14 @@ from ..errors import (
 from ..http import direct_body, wirecheck
 from ..http.head import HeadRefused, check_fields, check_request
 from ..http.proxyprotocol import Preamble
-from ..http.wirecheck import ChunkedChecker, FramingRefused, HeadScanner
+from ..http.wirecheck import FramingRefused
 from ..log import error_log
-from ..wsgi.proxy import apply_proxy_headers
 from .bodyrate import BodyMeter, check_interval
 from .deadlines import ReadDeadline
 from .exchange import BUFFERING, DONE, Exchange
+from .flow import PAUSE_BODY, PAUSE_PIPELINE, PAUSE_REFUSED
 from .refusals import log_refusal, refusal
+from .wireinput import WireInput
 
 if TYPE_CHECKING:
     from .context import ServerContext
@@ -84,12 +84,6 @@ class Phase(enum.Enum):
 
 IDLE, HEAD, REQUEST, DRAIN, LINGER, CLOSED = Phase
 
-# Why reading is paused (a bit set: reading resumes when it is empty).
-_PAUSE_BODY = 1  # wsgi.input's buffer is full
-_PAUSE_POOL = 2  # waiting for a thread
-_PAUSE_PIPELINE = 4  # a pipelined request is buffered behind the current one
-_PAUSE_REFUSED = 8  # we gave up on this request's body; nothing more is read
-
 # h11's states for a client whose request has ended: DONE, or MUST_CLOSE when the request did
 # not ask for a persistent connection in h11's view (Connection: close, or any HTTP/1.0 request:
 # h11 does not know HTTP/1.0's keep-alive). Whether we reuse the connection is ours to decide.
@@ -109,58 +103,32 @@ _DRAIN_FIRST_REQUEST_SECONDS = 1.0
 _LINGER_SECONDS = 2.0
 
 
-class HTTPProtocol(asyncio.Protocol):
+class HTTPProtocol(WireInput):
+    """One connection's life: its phase, its requests in order, and their refusals."""
+
     __slots__ = (
         "_body",
-        "_chunks",
         "_close_after_response",
         "_deadline",
         "_drained",
-        "_head_read",
-        "_head_scan",
-        "_head_source",
-        "_proxy",
-        "_read_pauses",
         "_requests",
-        "_transport_paused",
-        "_write_grant",
-        "_write_timer",
-        "client",
         "conn",
-        "ctx",
         "exchange",
         "phase",
         "server",
-        "transport",
-        "write_paused",
     )
 
     def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
-        self.ctx = ctx
-        self.transport: Any = None
+        super().__init__(ctx, client)
         self.phase = HEAD
         self.conn: Optional[h11.Connection] = None  # made when a request's first bytes arrive
         self.exchange: Optional[Exchange] = None
-        self.client = client  # (ip, port) from accept(), or the PROXY header's; None on Unix sockets
         self.server: Tuple[str, str] = ("localhost", "80")
-        self._proxy: Optional[Preamble] = None  # --proxy-protocol, from a trusted peer
         self._deadline = ReadDeadline(ctx.deadlines, self)
         self._body: Optional[BodyMeter] = None  # the current request's body, if it has one
-        self.write_paused = False  # the app's writes block: the client is not keeping up
-        self._write_grant = 0  # bytes reserved in ctx.response_buffers while the transport is full
-        self._write_timer: Optional[asyncio.TimerHandle] = None
-        self._read_pauses = 0
-        self._transport_paused = False  # transport.pause_reading() is in effect
         self._drained = 0
         self._requests = 0
         self._close_after_response = False
-        # wirecheck: the next head's bytes are checked before h11 parses them (a scanner while
-        # one is in progress); the last complete head's read and the offset past it; and a
-        # chunked body's framing, followed beside h11 while it lasts.
-        self._head_scan: Optional[HeadScanner] = None
-        self._head_read: Tuple[Any, int] = (b"", 0)
-        self._head_source: Tuple[Any, int] = (b"", 0)  # the last complete head: source[:end]
-        self._chunks: Optional[ChunkedChecker] = None
 
     @property
     def lost(self) -> bool:
@@ -193,8 +161,7 @@ class HTTPProtocol(asyncio.Protocol):
             self._enter(HEAD, self.ctx.config.header_timeout)
         elif self._body is not None:
             self._body.last_read = self.ctx.loop.time()
-        if self._read_pauses and not self._transport_paused:
-            self._pause_transport()  # bytes while we lazily wait for a thread: now stop reading
+        self.pause_if_reading()  # bytes while we lazily wait for a thread: now stop reading
         if self._proxy is not None and self._proxy.header is None:
             data = self._read_proxy_header(data)
             if not data:
@@ -267,8 +234,7 @@ class HTTPProtocol(asyncio.Protocol):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.phase = CLOSED
         self._deadline.stop()
-        self._cancel_write_timer()
-        self._release_write_grant()
+        self._end_flow()
         ctx = self.ctx
         ctx.connections.discard(self)
         proxy = self._proxy  # admitted under the balancer's address
@@ -279,43 +245,6 @@ class HTTPProtocol(asyncio.Protocol):
             exchange.connection_lost()
         if ctx.on_connection_lost is not None:
             ctx.on_connection_lost()
-
-    def pause_writing(self) -> None:
-        """The transport holds more than --output-buffer-bytes for the client. Rather than
-        block the app's thread at once, hold up to --response-buffer-bytes for it if the
-        server-wide budget has room: a response that fits is then taken off its thread whole."""
-        ctx = self.ctx
-        grant = ctx.config.response_buffer_bytes
-        if grant > ctx.config.output_buffer_bytes and ctx.response_buffers.reserve(grant):
-            self._write_grant = grant
-        else:
-            self._hold_writes()
-        timeout = ctx.config.write_timeout
-        if timeout and self._write_timer is None:
-            self._write_timer = ctx.loop.call_later(timeout, self._on_write_stalled)
-
-    def resume_writing(self) -> None:
-        self._release_write_grant()
-        self.write_paused = False
-        self._cancel_write_timer()
-        if self.exchange is not None:
-            self.exchange.channel.resume()
-
-    def _hold_writes(self) -> None:
-        """Block the app's writes until the client catches up (resume_writing)."""
-        self.write_paused = True
-        if self.exchange is not None:
-            self.exchange.channel.pause()
-
-    def _release_write_grant(self) -> None:
-        if self._write_grant:
-            self.ctx.response_buffers.release(self._write_grant)
-            self._write_grant = 0
-
-    def _check_write_grant(self) -> None:
-        """Past the bytes held for a slow client: now the app's writes block."""
-        if not self.write_paused and self.transport.get_write_buffer_size() > self._write_grant:
-            self._hold_writes()
 
     # --- event processing ----------------------------------------------------------------------
 
@@ -355,78 +284,10 @@ class HTTPProtocol(asyncio.Protocol):
                     self.close()
                 return  # else: the response in progress still goes out, then we close
 
-    def _read_proxy_header(self, data: bytes) -> bytes:
-        """--proxy-protocol: the bytes after the header (empty while it is incomplete or refused)."""
-        preamble = self._proxy
-        assert preamble is not None
-        try:
-            rest = preamble.feed(data)
-        except ProxyProtocolError as exc:
-            self.send_error(400, f"PROXY protocol: {exc}", None)
-            return b""
-        if rest is None:
-            return b""
-        assert preamble.header is not None
-        if preamble.header.client is not None:
-            self.client = preamble.header.client
-        return rest
-
-    def _scan_head(self, data: bytes) -> bytes:
-        """Check the bytes of the next head before h11 parses them (``wirecheck``).
-
-        Returns what h11 should get: ``data`` less leading empty lines; empty when there is
-        nothing to parse yet, or when the head was refused (answered 400 here).
-        """
-        scan = self._head_scan
-        try:
-            if scan is None:
-                # Most heads come whole in one read: check them without a scanner (0.9 µs).
-                end = data.find(b"\r\n\r\n") if data[:1] != b"\r" else -1
-                if end >= 0:
-                    end += 4
-                    wirecheck.check_head(data, 0, end)
-                    self._head_read = self._head_source = (data, end)
-                    return data
-                scan = self._head_scan = HeadScanner()
-            checked, end = scan.feed(data)
-        except FramingRefused as exc:
-            self._head_scan = None
-            self.send_error(exc.status, str(exc), None)
-            return b""
-        if end >= 0:
-            self._head_scan = None
-            self._head_read = (checked, end)  # the bytes after the head may start a chunked body
-            self._head_source = scan.source
-        return checked  # type: ignore[return-value]
-
-    def _head(self) -> bytes:
-        """The last complete head's bytes (for the rare checks that need them raw)."""
-        source, end = self._head_source
-        return bytes(source[:end])
-
-    def _check_chunks(self, data: bytes) -> bool:
-        """Follow a chunked body's framing; False (and the body refused) at a fault."""
-        chunks = self._chunks
-        assert chunks is not None
-        try:
-            chunks.feed(data)
-        except FramingRefused as exc:
-            self._chunks = None
-            if self.phase is DRAIN:
-                # Draining a body the app did not read, its response already out: just end.
-                error_log.info("malformed chunked body from %s after the response: %s", self._peer(), exc)
-                self._linger()
-                return False
-            self._refuse_body(RequestBodyError(f"malformed chunked body: {exc}"))
-            return False
-        if chunks.done:
-            self._chunks = None
-        return True
-
     def _check_pipeline_buffer(self) -> None:
         """Stop reading while the requests pipelined behind the current one fill the buffer."""
         if len(self._parser().trailing_data[0]) > _PIPELINE_BUFFER_BYTES:
-            self._pause_reading(_PAUSE_PIPELINE)
+            self._pause_reading(PAUSE_PIPELINE)
 
     def _check_partial_head(self) -> None:
         """414 for a request line that is already too long before the head is complete."""
@@ -447,37 +308,17 @@ class HTTPProtocol(asyncio.Protocol):
         if head.close:
             self._close_after_response = True
         chunked = head.chunked
-        if chunked:
-            # The body's bytes already read (with the head) are checked before h11 yields them.
-            checker = ChunkedChecker()
-            read, end = self._head_read
-            try:
-                checker.feed(read[end:])
-            except FramingRefused as exc:
-                self.send_error(400, f"malformed chunked body: {exc}", request)
-                return
-            self._chunks = None if checker.done else checker
+        if chunked and not self._start_chunks(request):
+            return
         has_body = chunked or bool(head.content_length)
-        environ = ctx.environ.build(
-            request.method,
-            request.target,
-            request.http_version,
-            head.fields,
-            head.path,
-            head.query,
-            self.server,
-            self.client,
-            None,
-        )
         proxy = self._proxy
-        if proxy is not None and proxy.header is not None and proxy.header.tls:
-            environ["wsgi.url_scheme"] = "https"  # the balancer ended TLS (PROXY v2 SSL TLV)
-        if ctx.trusted_proxies is not None:
-            apply_proxy_headers(environ, self.client[0] if self.client else None, ctx.trusted_proxies)
-        local = None
-        if ctx.local_paths and request.method in (b"GET", b"HEAD"):
-            local = ctx.local_paths.get(head.path)
-        buffer_bytes = self._buffer_for(head.content_length) if has_body and local is None else 0
+        tls_ended = proxy is not None and proxy.header is not None and proxy.header.tls
+        environ = ctx.environ_for(request, head, self.server, self.client, tls_ended)
+        local = ctx.local_paths.get(head.path) if ctx.local_paths and request.method in (b"GET", b"HEAD") else None
+        buffer_bytes = 0
+        if has_body and local is None:
+            expects_continue = self._parser().they_are_waiting_for_100_continue
+            buffer_bytes = ctx.reserve_request_buffer(head.content_length, expects_continue)
         exchange = Exchange(self, request, environ, has_body, local, buffer_bytes)
         self.exchange = exchange
         if has_body:
@@ -487,20 +328,6 @@ class HTTPProtocol(asyncio.Protocol):
             self._body = None
             self._enter(REQUEST, 0)
         exchange.start()
-
-    def _buffer_for(self, content_length: Optional[int]) -> int:
-        """Bytes to reserve for reading this request's body before the app runs; 0 to stream it.
-
-        A body that expects 100 Continue streams: the app may refuse it unread, and the client
-        sends nothing until the app's first read invites it (RFC 9110 §10.1.1).
-        """
-        limit = self.ctx.config.request_buffer_bytes
-        if not limit or self._parser().they_are_waiting_for_100_continue:
-            return 0
-        size = limit if content_length is None else content_length  # chunked: up to the limit
-        if size > limit or not self.ctx.request_buffers.reserve(size):
-            return 0
-        return size
 
     def _on_body_data(self, data: bytes) -> None:
         if self.phase is DRAIN:  # a body the app did not read
@@ -537,6 +364,14 @@ class HTTPProtocol(asyncio.Protocol):
         exchange.on_body_end()
         return False
 
+    def _chunks_refused(self, exc: FramingRefused) -> None:
+        if self.phase is DRAIN:
+            # Draining a body the app did not read, its response already out: just end.
+            error_log.info("malformed chunked body from %s after the response: %s", self._peer(), exc)
+            self._linger()
+        else:
+            self._refuse_body(RequestBodyError(f"malformed chunked body: {exc}"))
+
     def _refuse_body(self, exc: RequestBodyError) -> None:
         """Stop reading a body that failed: answer it ourselves if the app has not started (the
         body was being buffered); else the app's next read raises ``exc``."""
@@ -550,7 +385,7 @@ class HTTPProtocol(asyncio.Protocol):
             exchange.body.fail(exc)
         self._close_after_response = True
         self._deadline.clear()
-        self._pause_reading(_PAUSE_REFUSED)
+        self._pause_reading(PAUSE_REFUSED)
 
     def _on_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         if self.phase is REQUEST:
@@ -582,7 +417,7 @@ class HTTPProtocol(asyncio.Protocol):
             # (bounded in size, and in time by the body deadline) so the connection can be reused.
             self.phase = DRAIN
             self._drained = 0
-            self._resume_reading(_PAUSE_BODY)
+            self._resume_reading(PAUSE_BODY)
             self._process()
             return
         self._next_cycle()
@@ -617,7 +452,7 @@ class HTTPProtocol(asyncio.Protocol):
                 conn.receive_data(buffered)
                 if closed:
                     conn.receive_data(b"")
-            self._resume_reading(_PAUSE_PIPELINE | _PAUSE_BODY)
+            self._resume_reading(PAUSE_PIPELINE | PAUSE_BODY)
             if buffered:
                 self._enter(HEAD, self.ctx.config.header_timeout)
                 self._process()  # a pipelined request is already here
@@ -736,7 +571,7 @@ class HTTPProtocol(asyncio.Protocol):
             return
         config = self.ctx.config
         interval = check_interval(config.body_timeout, config.body_min_rate)
-        if self._read_pauses & ~_PAUSE_PIPELINE or self.awaiting_continue():
+        if self.reading_paused or self.awaiting_continue():
             # We are not reading (the app is slow, no thread yet, or the body not yet invited
             # with 100 Continue): not the client's fault.
             self._deadline.set(interval)
@@ -750,21 +585,23 @@ class HTTPProtocol(asyncio.Protocol):
             self.ctx.stats.timeouts["body"] += 1
             self._refuse_body(RequestBodyTimeout(problem))
 
-    def _on_write_stalled(self) -> None:
-        self._write_timer = None
-        if self.write_paused and not self.lost:
-            self.ctx.stats.timeouts["write"] += 1
-            error_log.info(
-                "client %s read nothing for %.1fs (--write-timeout); aborting",
-                self._peer(),
-                self.ctx.config.write_timeout,
-            )
-            self.abort()
+    # --- flow control hooks (flow.FlowControl) --------------------------------------------------
 
-    def _cancel_write_timer(self) -> None:
-        if self._write_timer is not None:
-            self._write_timer.cancel()
-            self._write_timer = None
+    def _reading_stopped(self) -> None:
+        if self._body is not None:
+            self._body.paused(self.ctx.loop.time())
+
+    def _reading_restarted(self) -> None:
+        if self._body is not None:
+            self._body.resumed(self.ctx.loop.time())  # its idle clock restarts
+
+    def _app_writes_blocked(self) -> None:
+        if self.exchange is not None:
+            self.exchange.channel.pause()
+
+    def _app_writes_unblocked(self) -> None:
+        if self.exchange is not None:
+            self.exchange.channel.resume()
 
     # --- errors --------------------------------------------------------------------------------
 
@@ -789,31 +626,12 @@ class HTTPProtocol(asyncio.Protocol):
         self.exchange = None
         if transport.can_write_eof():
             transport.write_eof()
-            self._read_pauses = 0
-            self._transport_paused = False
-            transport.resume_reading()
+            self._read_everything()
             self._enter(LINGER, _LINGER_SECONDS)
         else:
             self.close()
 
     # --- transport helpers ---------------------------------------------------------------------
-
-    def write(self, data: bytes) -> None:
-        self.transport.write(data)
-        if self._write_grant:
-            self._check_write_grant()
-
-    def writelines(self, pieces: List[Any]) -> None:
-        if len(pieces) == 1:
-            self.transport.write(pieces[0])
-        elif sum(len(p) for p in pieces) <= 16 * 1024:
-            self.transport.write(b"".join(pieces))
-        else:
-            for piece in pieces:
-                if piece:
-                    self.transport.write(piece)
-        if self._write_grant:
-            self._check_write_grant()
 
     def close(self) -> None:
         self._deadline.stop()
@@ -824,48 +642,6 @@ class HTTPProtocol(asyncio.Protocol):
         self._deadline.stop()
         if self.transport is not None:
             self.transport.abort()
-
-    def pause_reading_body(self) -> None:
-        self._pause_reading(_PAUSE_BODY)
-
-    def resume_reading_body(self) -> None:
-        self._resume_reading(_PAUSE_BODY)
-
-    def pause_reading_for_pool(self) -> None:
-        self._pause_reading(_PAUSE_POOL)
-
-    def resume_reading_for_pool(self) -> None:
-        self._resume_reading(_PAUSE_POOL)
-
-    def _pause_reading(self, reason: int) -> None:
-        if not self._read_pauses and self._body is not None:
-            self._body.paused(self.ctx.loop.time())
-        self._read_pauses |= reason
-        if reason != _PAUSE_POOL:
-            self._pause_transport()
-        # Waiting for a thread pauses lazily: most clients send nothing more until answered,
-        # and pausing and resuming a transport costs two system calls (and on the stdlib loop
-        # measurably more, in selector bookkeeping). data_received pauses for real if bytes come.
-
-    def _pause_transport(self) -> None:
-        if not self._transport_paused and not self.lost and not self.transport.is_closing():
-            self.transport.pause_reading()
-            self._transport_paused = True
-
-    def _resume_reading(self, reasons: int) -> None:
-        if not self._read_pauses & reasons:
-            return
-        self._read_pauses &= ~reasons
-        if not self._read_pauses:
-            if self._body is not None:
-                self._body.resumed(self.ctx.loop.time())  # its idle clock restarts
-            if self._transport_paused:
-                self._transport_paused = False
-                if not self.lost and not self.transport.is_closing():
-                    self.transport.resume_reading()
-
-    def _peer(self) -> str:
-        return self.client[0] if self.client else "unix"
 
 
 def _drain_grace(header_timeout: float) -> float:

@@ -1,0 +1,219 @@
+"""Flow control of one connection's transport, both ways. [loop]
+
+``HTTPProtocol`` is built on ``FlowControl``: this base holds what decides whether bytes move,
+so the protocol itself reads as the connection's life.
+
+* **Reading** is paused for independent reasons, kept as a bit set; it resumes when none is
+  left. Waiting for a thread pauses lazily: most clients send nothing more until answered, and
+  pausing and resuming a transport costs two system calls (and on the stdlib loop measurably
+  more, in selector bookkeeping), so the transport is paused for that reason only when bytes
+  arrive meanwhile (``pause_if_reading``).
+* **Writing**: when the transport holds more than ``--output-buffer-bytes`` for the client
+  (``pause_writing``), the connection first reserves up to ``--response-buffer-bytes`` from the
+  server-wide budget, so a response that fits is taken off the app's thread whole; past that
+  reservation, or at once when the budget is spent, the app's writes block until the client
+  catches up. ``--write-timeout`` aborts a client that reads nothing for that long.
+
+A base class rather than a member object: an idle connection then pays for these fields once,
+in the protocol's ``__slots__``, and nothing for an extra object (about 2.4 KB per idle
+connection is the budget ``benchmarks/idle.py`` holds).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, List, Optional, Tuple
+
+from ..log import error_log
+
+if TYPE_CHECKING:
+    from .context import ServerContext
+
+# Why reading is paused (a bit set: reading resumes when it is empty).
+PAUSE_BODY = 1  # wsgi.input's buffer is full
+PAUSE_POOL = 2  # waiting for a thread
+PAUSE_PIPELINE = 4  # a pipelined request is buffered behind the current one
+PAUSE_REFUSED = 8  # we gave up on this request's body; nothing more is read
+
+# Writes of several pieces up to this size are joined into one transport write (one send).
+_JOIN_PIECES_BYTES = 16 * 1024
+
+
+class FlowControl(asyncio.Protocol):
+    """Read pauses, the response buffer grant and the write deadline of one connection.
+
+    Subclasses say what a pause means to the request in progress through the four hooks.
+    """
+
+    __slots__ = (
+        "_read_pauses",
+        "_transport_paused",
+        "_write_grant",
+        "_write_timer",
+        "client",
+        "ctx",
+        "transport",
+        "write_paused",
+    )
+
+    def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
+        self.ctx = ctx
+        self.transport: Any = None
+        self.client = client  # (ip, port) from accept(), or the PROXY header's; None on Unix sockets
+        self.write_paused = False  # the app's writes block: the client is not keeping up
+        self._write_grant = 0  # bytes reserved in ctx.response_buffers while the transport is full
+        self._write_timer: Optional[asyncio.TimerHandle] = None
+        self._read_pauses = 0
+        self._transport_paused = False  # transport.pause_reading() is in effect
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    @property
+    def lost(self) -> bool:
+        raise NotImplementedError
+
+    def _reading_stopped(self) -> None:
+        """The first pause reason is set: time from now is not the client's to account for."""
+
+    def _reading_restarted(self) -> None:
+        """The last pause reason is gone."""
+
+    def _app_writes_blocked(self) -> None:
+        """The app's writes must now wait for the client."""
+
+    def _app_writes_unblocked(self) -> None:
+        """The client caught up: the app may write again."""
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def pause_reading_body(self) -> None:
+        self._pause_reading(PAUSE_BODY)
+
+    def resume_reading_body(self) -> None:
+        self._resume_reading(PAUSE_BODY)
+
+    def pause_reading_for_pool(self) -> None:
+        self._pause_reading(PAUSE_POOL)
+
+    def resume_reading_for_pool(self) -> None:
+        self._resume_reading(PAUSE_POOL)
+
+    @property
+    def reading_paused(self) -> bool:
+        """Paused for any reason but a buffered pipelined request: we are not asking for bytes."""
+        return bool(self._read_pauses & ~PAUSE_PIPELINE)
+
+    def pause_if_reading(self) -> None:
+        """Bytes came while reading is (lazily) paused: now stop reading for real."""
+        if self._read_pauses and not self._transport_paused:
+            self._pause_transport()
+
+    def _pause_reading(self, reason: int) -> None:
+        if not self._read_pauses:
+            self._reading_stopped()
+        self._read_pauses |= reason
+        if reason != PAUSE_POOL:
+            self._pause_transport()
+
+    def _pause_transport(self) -> None:
+        if not self._transport_paused and not self.lost and not self.transport.is_closing():
+            self.transport.pause_reading()
+            self._transport_paused = True
+
+    def _resume_reading(self, reasons: int) -> None:
+        if not self._read_pauses & reasons:
+            return
+        self._read_pauses &= ~reasons
+        if not self._read_pauses:
+            self._reading_restarted()
+            if self._transport_paused:
+                self._transport_paused = False
+                if not self.lost and not self.transport.is_closing():
+                    self.transport.resume_reading()
+
+    def _read_everything(self) -> None:
+        """Drop every pause reason (a refused connection discards what comes, LINGER)."""
+        self._read_pauses = 0
+        self._transport_paused = False
+        self.transport.resume_reading()
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def pause_writing(self) -> None:
+        """The transport holds more than --output-buffer-bytes for the client. Rather than
+        block the app's thread at once, hold up to --response-buffer-bytes for it if the
+        server-wide budget has room: a response that fits is then taken off its thread whole."""
+        ctx = self.ctx
+        grant = ctx.config.response_buffer_bytes
+        if grant > ctx.config.output_buffer_bytes and ctx.response_buffers.reserve(grant):
+            self._write_grant = grant
+        else:
+            self._hold_writes()
+        timeout = ctx.config.write_timeout
+        if timeout and self._write_timer is None:
+            self._write_timer = ctx.loop.call_later(timeout, self._on_write_stalled)
+
+    def resume_writing(self) -> None:
+        self._release_write_grant()
+        self.write_paused = False
+        self._cancel_write_timer()
+        self._app_writes_unblocked()
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+        if self._write_grant:
+            self._check_write_grant()
+
+    def writelines(self, pieces: List[Any]) -> None:
+        if len(pieces) == 1:
+            self.transport.write(pieces[0])
+        elif sum(len(p) for p in pieces) <= _JOIN_PIECES_BYTES:
+            self.transport.write(b"".join(pieces))
+        else:
+            for piece in pieces:
+                if piece:
+                    self.transport.write(piece)
+        if self._write_grant:
+            self._check_write_grant()
+
+    def _hold_writes(self) -> None:
+        """Block the app's writes until the client catches up (resume_writing)."""
+        self.write_paused = True
+        self._app_writes_blocked()
+
+    def _check_write_grant(self) -> None:
+        """Past the bytes held for a slow client: now the app's writes block."""
+        if not self.write_paused and self.transport.get_write_buffer_size() > self._write_grant:
+            self._hold_writes()
+
+    def _release_write_grant(self) -> None:
+        if self._write_grant:
+            self.ctx.response_buffers.release(self._write_grant)
+            self._write_grant = 0
+
+    def _on_write_stalled(self) -> None:
+        self._write_timer = None
+        if self.write_paused and not self.lost:
+            self.ctx.stats.timeouts["write"] += 1
+            error_log.info(
+                "client %s read nothing for %.1fs (--write-timeout); aborting",
+                self._peer(),
+                self.ctx.config.write_timeout,
+            )
+            self.abort()
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def _end_flow(self) -> None:
+        """The transport is gone: no timer, no reservation is left behind."""
+        self._cancel_write_timer()
+        self._release_write_grant()
+
+    def _cancel_write_timer(self) -> None:
+        if self._write_timer is not None:
+            self._write_timer.cancel()
+            self._write_timer = None
+
+    def _peer(self) -> str:
+        return self.client[0] if self.client else "unix"
