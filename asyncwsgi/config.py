@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union
 
 from .accesslog import check_format
+from .asgi.mounts import parse_spec
 from .errors import ConfigError
 from .http.binds import parse_bind
 from .wsgi.proxy import TrustedProxies
@@ -252,6 +253,15 @@ class Config:
         "without a valid one they get 400. Other peers are plain HTTP.",
         no_help="Every connection is plain HTTP.",
     )
+    mount: Tuple[str, ...] = _opt(
+        (),
+        "Serve an ASGI 3 app on the event loop for every request under a path prefix: "
+        "PREFIX=module:attribute; repeat for several (the longest matching prefix wins; --factory "
+        "applies to a target that is not an ASGI app yet). Everything else goes to the WSGI app. "
+        "The embed API takes mounts={prefix: app} instead.",
+        metavar="PREFIX=APP",
+        repeat=True,
+    )
     root_path: str = _opt(
         "",
         "SCRIPT_NAME for an app mounted under a path prefix; a request path under it has the "
@@ -363,6 +373,9 @@ class Config:
             check_format(self.access_log_format)
         except ValueError as exc:
             _fail("access_log_format", str(exc))
+        prefixes = [parse_spec(spec)[0] for spec in self.mount]  # ConfigError names the bad one
+        if len(set(prefixes)) != len(prefixes):
+            _fail("mount", f"mounts a prefix twice: {', '.join(sorted(p for p in prefixes if prefixes.count(p) > 1))}")
         if self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/")):
             _fail("root_path", f"must start with '/' and not end with '/', got {self.root_path!r}")
         if self.proxy_protocol and self.certfile is not None:
@@ -422,6 +435,7 @@ COMMAND_ONLY = frozenset(
         "group",
         "pid_file",
         "loop",
+        "mount",  # names apps to import: start_server takes mounts={prefix: app}
     }
 )
 

@@ -57,3 +57,8 @@ class RequestTrailersTooLarge(RequestBodyError):
 
 class ProxyProtocolError(ValueError):
     """A trusted peer's PROXY protocol header is missing or malformed; the connection is refused."""
+
+
+class StartupFailed(Exception):
+    """A mounted ASGI app refused to start (``lifespan.startup.failed``, or raised after taking
+    part in the lifespan protocol); the server does not start."""

@@ -19,14 +19,14 @@ from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 from .. import __version__
 from ..accesslog import BatchedStreamHandler
 from ..config import Config, field_choices, flag_name, number_kind
-from ..errors import AppImportError, ConfigError
+from ..errors import AppImportError, ConfigError, StartupFailed
 from ..log import error_log
 from ..server.listener import bind_sockets, discard_socket_files
 from ..server.server import Server, describe, start_server
 from ..server.tls import make_ssl_context
 from ..types import WSGIApp
 from . import privileges
-from .importer import import_app, import_failure_app
+from .importer import import_app, import_failure_app, import_mounts
 from .loops import resolve_loop
 from .reloader import ChangeWatcher
 from .settings import env_options, file_options, to_toml
@@ -180,6 +180,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory: Any) -> int:
     try:
         app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
+        mounts = import_mounts(config.mount, factory=args.factory, app_dir=args.app_dir)
     except AppImportError as exc:
         if exc.__cause__ is not None:
             # The app's own code raised: where is worth more than a one-line summary.
@@ -189,13 +190,16 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
         # A --reload worker: show the error to whoever asks, until the next save replaces us.
         error_log.error("%s; answering 500 with the traceback until a file changes (--reload)", exc)
         app = import_failure_app(exc)
+        mounts = {}
     loop = loop_factory()
     try:
         asyncio.set_event_loop(loop)
-        code: int = loop.run_until_complete(_serve(app, config, loop_name))
+        code: int = loop.run_until_complete(_serve(app, config, loop_name, mounts))
         return code
     except OSError as exc:
         return _fail(f"cannot listen: {exc}", 1)
+    except StartupFailed as exc:
+        return _fail(str(exc), 1)
     finally:
         try:
             loop.run_until_complete(loop.shutdown_asyncgens())
@@ -261,7 +265,7 @@ def _remove_pid_file(path: str) -> None:
         pass
 
 
-async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:
+async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str, Any]) -> int:
     # Signal handling comes first: a supervisor or systemd may send SIGTERM the moment it reads
     # "listening on", and before the handler the default action kills the process undrained,
     # leaving the pid file behind (seen in 5 of 40 runs under load).
@@ -271,7 +275,7 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str) -> int:
     try:
         # The command has acted on its own options (processes, user, pid file, loop, reload,
         # --max-requests below); the server gets the rest.
-        server = await start_server(app, config.without_command_options())
+        server = await start_server(app, config.without_command_options(), mounts=mounts)
         signals.attach(server)  # a signal that came while starting takes effect now
         for address in describe(server):
             error_log.info(

@@ -18,6 +18,7 @@ stuck past it for as long again exits, and the arbiter starts a fresh one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from typing import Any, Dict, Mapping, Optional
@@ -26,6 +27,7 @@ from gunicorn.workers.base import Worker as _GunicornWorker
 
 from ..config import Config
 from ..server.server import start_server
+from .importer import import_mounts
 from .loops import resolve_loop
 from .settings import env_options
 
@@ -104,7 +106,9 @@ class Worker(_GunicornWorker):  # type: ignore[misc]  # gunicorn has no type hin
             loop.close()
 
     async def _serve(self, config: Config) -> None:
-        server = await start_server(self.wsgi, config)
+        # ASYNCWSGI_MOUNT (gunicorn has no such setting): ASGI apps beside the WSGI one.
+        mounts = import_mounts(config.mount, app_dir=None)
+        server = await start_server(self.wsgi, dataclasses.replace(config, mount=()), mounts=mounts)
         loop = asyncio.get_running_loop()
         beat = max(0.5, min(self.timeout / 2.0, 5.0)) if self.timeout else 1.0
         next_beat = 0.0

@@ -1,4 +1,5 @@
-"""Turn an app spec such as ``"pkg.mod:attr.sub"`` into a WSGI callable. [main thread, at startup]
+"""Turn an app spec such as ``"pkg.mod:attr.sub"`` into a WSGI callable, and ``--mount`` specs
+into ASGI apps. [main thread, at startup]
 
 Also the stand-in app a ``--reload`` worker serves when that fails.
 """
@@ -9,8 +10,9 @@ import importlib
 import os
 import sys
 import traceback
-from typing import Any, Optional
+from typing import Any, Dict, Optional, Sequence
 
+from ..asgi.mounts import is_asgi3, parse_spec
 from ..errors import AppImportError
 from ..types import WSGIApp
 
@@ -51,6 +53,29 @@ def import_app(spec: str, *, factory: bool = False, app_dir: Optional[str] = "."
     if not callable(obj):
         raise AppImportError(f"{spec!r} is not a callable WSGI application (got {type(obj).__name__})")
     return obj  # type: ignore[no-any-return,unused-ignore]
+
+
+def import_mounts(specs: Sequence[str], *, factory: bool = False, app_dir: Optional[str] = ".") -> Dict[str, Any]:
+    """``--mount PREFIX=module:attr`` specs -> {prefix: ASGI app}; AppImportError names the bad one.
+
+    With ``factory``, a target that is not an ASGI 3 app yet is called with no arguments for it.
+    """
+    mounts: Dict[str, Any] = {}
+    for spec in specs:
+        prefix, target = parse_spec(spec)
+        app: Any = import_app(target, app_dir=app_dir)
+        if factory and not is_asgi3(app):
+            try:
+                app = app()
+            except Exception as exc:
+                raise AppImportError(f"--mount {prefix}: app factory {target!r} raised {exc!r}") from exc
+        if not is_asgi3(app):
+            raise AppImportError(
+                f"--mount {prefix}: {target!r} is not an ASGI 3 application "
+                "(an async callable taking scope, receive and send)"
+            )
+        mounts[prefix] = app
+    return mounts
 
 
 def import_failure_app(error: AppImportError) -> WSGIApp:

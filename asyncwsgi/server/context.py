@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Tuple
 import h11
 
 from ..accesslog import AccessFormatter
+from ..asgi.mounts import Mounts
 from ..config import Config
 from ..http.head import Head, HeadLimits
 from ..types import Environ, WSGIApp
@@ -51,11 +52,22 @@ class ByteBudget:
 class ServerContext:
     """Config, app, pool, environ template and the registry of open connections."""
 
-    def __init__(self, config: Config, app: WSGIApp, loop: asyncio.AbstractEventLoop, pool: ThreadPool) -> None:
+    def __init__(
+        self,
+        config: Config,
+        app: WSGIApp,
+        loop: asyncio.AbstractEventLoop,
+        pool: ThreadPool,
+        mounts: Optional[Mounts] = None,
+    ) -> None:
         from ..wsgi.app import FileWrapper
 
         self.config = config
         self.app = app
+        # ASGI apps served on the loop under path prefixes (--mount); None when there are none.
+        self.mounts = mounts if mounts else None
+        # Each mount's lifespan state (copied into its request scopes); None: no lifespan support.
+        self.lifespan_states: Dict[str, Optional[Dict[str, Any]]] = {}
         self.loop = loop
         self.pool = pool
         self.environ = EnvironBuilder(
@@ -143,6 +155,9 @@ class ServerContext:
         if self.trusted_proxies is not None:
             apply_proxy_headers(environ, client[0] if client else None, self.trusted_proxies)
         return environ
+
+    def lifespan_state(self, prefix: str) -> Optional[Dict[str, Any]]:
+        return self.lifespan_states.get(prefix)
 
     def reserve_request_buffer(self, content_length: Optional[int], expects_continue: bool) -> int:
         """Bytes reserved for reading a request's body before the app runs; 0 to stream it.

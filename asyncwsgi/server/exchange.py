@@ -37,6 +37,7 @@ from ..wsgi.bridge import (
     FileSlice,
     InputStream,
     OutputChannel,
+    RunCoroutine,
 )
 from .slowlog import describe, thread_stack
 from .stats import answer
@@ -132,11 +133,13 @@ class Exchange:
         self.slow_logged = False  # its stack was logged (--slow-request-log, --request-timeout)
         self.deadline_timer: Optional[asyncio.TimerHandle] = None
         timeout = ctx.config.request_timeout
+        deadline: Optional[float] = None
         if timeout and local is None:
             deadline = self.started + timeout
             environ["asyncwsgi.deadline"] = deadline
             environ["asyncwsgi.time_remaining"] = _TimeRemaining(deadline)
             self.deadline_timer = ctx.loop.call_later(timeout, self._on_request_deadline)
+        environ["asyncwsgi.run_coroutine"] = RunCoroutine(self.channel, deadline)
 
     # --- dispatch ---------------------------------------------------------------------------
 

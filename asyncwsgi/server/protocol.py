@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import TYPE_CHECKING, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
 
 import h11
 
@@ -41,6 +41,7 @@ from ..http.head import HeadRefused, check_fields, check_request
 from ..http.proxyprotocol import Preamble
 from ..http.wirecheck import FramingRefused
 from ..log import error_log
+from .asgi_exchange import ASGIExchange
 from .bodyrate import BodyMeter, check_interval
 from .deadlines import ReadDeadline
 from .exchange import BUFFERING, DONE, Exchange
@@ -50,6 +51,8 @@ from .wireinput import WireInput
 
 if TYPE_CHECKING:
     from .context import ServerContext
+
+AnyExchange = Union[Exchange, ASGIExchange]  # a WSGI request (thread pool) or a mounted ASGI one (loop)
 
 
 class Phase(enum.Enum):
@@ -122,7 +125,7 @@ class HTTPProtocol(WireInput):
         super().__init__(ctx, client)
         self.phase = HEAD
         self.conn: Optional[h11.Connection] = None  # made when a request's first bytes arrive
-        self.exchange: Optional[Exchange] = None
+        self.exchange: Optional[AnyExchange] = None
         self.server: Tuple[str, str] = ("localhost", "80")
         self._deadline = ReadDeadline(ctx.deadlines, self)
         self._body: Optional[BodyMeter] = None  # the current request's body, if it has one
@@ -315,11 +318,16 @@ class HTTPProtocol(WireInput):
         tls_ended = proxy is not None and proxy.header is not None and proxy.header.tls
         environ = ctx.environ_for(request, head, self.server, self.client, tls_ended)
         local = ctx.local_paths.get(head.path) if ctx.local_paths and request.method in (b"GET", b"HEAD") else None
-        buffer_bytes = 0
-        if has_body and local is None:
-            expects_continue = self._parser().they_are_waiting_for_100_continue
-            buffer_bytes = ctx.reserve_request_buffer(head.content_length, expects_continue)
-        exchange = Exchange(self, request, environ, has_body, local, buffer_bytes)
+        mount = ctx.mounts.match(environ["PATH_INFO"]) if ctx.mounts is not None and local is None else None
+        exchange: AnyExchange
+        if mount is not None:
+            exchange = ASGIExchange(self, request, environ, head, mount, has_body)  # on the loop
+        else:
+            buffer_bytes = 0
+            if has_body and local is None:
+                expects_continue = self._parser().they_are_waiting_for_100_continue
+                buffer_bytes = ctx.reserve_request_buffer(head.content_length, expects_continue)
+            exchange = Exchange(self, request, environ, has_body, local, buffer_bytes)
         self.exchange = exchange
         if has_body:
             self._body = BodyMeter(ctx.loop.time(), head.content_length)
@@ -404,7 +412,7 @@ class HTTPProtocol(WireInput):
 
     # --- lifecycle of a cycle ------------------------------------------------------------------
 
-    def exchange_finished(self, exchange: Exchange) -> None:
+    def exchange_finished(self, exchange: AnyExchange) -> None:
         """The app's job is over and its response fully handed to the transport."""
         if self.phase is not REQUEST:
             return  # closed, or refused meanwhile

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
+from ..asgi.lifespan import Lifespan
+from ..asgi.mounts import Mounts
 from ..config import Config
 from ..errors import ConfigError
 from ..log import error_log
@@ -32,9 +34,15 @@ class Server:
     """A running asyncwsgi server on the current event loop."""
 
     def __init__(
-        self, ctx: ServerContext, listeners: List[Listener], socket_files: List[str], tls: bool = False
+        self,
+        ctx: ServerContext,
+        listeners: List[Listener],
+        socket_files: List[str],
+        tls: bool = False,
+        lifespans: Sequence[Lifespan] = (),
     ) -> None:
         self.tls = tls  # listening with TLS (https)
+        self._lifespans = lifespans  # of the mounted ASGI apps, shut down after the drain
         self._ctx = ctx
         self._listeners = listeners
         self._socket_files = socket_files  # Unix socket files we created, removed at shutdown
@@ -140,6 +148,8 @@ class Server:
             for protocol in list(ctx.connections):
                 protocol.abort()
             await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked threads
+        for lifespan in self._lifespans:  # in mount order, once no request is left
+            await lifespan.shutdown(ctx.config.graceful_timeout)
         ctx.deadlines.close()
         ctx.gone.close()
         if ctx.slow_watch is not None:
@@ -171,13 +181,26 @@ async def _join_threads(pool: ThreadPool, timeout: float) -> List[threading.Thre
     return alive
 
 
-async def start_server(app: WSGIApp, config: Optional[Config] = None, **options: Any) -> Server:
+async def start_server(
+    app: WSGIApp,
+    config: Optional[Config] = None,
+    *,
+    mounts: Optional[Mapping[str, Any]] = None,
+    **options: Any,
+) -> Server:
     """Start serving ``app`` on the running loop and return once listening.
 
     Options are ``Config`` fields (``host``, ``port``, ``threads``, ...); with ``config`` given,
     they override its values. Port 0 picks a free port: read it back from ``server.sockets``.
+
+    ``mounts`` maps path prefixes to ASGI 3 apps served on this loop beside ``app`` (see
+    docs/mixing.md). Their lifespan startup runs before this returns, in the order given; a
+    failure raises ``StartupFailed`` and nothing is left listening.
     """
     config = Config.from_options(config, **options)
+    if config.mount:
+        raise ConfigError("--mount names apps for the command to import: pass start_server(mounts={prefix: app})")
+    table = Mounts((mounts or {}).items())  # ConfigError for a bad prefix or a non-ASGI app
     command_only = config.command_options_set()
     running = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
     if config.loop == running:
@@ -191,10 +214,23 @@ async def start_server(app: WSGIApp, config: Optional[Config] = None, **options:
         )
     loop = asyncio.get_running_loop()
     pool = ThreadPool(config.threads, config.queue_size)
-    ctx = ServerContext(config, app, loop, pool)
+    ctx = ServerContext(config, app, loop, pool, table)
 
     ssl_context = make_ssl_context(config)  # raises ConfigError for unreadable certificates
     sockets, socket_files = bind_sockets(config)  # raises OSError before anything else is started
+    lifespans = [Lifespan(mount.app, mount.prefix) for mount in table.in_order]
+    try:
+        for lifespan in lifespans:
+            await lifespan.startup(config.graceful_timeout)
+            ctx.lifespan_states[lifespan.name] = lifespan.state
+    except BaseException:
+        for lifespan in lifespans:
+            await lifespan.shutdown(config.graceful_timeout)
+        for sock in sockets:
+            sock.close()
+        for path in socket_files:
+            remove_socket_file(path)
+        raise
 
     def factory(client: Optional[Tuple[str, str]]) -> HTTPProtocol:
         return HTTPProtocol(ctx, client)
@@ -203,7 +239,7 @@ async def start_server(app: WSGIApp, config: Optional[Config] = None, **options:
     pool.start()
     for listener in listeners:
         listener.start()
-    return Server(ctx, listeners, socket_files, tls=ssl_context is not None)
+    return Server(ctx, listeners, socket_files, tls=ssl_context is not None, lifespans=lifespans)
 
 
 async def serve(app: WSGIApp, config: Optional[Config] = None, **options: Any) -> None:

@@ -57,13 +57,13 @@ class SlowRequestWatch:
             self._timer = None
 
     def _check(self) -> None:
-        from .exchange import RUNNING  # here: exchange imports the context, which imports us
+        from .exchange import RUNNING, Exchange  # here: exchange imports the context, which imports us
 
         now = time.monotonic()
         for protocol in list(self._ctx.connections):
             exchange = protocol.exchange
-            if exchange is None or exchange.state is not RUNNING or exchange.slow_logged:
-                continue
+            if not isinstance(exchange, Exchange) or exchange.state is not RUNNING or exchange.slow_logged:
+                continue  # none, or an ASGI request: it holds no thread
             call = exchange.call
             if call.started_at and now - call.started_at >= self._threshold:
                 exchange.slow_logged = True

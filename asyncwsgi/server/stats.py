@@ -66,7 +66,7 @@ def is_ready(ctx: ServerContext) -> bool:
 def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
     """Everything the stats endpoint reports, computed now (with stacks: each in-flight
     request's thread stack too)."""
-    from .exchange import BUFFERING, DONE, RUNNING, WAITING  # here: exchange imports this module
+    from .exchange import BUFFERING, DONE, RUNNING, WAITING, Exchange  # here: exchange imports this module
 
     now = time.monotonic()
     states = {
@@ -76,6 +76,7 @@ def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
         "in_app": 0,
         "writing_blocked": 0,
         "answered_by_loop": 0,
+        "asgi": 0,
     }
     oldest = 0.0
     pool_queued = 0
@@ -88,6 +89,9 @@ def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
             continue
         if exchange.local is not None:
             states["answered_by_loop"] += 1  # a probe like this one
+            continue
+        if not isinstance(exchange, Exchange):
+            states["asgi"] += 1  # a mounted ASGI app's request, on the loop: no thread
             continue
         if exchange.state is BUFFERING:
             states["reading_body"] += 1  # the loop reads its body before the app runs

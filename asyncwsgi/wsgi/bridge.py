@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import threading
 import time
-from typing import Any, Callable, Deque, List, NamedTuple, Optional
+from typing import Any, Callable, Coroutine, Deque, List, NamedTuple, Optional, Set
 
 from ..errors import ClientDisconnected
 from ..http.response import ResponseHead
@@ -56,6 +57,7 @@ class OutputChannel:
     __slots__ = (
         "_closed",
         "_cond",
+        "_coroutines",
         "_gone",
         "_inflight",
         "_limit",
@@ -86,6 +88,9 @@ class OutputChannel:
         self._gone = False  # the client has left (closed or half-closed): asyncwsgi.disconnected
         self._waiting = False  # the thread is blocked in send() or call()
         self._reply: Any = _NO_REPLY
+        # Futures of coroutines the app runs on the loop (asyncwsgi.run_coroutine), cancelled
+        # when the connection goes; made on first use.
+        self._coroutines: Optional[Set[concurrent.futures.Future[Any]]] = None
 
     # --- [thread] ---------------------------------------------------------------------------
 
@@ -202,16 +207,40 @@ class OutputChannel:
             self._notify(all_=False)
 
     def close(self) -> None:
-        """The connection is gone: wake the thread so its next send fails fast."""
+        """The connection is gone: wake the thread so its next send fails fast, and cancel the
+        coroutines it runs on the loop."""
         with self._lock:
             self._closed = self._gone = True
             self._notify(all_=True)
+            running, self._coroutines = self._coroutines, None
+        for future in running or ():
+            future.cancel()
+
+    def track(self, future: concurrent.futures.Future[Any]) -> bool:  # [thread]
+        """Cancel ``future`` when the connection goes; False (and cancelled) if it is gone already."""
+        with self._lock:
+            if not self._gone:
+                if self._coroutines is None:
+                    self._coroutines = set()
+                self._coroutines.add(future)
+                return True
+        future.cancel()
+        return False
+
+    def untrack(self, future: concurrent.futures.Future[Any]) -> None:  # [thread]
+        with self._lock:
+            if self._coroutines is not None:
+                self._coroutines.discard(future)
 
     def mark_gone(self) -> None:
-        """The client closed its side: tell the app, but still deliver what it sends."""
+        """The client closed its side: tell the app (and cancel the coroutines it runs for this
+        client, as asyncwsgi.disconnected is set), but still deliver what it sends."""
         with self._lock:
             self._gone = True
             self._notify(all_=True)
+            running, self._coroutines = self._coroutines, None
+        for future in running or ():
+            future.cancel()
 
     def _notify(self, all_: bool) -> None:
         """Wake waiters; the caller holds the lock."""
@@ -247,6 +276,54 @@ class DisconnectEvent:
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         return self._channel.wait_gone(timeout)
+
+
+class RunCoroutine:
+    """``environ["asyncwsgi.run_coroutine"](coro, timeout=None)``: run a coroutine on the
+    server's event loop from the app's thread and return its result (or raise its exception).
+
+    So a WSGI view can use the asyncio services that live beside the server (publish to a
+    mounted ASGI app's WebSocket clients, await an asyncio client library). The coroutine is
+    cancelled, and ``ClientDisconnected`` raised, if the client goes meanwhile; past
+    ``timeout`` seconds, or past the request's ``--request-timeout``, it is cancelled and
+    ``TimeoutError`` raised. Called on the loop's own thread it would deadlock: RuntimeError.
+    "Goes" is what sets ``asyncwsgi.disconnected``: the connection closes, or the client shuts
+    its sending side.
+    """
+
+    __slots__ = ("_channel", "_deadline")
+
+    def __init__(self, channel: OutputChannel, deadline: Optional[float]) -> None:
+        self._channel = channel
+        self._deadline = deadline  # time.monotonic() of --request-timeout, if set
+
+    def __call__(self, coro: Coroutine[Any, Any, Any], timeout: Optional[float] = None) -> Any:  # [thread]
+        loop = self._channel._loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            coro.close()
+            raise RuntimeError("asyncwsgi.run_coroutine called on the event loop's thread: await the coroutine")
+        wait = timeout
+        if self._deadline is not None:
+            left = max(0.0, self._deadline - time.monotonic())
+            wait = left if wait is None else min(wait, left)
+        future = asyncio.run_coroutine_threadsafe(coro, loop)
+        if not self._channel.track(future):
+            raise ClientDisconnected("client disconnected")
+        try:
+            return future.result(wait)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise TimeoutError(f"coroutine did not finish within {wait:g}s") from None
+        except concurrent.futures.CancelledError:
+            if self._channel._gone:
+                raise ClientDisconnected("client disconnected while the coroutine ran") from None
+            raise
+        finally:
+            self._channel.untrack(future)
 
 
 class InputStream:

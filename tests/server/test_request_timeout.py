@@ -137,7 +137,7 @@ def test_without_a_request_timeout_the_environ_has_no_deadline(serve):
         return [body]
 
     srv = serve(app)
-    assert json.loads(request(srv.port, get("/")).body) == ["asyncwsgi.disconnected"]
+    assert json.loads(request(srv.port, get("/")).body) == ["asyncwsgi.disconnected", "asyncwsgi.run_coroutine"]
 
 
 def test_an_upload_still_arriving_at_the_deadline_gets_408(serve):

@@ -1,7 +1,7 @@
 """The package's layers, read from the folder listing, and the rule that keeps them: a module
 imports only from its own layer or those below it (docs/how-it-works.md, "The layers").
 
-    base (errors, log, types, accesslog)  <  http/  <  wsgi/  <  config  <  server/  <  process/
+    base (errors, log, types, accesslog)  <  http/  <  wsgi/  <  asgi/  <  config  <  server/  <  process/
 
 The package's own entry points sit above every layer: ``__init__`` (the public API),
 ``__main__`` and the ``gunicorn`` shim (the documented ``-k asyncwsgi.gunicorn.Worker`` path).
@@ -18,7 +18,7 @@ import pytest
 from tests.proc import ROOT
 
 PACKAGE = ROOT / "asyncwsgi"
-ORDER = ["base", "http", "wsgi", "config", "server", "process", "entry"]
+ORDER = ["base", "http", "wsgi", "asgi", "config", "server", "process", "entry"]
 BASE = {"errors", "log", "types", "accesslog"}
 ENTRY = {"__init__", "__main__", "gunicorn"}
 
@@ -26,7 +26,7 @@ ENTRY = {"__init__", "__main__", "gunicorn"}
 def layer_of(dotted: str) -> str:
     """The layer of a module named relative to the package (``server.protocol``, ``config``)."""
     head = dotted.split(".")[0]
-    if head in ("http", "wsgi", "server", "process"):
+    if head in ("http", "wsgi", "asgi", "server", "process"):
         return head
     if head in BASE:
         return "base"

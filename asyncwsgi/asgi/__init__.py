@@ -1,0 +1,1 @@
+"""What a mounted ASGI application sees: mounts, scopes, messages, lifespan (``--mount``)."""

@@ -1,0 +1,394 @@
+"""The loop side of one request to a mounted ASGI app (``--mount``). [loop]
+
+An ``ASGIExchange`` stands where an ``Exchange`` stands for a WSGI request: the protocol makes it
+when a head under a mount's prefix is accepted, feeds it the body and tells it when the client
+goes; it writes the response through the protocol. The app runs as a task on the loop, so no
+thread is taken, however long the request lasts (a server-sent event stream, a long poll).
+
+The protocol's rules hold as for WSGI: its limits and deadlines, its body checks, keep-alive and
+pipelining (the next request waits for this response), the access log and the stats.
+
+* ``receive()`` hands over the body bytes buffered so far in one ``http.request`` message; the
+  connection is not read while more than ``--input-buffer-bytes`` wait (the same back-pressure
+  as ``wsgi.input``). The first ``receive()`` sends ``100 Continue`` if the client waits for it.
+  Once the body is delivered, ``receive()`` waits until the client leaves (or the response is
+  complete) and returns ``http.disconnect``. A body that fails (``--max-body-bytes``, a stall,
+  bad framing) raises the ``RequestBodyError`` from ``receive()``; if the app lets it escape
+  before its response started, the client gets its status (413, 408, 400).
+* ``send()`` checks each message (``asgi.messages``) and writes it; it waits while the client is
+  not reading (past the write grant of ``flow``), and raises ``ClientDisconnected`` (an
+  ``OSError``, as the spec asks) once the client is gone. The head goes out with the first
+  body message; a response sent in one message gets a ``Content-Length``.
+* An exception before the response started is a 500 with a logged traceback; after, the
+  connection is closed, so the client never takes a cut response for a whole one.
+* ``--request-timeout``: 504 if nothing was sent, else the connection is aborted; the task is
+  cancelled either way.
+
+States (``exchange.ExchangeState``): RUNNING while the response is in progress, DONE once it is
+complete or the app has ended. Body bytes never wait for a thread, so there is no BUFFERING or
+WAITING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional
+
+import h11
+
+from ..accesslog import AccessRecord, log_access
+from ..asgi.messages import body_of, reason_phrase, response_head
+from ..asgi.mounts import Mount
+from ..asgi.scope import http_scope
+from ..errors import ClientDisconnected, RequestBodyError
+from ..http.head import Head
+from ..http.response import CONTINUE, NO_BODY, BodyFramer, FramingError, ResponseHead, start_response
+from ..log import error_log
+from ..types import Environ
+from .exchange import DONE, RUNNING, request_line
+
+if TYPE_CHECKING:
+    from .protocol import HTTPProtocol
+
+_500 = b"Internal Server Error\n"
+_DISCONNECT = {"type": "http.disconnect"}
+
+
+class ASGIExchange:
+    """One request/response cycle of a mounted ASGI app."""
+
+    asgi = True
+    local = None  # never a probe: the loop answers those before mounts are looked at
+
+    __slots__ = (
+        "_body_delivered",
+        "_body_done",
+        "_buffered",
+        "_chunks",
+        "_eof",
+        "_error",
+        "_gone",
+        "_has_length",
+        "_head",
+        "_input_paused",
+        "_wake",
+        "bytes_out",
+        "continue_sent",
+        "deadline_timer",
+        "environ",
+        "framer",
+        "mount",
+        "protocol",
+        "request",
+        "response_complete",
+        "scope",
+        "started",
+        "state",
+        "status",
+        "task",
+        "timed_out",
+    )
+
+    def __init__(
+        self, protocol: HTTPProtocol, request: h11.Request, environ: Environ, head: Head, mount: Mount, has_body: bool
+    ) -> None:
+        ctx = protocol.ctx
+        self.protocol = protocol
+        self.request = request
+        self.environ = environ  # what the access log reads; the scope is made from it
+        self.mount = mount
+        self.scope = http_scope(environ, mount.prefix, head.path, head.fields, ctx.lifespan_state(mount.prefix))
+        self.state = RUNNING
+        self.status = 0
+        self.framer: Optional[BodyFramer] = None  # set when the response head is written
+        self.response_complete = False
+        self.continue_sent = False
+        self.bytes_out = 0
+        self.started = time.monotonic()
+        self.task: Optional[asyncio.Task[None]] = None
+        self.timed_out = False
+        self._head: Optional[ResponseHead] = None  # from http.response.start, until the first body
+        self._has_length = False
+        self._chunks: Deque[bytes] = collections.deque()
+        self._buffered = 0
+        self._body_done = not has_body  # the last body byte has arrived
+        self._body_delivered = False  # ... and receive() has handed it over
+        self._input_paused = False
+        self._error: Optional[BaseException] = None  # the body failed: receive() raises it
+        self._gone = False  # the connection is lost: send() raises, receive() says disconnect
+        self._eof = False  # the client half-closed: receive() says disconnect
+        self._wake: Optional[asyncio.Future[None]] = None  # receive() or send() waits on it
+        self.deadline_timer: Optional[asyncio.TimerHandle] = None
+        timeout = ctx.config.request_timeout
+        if timeout:
+            self.deadline_timer = ctx.loop.call_later(timeout, self._on_request_deadline)
+
+    # The protocol talks to a WSGI exchange's body stream and output channel; here both are us.
+    @property
+    def body(self) -> ASGIExchange:
+        return self
+
+    @property
+    def channel(self) -> ASGIExchange:
+        return self
+
+    # --- from the protocol ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = self.protocol.ctx.loop.create_task(self._run())
+
+    def on_body(self, data: bytes) -> None:
+        if self._error is not None:
+            return  # the body failed: nothing more of it reaches the app
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered >= self.protocol.ctx.config.input_buffer_bytes and not self._input_paused:
+            self._input_paused = True
+            self.protocol.pause_reading_body()
+        self._notify()
+
+    def on_body_end(self) -> None:
+        if self._error is not None:
+            return
+        self._body_done = True
+        self._notify()
+
+    def fail(self, exc: BaseException) -> None:
+        """The body cannot be read to its end: the app's next receive() raises (or, when the
+        client left, says http.disconnect)."""
+        if isinstance(exc, ClientDisconnected):
+            self._eof = True
+        else:
+            self._error = exc  # as from wsgi.input: what is buffered is not handed over
+            self._chunks.clear()
+        self._notify()
+
+    def mark_gone(self) -> None:
+        """The client half-closed: receive() says http.disconnect; what the app sends still goes."""
+        self._eof = True
+        self._notify()
+
+    def pause(self) -> None:
+        """The client stopped reading: send() waits (it reads protocol.write_paused)."""
+
+    def resume(self) -> None:
+        self._notify()
+
+    def abandon(self) -> None:
+        """(Only a buffering WSGI exchange is abandoned; an ASGI body is never buffered.)"""
+
+    def connection_lost(self) -> None:
+        self._gone = True
+        self._stop_deadline()
+        self._notify()
+
+    # --- the app's task -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self.mount.app(self.scope, self._receive, self._send)
+        except asyncio.CancelledError:
+            if not self.timed_out:
+                raise
+        except RequestBodyError as exc:
+            if not self._response_started() and not self._gone:
+                self._respond(exc.status, str(exc).encode("utf-8", "replace") + b"\n")
+            else:
+                self._failed(exc)
+        except ClientDisconnected:
+            pass  # the client left; its app stopped at its next send()
+        except Exception as exc:
+            self._failed(exc)
+        else:
+            if not self.response_complete and not self._gone:
+                if self._response_started():
+                    error_log.error("%s: the app returned before its response ended; closing", self._name())
+                    self.protocol.close()
+                else:
+                    error_log.error("%s: the app returned without a response", self._name())
+                    self._respond(500, _500)
+        finally:
+            self._finish()
+
+    def _failed(self, exc: BaseException) -> None:
+        error_log.error("%s: the app raised", self._name(), exc_info=exc)
+        if self._gone or self.response_complete:
+            return
+        if self._response_started():
+            self.protocol.close()  # a cut response must not look whole
+        else:
+            self._respond(500, _500)
+
+    def _respond(self, status: int, body: bytes) -> None:
+        """A response of our own, when the app gave none."""
+        self._head = ResponseHead(status, reason_phrase(status), [(b"content-type", b"text/plain; charset=utf-8")])
+        self._has_length = False
+        self._write(body, False)
+
+    async def _receive(self) -> Dict[str, Any]:
+        while not self._body_delivered:
+            if self._error is not None:
+                raise self._error
+            if self._chunks:
+                body = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
+                self._chunks.clear()
+                self._buffered = 0
+                if self._input_paused:
+                    self._input_paused = False
+                    self.protocol.resume_reading_body()
+                more = not self._body_done
+                self._body_delivered = not more
+                return {"type": "http.request", "body": body, "more_body": more}
+            if self._gone or self._eof:
+                return _DISCONNECT
+            if self._body_done:
+                self._body_delivered = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if not self.continue_sent and self.framer is None and self.protocol.awaiting_continue():
+                self.continue_sent = True  # the first read invites the body (RFC 9110 §10.1.1)
+                self.protocol.write(CONTINUE)
+            await self._wait()
+        while not (self._gone or self._eof or self.response_complete):
+            await self._wait()
+        return _DISCONNECT
+
+    async def _send(self, message: Dict[str, Any]) -> None:
+        if self._gone or self.timed_out or self.protocol.transport.is_closing():
+            raise ClientDisconnected("client disconnected")
+        kind = message.get("type")
+        if kind == "http.response.start":
+            if self._response_started():
+                raise RuntimeError("http.response.start sent twice")
+            self._head, self._has_length = response_head(message)
+        elif kind == "http.response.body":
+            if not self._response_started():
+                raise RuntimeError("http.response.body sent before http.response.start")
+            if self.response_complete:
+                raise RuntimeError("http.response.body sent after the response ended")
+            body, more = body_of(message)
+            self._write(body, more)
+            while more and self.protocol.write_paused and not self._gone:
+                await self._wait()  # the client is not reading: wait for resume_writing
+            if self._gone:
+                raise ClientDisconnected("client disconnected")
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on an http connection")
+
+    def _write(self, body: bytes, more: bool) -> None:
+        protocol = self.protocol
+        out: List[Any] = []
+        if self.framer is None:
+            head = self._head
+            assert head is not None
+            if not more and not self._has_length and (body or self.request.method != b"HEAD"):
+                # The whole response in one message: say its length, the cheapest framing.
+                head.headers.append((b"content-length", b"%d" % len(body)))
+            data, self.framer, closes = start_response(
+                head,
+                head_request=self.request.method == b"HEAD",
+                http11=self.request.http_version >= b"1.1",
+                close=protocol.should_close_after_response(),
+                extra=protocol.ctx.header_lines(),
+            )
+            if closes:
+                protocol.close_after_response()
+            self.status = head.status_code
+            self._head = None
+            out.append(data)
+        framer = self.framer
+        try:
+            if body and framer.kind is not NO_BODY:
+                excess = framer.excess
+                out.extend(framer.data(body))
+                self.bytes_out += len(body) - (framer.excess - excess)
+                if framer.excess and not excess:
+                    # Past its Content-Length: the declared bytes are the response; then close.
+                    error_log.error("%s: the app sent more than its Content-Length; closing after it", self._name())
+                    protocol.close_after_response()
+                    more = False
+            if not more:
+                out.append(framer.end())
+                self.response_complete = True
+        except FramingError as exc:
+            error_log.error("%s: response violates HTTP framing: %s; closing", self._name(), exc)
+            protocol.writelines(out)
+            protocol.close()
+            self._gone = True
+            return
+        protocol.writelines(out)
+        if self.response_complete:
+            self._notify()  # a receive() waiting for the end says http.disconnect
+            self._finish()
+
+    def _on_request_deadline(self) -> None:
+        self.deadline_timer = None
+        protocol = self.protocol
+        if self.state is DONE or protocol.lost:
+            return
+        ctx = protocol.ctx
+        ctx.stats.timeouts["request"] += 1
+        self.timed_out = True
+        detail = f"request not answered within --request-timeout ({ctx.config.request_timeout:g}s)"
+        if self.framer is None:
+            self.status = 504
+            protocol.send_error(504, detail, self.request)
+        else:
+            error_log.warning("%s: %s; aborting", self._name(), detail)
+            protocol.abort()
+        if self.task is not None:
+            self.task.cancel()
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    def _response_started(self) -> bool:
+        return self._head is not None or self.framer is not None
+
+    async def _wait(self) -> None:
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = self.protocol.ctx.loop.create_future()
+        await wake
+
+    def _notify(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
+
+    def _stop_deadline(self) -> None:
+        if self.deadline_timer is not None:
+            self.deadline_timer.cancel()
+            self.deadline_timer = None
+
+    def _finish(self) -> None:
+        if self.state is DONE:
+            return
+        self.state = DONE
+        self._stop_deadline()
+        protocol = self.protocol
+        ctx = protocol.ctx
+        if self.status:
+            ctx.stats.response(self.status)
+        if ctx.config.access_log:
+            duration = time.monotonic() - self.started
+            record = AccessRecord(
+                environ=self.environ,
+                request_line=request_line(self.request),
+                status=self.status,
+                bytes_out=self.bytes_out,
+                bytes_in=protocol.body_bytes_received,
+                duration=duration,
+                queue=0.0,
+                app=duration,
+                disconnected=self._gone or self._eof,
+                timed_out=self.timed_out,
+            )
+            log_access(ctx.access_formatter.format(record), ctx.loop)
+        if protocol.exchange is self:
+            protocol.exchange_finished(self)
+
+    def _name(self) -> str:
+        return f"{request_line(self.request)} (ASGI app at {self.mount.prefix})"
