@@ -262,6 +262,28 @@ class Config:
         metavar="PREFIX=APP",
         repeat=True,
     )
+    ws_max_size: int = _opt(
+        16 * 1024 * 1024,
+        "Largest WebSocket message a mounted app is handed (after decompression); a larger one "
+        "closes the connection with 1009.",
+        metavar="BYTES",
+    )
+    ws_ping_interval: float = _opt(
+        20.0,
+        "Send a WebSocket ping this often to keep the connection alive through proxies and see a "
+        "vanished client (0: never).",
+        metavar="SECONDS",
+    )
+    ws_ping_timeout: float = _opt(
+        20.0,
+        "Close a WebSocket (1011) whose client has not answered a ping within this (0: wait forever).",
+        metavar="SECONDS",
+    )
+    ws_per_message_deflate: bool = _opt(
+        True,
+        "Accept permessage-deflate (RFC 7692) when a WebSocket client offers it.",
+        no_help="Never compress WebSocket messages.",
+    )
     root_path: str = _opt(
         "",
         "SCRIPT_NAME for an app mounted under a path prefix; a request path under it has the "
@@ -340,6 +362,7 @@ class Config:
         _at_least(self, "response_buffer_bytes", 0)
         _at_least(self, "response_buffer_total_bytes", 0)
         _at_least(self, "input_buffer_bytes", 1024)
+        _at_least(self, "ws_max_size", 1)
         _at_least(self, "output_buffer_bytes", 1024)
         for name in (
             "keep_alive",
@@ -352,6 +375,8 @@ class Config:
             "body_min_rate",
             "write_timeout",
             "worker_timeout",
+            "ws_ping_interval",
+            "ws_ping_timeout",
         ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):

@@ -51,3 +51,28 @@ def http_scope(
     if state is not None:
         scope["state"] = state.copy()  # lifespan state: each request gets its own shallow copy
     return scope
+
+
+def websocket_scope(
+    environ: Environ,
+    prefix: str,
+    raw_path: bytes,
+    headers: List[Tuple[bytes, bytes]],
+    state: Optional[Dict[str, Any]],
+) -> Dict[str, Any]:
+    """The scope of a WebSocket handshake to the app mounted at ``prefix`` (ASGI spec,
+    "WebSocket Connection Scope"): as for HTTP, with ``ws``/``wss``, no method, the offered
+    subprotocols, and the denial-response extension (the app may answer with plain HTTP)."""
+    scope = http_scope(environ, prefix, raw_path, headers, state)
+    del scope["method"]
+    scope["type"] = "websocket"
+    scope["scheme"] = "wss" if scope["scheme"] == "https" else "ws"
+    scope["subprotocols"] = [
+        token.strip()
+        for name, value in headers
+        if name == b"sec-websocket-protocol"
+        for token in value.decode("latin-1").split(",")
+        if token.strip()
+    ]
+    scope["extensions"] = {"websocket.http.response": {}}
+    return scope

@@ -137,7 +137,7 @@ class ASGIExchange:
     # --- from the protocol ----------------------------------------------------------------------
 
     def start(self) -> None:
-        self.task = self.protocol.ctx.loop.create_task(self._run())
+        self.task = self.protocol.ctx.run_asgi(self._run())
 
     def on_body(self, data: bytes) -> None:
         if self._error is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Optional, Set, Tuple
 
 import h11
 
@@ -66,6 +66,8 @@ class ServerContext:
         self.app = app
         # ASGI apps served on the loop under path prefixes (--mount); None when there are none.
         self.mounts = mounts if mounts else None
+        # The tasks of mounted ASGI apps' requests and WebSockets, cancelled if any outlive the drain.
+        self.asgi_tasks: Set[asyncio.Task[None]] = set()
         # Each mount's lifespan state (copied into its request scopes); None: no lifespan support.
         self.lifespan_states: Dict[str, Optional[Dict[str, Any]]] = {}
         self.loop = loop
@@ -155,6 +157,13 @@ class ServerContext:
         if self.trusted_proxies is not None:
             apply_proxy_headers(environ, client[0] if client else None, self.trusted_proxies)
         return environ
+
+    def run_asgi(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run a mounted app's request or WebSocket as a task the shutdown can find."""
+        task = self.loop.create_task(coro)
+        self.asgi_tasks.add(task)
+        task.add_done_callback(self.asgi_tasks.discard)
+        return task
 
     def lifespan_state(self, prefix: str) -> Optional[Dict[str, Any]]:
         return self.lifespan_states.get(prefix)

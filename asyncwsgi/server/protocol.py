@@ -41,18 +41,21 @@ from ..http.head import HeadRefused, check_fields, check_request
 from ..http.proxyprotocol import Preamble
 from ..http.wirecheck import FramingRefused
 from ..log import error_log
+from . import websocket
 from .asgi_exchange import ASGIExchange
 from .bodyrate import BodyMeter, check_interval
 from .deadlines import ReadDeadline
 from .exchange import BUFFERING, DONE, Exchange
 from .flow import PAUSE_BODY, PAUSE_PIPELINE, PAUSE_REFUSED
 from .refusals import log_refusal, refusal
+from .websocket import WebSocketSession
 from .wireinput import WireInput
 
 if TYPE_CHECKING:
     from .context import ServerContext
 
-AnyExchange = Union[Exchange, ASGIExchange]  # a WSGI request (thread pool) or a mounted ASGI one (loop)
+# A WSGI request (thread pool), or a mounted ASGI app's request or WebSocket (loop).
+AnyExchange = Union[Exchange, ASGIExchange, WebSocketSession]
 
 
 class Phase(enum.Enum):
@@ -68,13 +71,16 @@ class Phase(enum.Enum):
     DRAIN     the response is out; the rest of the body   the same body deadline; then closed
               is read and discarded (up to 1 MiB)
     LINGER    refused: half-closed, input discarded       2 s; then closed
+    UPGRADED  a WebSocket: the session reads and writes   none here: --ws-ping-interval and
+              the connection (server/websocket.py)        --ws-ping-timeout, in the session
     CLOSED    the transport is gone                       none
     ========  ==========================================  ======================================
 
     A connection starts in HEAD. HEAD -> REQUEST when a head is accepted; IDLE -> HEAD at the
     next request's first byte; REQUEST -> DRAIN when the app answered before reading its whole
     body; REQUEST or DRAIN -> IDLE, or HEAD with a pipelined request, for the next request; any
-    phase -> LINGER on a refusal, and -> CLOSED at the end.
+    phase -> LINGER on a refusal; REQUEST -> UPGRADED when a mounted app accepts a WebSocket;
+    and -> CLOSED at the end.
     """
 
     IDLE = "idle"
@@ -82,10 +88,11 @@ class Phase(enum.Enum):
     REQUEST = "request"
     DRAIN = "drain"
     LINGER = "linger"
+    UPGRADED = "upgraded"
     CLOSED = "closed"
 
 
-IDLE, HEAD, REQUEST, DRAIN, LINGER, CLOSED = Phase
+IDLE, HEAD, REQUEST, DRAIN, LINGER, UPGRADED, CLOSED = Phase
 
 # h11's states for a client whose request has ended: DONE, or MUST_CLOSE when the request did
 # not ask for a persistent connection in h11's view (Connection: close, or any HTTP/1.0 request:
@@ -159,6 +166,9 @@ class HTTPProtocol(WireInput):
         phase = self.phase
         if phase is LINGER:
             return
+        if phase is UPGRADED:
+            self.exchange.feed(data)  # type: ignore[union-attr]  # a WebSocketSession
+            return
         if phase is IDLE:
             # The first byte of the next request: from now on its head is on the clock.
             self._enter(HEAD, self.ctx.config.header_timeout)
@@ -211,6 +221,9 @@ class HTTPProtocol(WireInput):
     def eof_received(self) -> bool:
         if self.phase is LINGER:
             self.transport.close()
+            return False
+        if self.phase is UPGRADED:
+            self.exchange.feed_eof()  # type: ignore[union-attr]
             return False
         conn = self.conn
         if conn is None:  # idle between requests: the client is done with us
@@ -320,7 +333,15 @@ class HTTPProtocol(WireInput):
         local = ctx.local_paths.get(head.path) if ctx.local_paths and request.method in (b"GET", b"HEAD") else None
         mount = ctx.mounts.match(environ["PATH_INFO"]) if ctx.mounts is not None and local is None else None
         exchange: AnyExchange
-        if mount is not None:
+        if mount is not None and websocket.is_websocket_upgrade(head.fields):
+            problem = websocket.handshake_problem(request, head.fields)
+            if problem is None and not websocket.available():
+                problem = 501, "WebSockets need wsproto: pip install 'asyncwsgi[ws]'"
+            if problem is not None:
+                self.send_error(*problem, request)
+                return
+            exchange = WebSocketSession(self, request, environ, head, mount)
+        elif mount is not None:
             exchange = ASGIExchange(self, request, environ, head, mount, has_body)  # on the loop
         else:
             buffer_bytes = 0
@@ -528,6 +549,18 @@ class HTTPProtocol(WireInput):
     def _new_parser(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.config.max_head_bytes)
 
+    def upgrade(self) -> None:
+        """A mounted app accepted a WebSocket: from now on the connection is its session's.
+        Bytes the client sent behind the handshake (h11 holds them) go to the session first."""
+        session = self.exchange
+        buffered = self._parser().trailing_data[0]
+        self.conn = None
+        self._body = None
+        self._enter(UPGRADED, 0)
+        self._resume_reading(PAUSE_PIPELINE)
+        if buffered:
+            session.feed(bytes(buffered))  # type: ignore[union-attr]
+
     def shutdown(self) -> None:
         """The server is draining: close after the current response, or after a short grace.
 
@@ -538,6 +571,9 @@ class HTTPProtocol(WireInput):
         to a reset or a close without an answer. Each gets a short grace instead: a request that
         comes is answered with ``Connection: close``; a connection still idle then is closed.
         """
+        if self.phase is UPGRADED:
+            self.exchange.going_away()  # type: ignore[union-attr]  # close frame 1001
+            return
         if self.phase is not IDLE and self.phase is not HEAD:
             return  # a request in progress ends with Connection: close; LINGER ends by itself
         if self.conn is not None and self.conn.trailing_data[0]:

@@ -148,6 +148,12 @@ class Server:
             for protocol in list(ctx.connections):
                 protocol.abort()
             await asyncio.sleep(0)  # let connection_lost callbacks run and wake blocked threads
+        if ctx.asgi_tasks:
+            # Mounted apps still running with no connection left (one that ignores
+            # http.disconnect): cancelled, and given a moment to clean up.
+            for task in list(ctx.asgi_tasks):
+                task.cancel()
+            await asyncio.wait(list(ctx.asgi_tasks), timeout=_THREAD_EXIT_SECONDS)
         for lifespan in self._lifespans:  # in mount order, once no request is left
             await lifespan.shutdown(ctx.config.graceful_timeout)
         ctx.deadlines.close()

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from .context import ServerContext
 
 QUEUE_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, math.inf)
-TIMEOUT_KINDS = ("header", "body", "write", "queue", "idle", "request")
+TIMEOUT_KINDS = ("header", "body", "write", "queue", "idle", "request", "ws_ping")
 
 HEALTH, READY, STATS = "health", "ready", "stats"
 

@@ -74,7 +74,7 @@ def test_stats_counts_requests_responses_and_queue_time(serve):
     assert histogram["count"] == 5 and histogram["buckets"]["+Inf"] == 5
     counts = list(histogram["buckets"].values())
     assert counts == sorted(counts)  # cumulative
-    assert set(stats["timeouts"]) == {"header", "body", "write", "queue", "idle", "request"}
+    assert set(stats["timeouts"]) == {"header", "body", "write", "queue", "idle", "request", "ws_ping"}
 
 
 def test_stats_in_prometheus_text(serve):

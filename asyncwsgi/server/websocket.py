@@ -1,0 +1,553 @@
+"""The loop side of one WebSocket connection to a mounted ASGI app (RFC 6455). [loop]
+
+Made by the protocol, in place of an ``ASGIExchange``, for a handshake (``Upgrade: websocket``)
+under a mount's prefix. The frames are wsproto's (by h11's authors: the handshake checks, the
+frame parser with its close codes, permessage-deflate); this module holds the ASGI side and the
+connection's rules. WebSockets are for mounted apps only: an upgrade for any other path is an
+ordinary request to the WSGI app, as before.
+
+Its life (``ws_state``):
+
+    CONNECTING -- the app has ``websocket.connect``; it may accept, close (403) or answer with
+                  plain HTTP (the denial-response extension). An app error is a 500.
+    OPEN       -- 101 sent; the connection is the session's (``Phase.UPGRADED``): frames in
+                  become ``websocket.receive``, ``websocket.send`` becomes frames out.
+    CLOSING    -- we sent a close frame (the app's, 1001 on drain, 1009 for a message over
+                  ``--ws-max-size``, 1011 for a missed ping); the client's answer ends it.
+    CLOSED     -- the app gets ``websocket.disconnect`` with the code; ``send()`` raises
+                  ``ClientDisconnected``.
+
+Flow control as for HTTP: ``send()`` waits while the client is not reading; while more than
+``--input-buffer-bytes`` of messages wait for the app's ``receive()``, the socket is not read.
+``--ws-ping-interval`` and ``--ws-ping-timeout`` keep it alive and find clients that vanished.
+On drain (SIGTERM), open sessions are closed with 1001, going away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import collections
+import enum
+import time
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+
+import h11
+
+from ..accesslog import AccessRecord, log_access
+from ..asgi.messages import reason_phrase, response_head
+from ..asgi.mounts import Mount
+from ..asgi.scope import websocket_scope
+from ..errors import ClientDisconnected
+from ..http.head import Head
+from ..log import error_log
+from ..types import Environ
+from .exchange import DONE, RUNNING, request_line
+
+try:  # the optional extra asyncwsgi[ws]
+    import wsproto
+    from wsproto.events import (
+        AcceptConnection,
+        BytesMessage,
+        CloseConnection,
+        Message,
+        Ping,
+        Pong,
+        RejectConnection,
+        RejectData,
+        TextMessage,
+    )
+    from wsproto.extensions import Extension, PerMessageDeflate
+    from wsproto.utilities import RemoteProtocolError
+except ImportError:  # pragma: no cover - exercised by the test that hides wsproto
+    wsproto = None  # type: ignore[assignment]
+
+if TYPE_CHECKING:
+    from .protocol import HTTPProtocol
+
+# Seconds we wait for the client's close frame after sending ours, before closing the socket.
+_CLOSE_TIMEOUT_SECONDS = 5.0
+# With permessage-deflate, bytes are fed to the decompressor this many at a time, so one read
+# cannot inflate to more than about 1,000 times this (deflate's limit) before --ws-max-size is
+# checked.
+_DEFLATE_FEED_BYTES = 4096
+
+
+class WSState(enum.Enum):
+    CONNECTING = "connecting"
+    OPEN = "open"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+CONNECTING, OPEN, CLOSING, CLOSED = WSState
+
+
+def available() -> bool:
+    return wsproto is not None
+
+
+def is_websocket_upgrade(fields: List[Tuple[bytes, bytes]]) -> bool:
+    """Whether a head asks to switch to WebSocket (``Upgrade: websocket``)."""
+    return any(name == b"upgrade" and b"websocket" in value.lower() for name, value in fields)
+
+
+def handshake_problem(request: h11.Request, fields: List[Tuple[bytes, bytes]]) -> Optional[Tuple[int, str]]:
+    """RFC 6455 §4.2.1 checks wsproto leaves to us: (status, detail) for a bad handshake."""
+    if request.method != b"GET" or request.http_version != b"1.1":
+        return 400, "a WebSocket handshake must be GET over HTTP/1.1"
+    keys = [value for name, value in fields if name == b"sec-websocket-key"]
+    if len(keys) != 1:
+        return 400, "a WebSocket handshake needs one Sec-WebSocket-Key"
+    try:
+        if len(base64.b64decode(keys[0], validate=True)) != 16:
+            raise ValueError
+    except (binascii.Error, ValueError):
+        return 400, "Sec-WebSocket-Key must be 16 bytes in base64"
+    return None
+
+
+class WebSocketSession:
+    """One WebSocket connection, from its handshake to its close."""
+
+    asgi = True
+    local = None
+
+    __slots__ = (
+        "_close_code",
+        "_close_timer",
+        "_deflate",
+        "_eof",
+        "_events",
+        "_message",
+        "_message_size",
+        "_ping_timer",
+        "_pong_due",
+        "_queued_bytes",
+        "_reading_paused",
+        "_wake",
+        "_ws",
+        "bytes_out",
+        "continue_sent",
+        "environ",
+        "framer",
+        "mount",
+        "protocol",
+        "request",
+        "response_complete",
+        "scope",
+        "started",
+        "state",
+        "status",
+        "task",
+        "ws_state",
+    )
+
+    def __init__(
+        self, protocol: HTTPProtocol, request: h11.Request, environ: Environ, head: Head, mount: Mount
+    ) -> None:
+        ctx = protocol.ctx
+        self.protocol = protocol
+        self.request = request
+        self.environ = environ
+        self.mount = mount
+        self.scope = websocket_scope(environ, mount.prefix, head.path, head.fields, ctx.lifespan_state(mount.prefix))
+        self.state = RUNNING
+        self.ws_state = CONNECTING
+        self.status = 0
+        self.framer = None  # (the protocol asks; a session has no HTTP body framer)
+        self.response_complete = False
+        self.continue_sent = False
+        self.bytes_out = 0
+        self.started = time.monotonic()
+        self.task: Optional[asyncio.Task[None]] = None
+        self._ws: Any = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
+        self._events: Deque[Dict[str, Any]] = collections.deque([{"type": "websocket.connect"}])
+        self._queued_bytes = 0
+        self._reading_paused = False
+        self._message: List[Any] = []  # the fragments of a message in progress
+        self._message_size = 0
+        self._close_code = 1006  # what websocket.disconnect says if no close frame comes
+        self._eof = False
+        self._wake: Optional[asyncio.Future[None]] = None
+        self._ping_timer: Optional[asyncio.TimerHandle] = None
+        self._pong_due = 0.0  # loop time by which the last ping's pong must come (0: none due)
+        self._close_timer: Optional[asyncio.TimerHandle] = None
+        self._deflate = False  # permessage-deflate was negotiated
+
+    # The protocol talks to an exchange's body stream and output channel; here both are us.
+    @property
+    def body(self) -> WebSocketSession:
+        return self
+
+    @property
+    def channel(self) -> WebSocketSession:
+        return self
+
+    # --- from the protocol ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Check the handshake with wsproto (it parses the head we already checked), then run
+        the app. A handshake wsproto refuses is answered by the server; the app never runs."""
+        protocol = self.protocol
+        try:
+            self._ws.receive_data(protocol._head())
+            events = list(self._ws.events())
+        except RemoteProtocolError as exc:
+            hint = exc.event_hint
+            status = hint.status_code if isinstance(hint, RejectConnection) else 400
+            headers = hint.headers if isinstance(hint, RejectConnection) else []
+            self.state = DONE
+            protocol.send_error(status, f"WebSocket handshake: {exc}", self.request, headers)
+            return
+        offered = events[0].extensions if events else []
+        self._deflate = protocol.ctx.config.ws_per_message_deflate and any(
+            "permessage-deflate" in str(offer) for offer in offered
+        )
+        self.task = protocol.ctx.run_asgi(self._run())
+
+    def feed(self, data: bytes) -> None:
+        """Frames from the client (Phase.UPGRADED)."""
+        step = _DEFLATE_FEED_BYTES if len(data) > _DEFLATE_FEED_BYTES and self._deflate else len(data)
+        for offset in range(0, len(data), step or 1):
+            self._ws.receive_data(data[offset : offset + step])
+            self._take_events()
+            if self.ws_state is CLOSED:
+                return
+
+    def feed_eof(self) -> None:
+        """The client closed its side without a close frame: 1006."""
+        self._eof = True
+        self._closed(1006)
+        self.protocol.close()
+
+    def on_body(self, data: bytes) -> None:
+        """(A handshake has no body; h11 never yields one.)"""
+
+    def on_body_end(self) -> None:
+        """The handshake request ended (a GET): nothing to do."""
+
+    def fail(self, exc: BaseException) -> None:
+        self._notify()
+
+    def mark_gone(self) -> None:
+        self._eof = True
+        self._notify()
+
+    def pause(self) -> None:
+        """The client stopped reading: send() waits (it reads protocol.write_paused)."""
+
+    def resume(self) -> None:
+        self._notify()
+
+    def abandon(self) -> None:
+        """(Only a buffering WSGI exchange is abandoned.)"""
+
+    def connection_lost(self) -> None:
+        self._closed(self._close_code)
+        self._stop_timers()
+        self._notify()
+
+    def going_away(self) -> None:
+        """The server drains: close an open session with 1001."""
+        if self.ws_state is OPEN:
+            self._send_close(1001, "server shutting down")
+
+    # --- the app's task -------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self.mount.app(self.scope, self._receive, self._send)
+        except ClientDisconnected:
+            pass
+        except Exception as exc:
+            error_log.error("%s: the app raised", self._name(), exc_info=exc)
+            if self.ws_state is CONNECTING and not self.response_complete:
+                self._refuse(500, "the app raised before accepting")
+            elif self.ws_state is OPEN:
+                self._send_close(1011, "internal error")
+        else:
+            if self.ws_state is CONNECTING and not self.response_complete:
+                self._refuse(403, "the app returned without accepting")  # as if it closed
+            elif self.ws_state is OPEN:
+                self._send_close(1000, "")
+        finally:
+            self._finish()
+
+    async def _receive(self) -> Dict[str, Any]:
+        while not self._events:
+            if self.ws_state is CLOSED:
+                return {"type": "websocket.disconnect", "code": self._close_code, "reason": ""}
+            await self._wait()
+        event = self._events.popleft()
+        size = len(event.get("bytes") or event.get("text") or "")
+        if size:
+            self._queued_bytes -= size
+            if self._reading_paused and self._queued_bytes <= self.protocol.ctx.config.input_buffer_bytes // 2:
+                self._reading_paused = False
+                self.protocol.resume_reading_body()
+        return event
+
+    async def _send(self, message: Dict[str, Any]) -> None:
+        kind = message.get("type")
+        state = self.ws_state
+        if kind == "websocket.accept" and state is CONNECTING:
+            self._accept(message)
+        elif kind == "websocket.close" and state is CONNECTING:
+            self._refuse(403, "the app closed the handshake")
+        elif kind == "websocket.http.response.start" and state is CONNECTING:
+            self._deny_start(message)
+        elif kind == "websocket.http.response.body" and state is CONNECTING:
+            self._deny_body(message)
+        elif state is not OPEN:
+            if state is CONNECTING:
+                raise RuntimeError(f"{kind!r} before websocket.accept")
+            raise ClientDisconnected(f"WebSocket closed ({self._close_code})")
+        elif kind == "websocket.send":
+            data = message.get("bytes")
+            if data is None:
+                text = message.get("text")
+                if not isinstance(text, str):
+                    raise TypeError("websocket.send needs bytes or text")
+                self._write(self._ws.send(Message(data=text)))
+            else:
+                if not isinstance(data, (bytes, bytearray)):
+                    raise TypeError("websocket.send: bytes must be bytes")
+                self._write(self._ws.send(Message(data=bytes(data))))
+            while self.protocol.write_paused and self.ws_state is OPEN:
+                await self._wait()  # the client is not reading
+            if self.ws_state is CLOSED:
+                raise ClientDisconnected(f"WebSocket closed ({self._close_code})")
+        elif kind == "websocket.close":
+            code = message.get("code", 1000)
+            reason = message.get("reason") or ""
+            if type(code) is not int or not (code == 1000 or 3000 <= code <= 4999 or 1001 <= code <= 1014):
+                raise ValueError(f"websocket.close: invalid code {code!r}")
+            self._send_close(code, reason)
+        else:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} on a WebSocket")
+
+    # --- handshake ------------------------------------------------------------------------------
+
+    def _accept(self, message: Dict[str, Any]) -> None:
+        headers = []
+        for item in message.get("headers", ()):
+            name, value = item
+            if type(name) is not bytes or type(value) is not bytes:
+                raise TypeError(f"websocket.accept: header name and value must be bytes, got {item!r}")
+            headers.append((name, value))
+        subprotocol = message.get("subprotocol")
+        if subprotocol is not None and subprotocol not in self.scope["subprotocols"]:
+            raise ValueError(f"websocket.accept: subprotocol {subprotocol!r} was not offered")
+        extensions: List[Extension] = [PerMessageDeflate()] if self.protocol.ctx.config.ws_per_message_deflate else []
+        data = self._ws.send(AcceptConnection(subprotocol=subprotocol, extensions=extensions, extra_headers=headers))
+        self.protocol.write(data)
+        self.ws_state = OPEN
+        self.status = 101
+        self.protocol.upgrade()  # the connection is ours now; bytes behind the head come to feed()
+        self._schedule_ping()
+
+    def _refuse(self, status: int, detail: str) -> None:
+        """Answer the handshake with plain HTTP and close: 403 when the app closed it (ASGI
+        spec), 500 when it raised."""
+        if self.response_complete or self.protocol.lost:
+            return
+        if self.status:  # a denial response is half out: it cannot be replaced
+            self.response_complete = True
+            self.ws_state = CLOSED
+            self.protocol.close()
+            self._finish()
+            return
+        body = (reason_phrase(status) or b"Refused") + b"\n"
+        data = self._ws.send(
+            RejectConnection(
+                status_code=status,
+                headers=[(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))],
+                has_body=True,
+            )
+        )
+        data += self._ws.send(RejectData(data=body, body_finished=True))
+        self._end_http(status, data, detail)
+
+    def _deny_start(self, message: Dict[str, Any]) -> None:
+        head, _ = response_head({"status": message.get("status"), "headers": message.get("headers", ())})
+        self.status = head.status_code
+        data = self._ws.send(RejectConnection(status_code=head.status_code, headers=head.headers, has_body=True))
+        self.protocol.write(data)
+
+    def _deny_body(self, message: Dict[str, Any]) -> None:
+        if not self.status:
+            raise RuntimeError("websocket.http.response.body before websocket.http.response.start")
+        body = message.get("body", b"")
+        more = bool(message.get("more_body", False))
+        data = self._ws.send(RejectData(data=body, body_finished=not more))
+        self.bytes_out += len(body)
+        if more:
+            self.protocol.write(data)
+        else:
+            self._end_http(self.status, data, "the app denied the WebSocket")
+
+    def _end_http(self, status: int, data: bytes, detail: str) -> None:
+        error_log.debug("%s: %d, %s", self._name(), status, detail)
+        self.status = status
+        self.protocol.close_after_response()
+        self.protocol.write(data)
+        self.response_complete = True
+        self.ws_state = CLOSED
+        self._close_code = 1006
+        self._notify()
+        self._finish()  # the connection closes now, whatever the app still does
+
+    # --- frames ---------------------------------------------------------------------------------
+
+    def _take_events(self) -> None:
+        ws = self._ws
+        max_size = self.protocol.ctx.config.ws_max_size
+        for event in ws.events():
+            if isinstance(event, Message):
+                self._message.append(event.data)
+                self._message_size += len(event.data)
+                if self._message_size > max_size:
+                    self._message = []
+                    self._send_close(1009, f"message over {max_size} bytes")
+                    return
+                if event.message_finished:
+                    pieces, self._message, self._message_size = self._message, [], 0
+                    if isinstance(event, TextMessage):
+                        self._queue({"type": "websocket.receive", "text": "".join(pieces)})
+                    else:
+                        assert isinstance(event, BytesMessage)
+                        self._queue({"type": "websocket.receive", "bytes": b"".join(pieces)})
+            elif isinstance(event, Ping):
+                self._write(ws.send(event.response()))
+            elif isinstance(event, Pong):
+                self._pong_due = 0.0
+            elif isinstance(event, CloseConnection):
+                self._close_code = event.code
+                if self.ws_state is OPEN:
+                    self._write(ws.send(event.response()))  # answer it (RFC 6455 §5.5.1)
+                self._closed(event.code)
+                self.protocol.close()  # the server closes the TCP connection first (§7.1.1)
+                return
+
+    def _queue(self, event: Dict[str, Any]) -> None:
+        self._events.append(event)
+        size = len(event.get("bytes") or event.get("text") or "")
+        self._queued_bytes += size
+        if not self._reading_paused and self._queued_bytes > self.protocol.ctx.config.input_buffer_bytes:
+            self._reading_paused = True
+            self.protocol.pause_reading_body()
+        self._notify()
+
+    def _send_close(self, code: int, reason: str) -> None:
+        if self.ws_state is not OPEN:
+            return
+        self._close_code = code
+        self._write(self._ws.send(CloseConnection(code=code, reason=reason)))
+        self.ws_state = CLOSING
+        self._stop_timers()
+        self._close_timer = self.protocol.ctx.loop.call_later(_CLOSE_TIMEOUT_SECONDS, self.protocol.close)
+        self._notify()
+
+    def _closed(self, code: int) -> None:
+        if self.ws_state is CLOSED:
+            return
+        self.ws_state = CLOSED
+        self._close_code = code
+        self._stop_timers()
+        self._events.append({"type": "websocket.disconnect", "code": code, "reason": ""})
+        self._notify()
+
+    def _write(self, data: bytes) -> None:
+        if data and not self.protocol.lost:
+            self.bytes_out += len(data)
+            self.protocol.write(data)
+
+    # --- keep-alive -----------------------------------------------------------------------------
+
+    def _schedule_ping(self) -> None:
+        interval = self.protocol.ctx.config.ws_ping_interval
+        if interval:
+            self._ping_timer = self.protocol.ctx.loop.call_later(interval, self._ping)
+
+    def _ping(self) -> None:
+        self._ping_timer = None
+        if self.ws_state is not OPEN:
+            return
+        loop = self.protocol.ctx.loop
+        timeout = self.protocol.ctx.config.ws_ping_timeout
+        if self._pong_due and loop.time() >= self._pong_due:
+            self.protocol.ctx.stats.timeouts["ws_ping"] += 1
+            error_log.info("%s: no pong within --ws-ping-timeout; closing", self._name())
+            self._send_close(1011, "keepalive ping timeout")
+            return
+        if not self._pong_due:
+            self._write(self._ws.send(Ping(payload=b"%d" % int(loop.time() * 1000))))
+            if timeout:
+                self._pong_due = loop.time() + timeout
+        interval = self.protocol.ctx.config.ws_ping_interval
+        wait = interval if not self._pong_due else min(interval, max(0.0, self._pong_due - loop.time()))
+        self._ping_timer = loop.call_later(wait or interval, self._ping)
+
+    def _stop_timers(self) -> None:
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+        if self._close_timer is not None and self.ws_state is CLOSED:
+            self._close_timer.cancel()
+            self._close_timer = None
+
+    # --- helpers --------------------------------------------------------------------------------
+
+    async def _wait(self) -> None:
+        wake = self._wake
+        if wake is None:
+            wake = self._wake = self.protocol.ctx.loop.create_future()
+        await wake
+
+    def _notify(self) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
+
+    def _finish(self) -> None:
+        if self.state is DONE:
+            return
+        self.state = DONE
+        self._stop_timers()
+        protocol = self.protocol
+        ctx = protocol.ctx
+        if self.status:
+            ctx.stats.response(self.status)
+        if ctx.config.access_log:
+            duration = time.monotonic() - self.started
+            record = AccessRecord(
+                environ=self.environ,
+                request_line=request_line(self.request),
+                status=self.status,
+                bytes_out=self.bytes_out,
+                bytes_in=0,
+                duration=duration,
+                queue=0.0,
+                app=duration,
+                disconnected=self._close_code == 1006,
+                timed_out=False,
+            )
+            log_access(ctx.access_formatter.format(record), ctx.loop)
+        if self.ws_state is OPEN:
+            self._send_close(1000, "")  # the app ended without closing
+        if protocol.exchange is not self:
+            return
+        if self.status == 101:
+            if self.ws_state is CLOSED:
+                protocol.close()
+            # CLOSING: the client's close frame (or the close timer) closes the connection
+        else:
+            self.response_complete = True
+            protocol.exchange_finished(self)  # a plain-HTTP answer: closes (close_after_response)
+
+    def _name(self) -> str:
+        return f"WebSocket {request_line(self.request)} (ASGI app at {self.mount.prefix})"
