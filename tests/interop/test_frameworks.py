@@ -60,3 +60,27 @@ def test_chunked_json_post_reaches_flask(serve):
         resp = Reader(sock).response()
     assert resp.status == 200
     assert json.loads(resp.body) == {"received": {"items": ["a", "b"]}, "count": 2}
+
+
+def test_starlette_mounted_beside_flask_and_django(serve, framework_app):
+    """The WSGI framework keeps its routes; Starlette gets its prefix: HTTP, SSE, WebSocket."""
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.apps.starlette_app import app as starlette_app
+
+    srv = serve(framework_app, mounts={"/async": starlette_app})
+    with httpx.Client(base_url=srv.url, timeout=WAIT) as client:
+        assert client.get("/hello/world").text == "hello world"  # the WSGI app
+        r = client.get("/async/hello/there")
+        assert (r.status_code, r.text) == (200, "asgi hello there /async/hello/there")
+        r = client.post("/async/json", json={"a": [1, 2]})
+        assert r.json() == {"received": {"a": [1, 2]}, "started": "yes"}  # lifespan state
+        r = client.get("/async/stream")
+        assert r.text == "part0;part1;part2;part3;part4;" and r.headers["transfer-encoding"] == "chunked"
+        with client.stream("GET", "/async/events") as r:
+            assert r.headers["content-type"].startswith("text/event-stream")
+            assert [line for line in r.iter_lines() if line] == ["data: tick 0", "data: tick 1", "data: tick 2"]
+        assert client.get("/async/no/such").status_code == 404  # Starlette's own 404
+    with ws_connect(srv.url.replace("http", "ws") + "/async/socket", open_timeout=WAIT) as ws:
+        ws.send("hi")
+        assert ws.recv(WAIT) == "echo hi"

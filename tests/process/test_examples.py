@@ -30,3 +30,27 @@ async def test_embed_example_serves_both_services():
 
     await asyncio.wait_for(embed.run(0, 0, stop=stop, started=started), 15)
     assert results == {"web": "Hello, world!", "echo": b"ping\n"}
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_chat_example_a_flask_post_reaches_every_websocket(loop):
+    """examples/chat.py as its docstring runs it: the command, Flask and a mounted Starlette chat."""
+    from websockets.sync.client import connect as ws_connect
+
+    from tests.proc import CLIServer
+
+    with CLIServer("examples.chat:app", "--mount", "/ws=examples.chat:chat_app", "--port", "0", "--loop", loop) as srv:
+        srv.wait_listening()
+        base = f"http://127.0.0.1:{srv.port}"
+        assert "new WebSocket" in httpx.get(base + "/", timeout=10).text
+        with (
+            ws_connect(f"ws://127.0.0.1:{srv.port}/ws/chat", open_timeout=10) as one,
+            ws_connect(f"ws://127.0.0.1:{srv.port}/ws/chat", open_timeout=10) as two,
+        ):
+            one.send("from a browser")
+            assert (one.recv(10), two.recv(10)) == ("from a browser", "from a browser")
+            answer = httpx.post(base + "/publish", data={"text": "from Flask"}, timeout=10)
+            assert answer.json() == {"delivered": 2}
+            assert (one.recv(10), two.recv(10)) == ("from Flask", "from Flask")
+        srv.signal()
+        assert srv.wait() == 0, srv.output()

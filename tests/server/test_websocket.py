@@ -392,3 +392,16 @@ def _client_frame(payload: bytes) -> bytes:
     mask = os.urandom(4)
     masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
     return bytes([0x81, 0x80 | len(payload)]) + mask + masked
+
+
+def test_without_wsproto_an_upgrade_to_a_mount_gets_501(serve, app, monkeypatch, caplog):
+    import logging
+
+    from asyncwsgi.server import websocket
+
+    caplog.set_level(logging.INFO, logger="asyncwsgi.error")
+    monkeypatch.setattr(websocket, "wsproto", None)
+    srv = serve(wsgi_app, mounts={"/ws": app})
+    assert request(srv.port, handshake()).status == 501
+    assert wait_for(lambda: "pip install 'asyncwsgi[ws]'" in caplog.text)  # the log says what to do
+    assert app.scopes == []
