@@ -333,6 +333,8 @@ class ASGIExchange:
         detail = f"request not answered within --request-timeout ({ctx.config.request_timeout:g}s)"
         if self.framer is None:
             self.status = 504
+            self.state = DONE  # the refusal is counted and logged as such; _finish adds nothing
+            self._stop_deadline()
             protocol.send_error(504, detail, self.request)
         else:
             error_log.warning("%s: %s; aborting", self._name(), detail)

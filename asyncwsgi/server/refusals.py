@@ -25,9 +25,11 @@ REASONS = {
     408: b"Request Timeout",
     413: b"Content Too Large",
     414: b"URI Too Long",
+    426: b"Upgrade Required",
     431: b"Request Header Fields Too Large",
     501: b"Not Implemented",
     503: b"Service Unavailable",
+    504: b"Gateway Timeout",
     505: b"HTTP Version Not Supported",
 }
 

@@ -347,6 +347,8 @@ class WebSocketSession:
         self.status = 101
         self.protocol.upgrade()  # the connection is ours now; bytes behind the head come to feed()
         self._schedule_ping()
+        if self.protocol.ctx.draining:
+            self.going_away()  # accepted as the server began to drain: it goes with the others
 
     def _refuse(self, status: int, detail: str) -> None:
         """Answer the handshake with plain HTTP and close: 403 when the app closed it (ASGI

@@ -190,7 +190,7 @@ def test_hostile_handshakes_get_4xx_and_never_reach_the_app(serve, app, raw, sta
     resp = request(srv.port, raw)
     assert resp.status == status, resp.raw
     if status == 426:
-        assert resp.header(b"sec-websocket-version") == b"13"
+        assert resp.reason == b"Upgrade Required" and resp.header(b"sec-websocket-version") == b"13"
     assert app.scopes == []
 
 
