@@ -311,7 +311,7 @@ class PeakRSS:
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def run_wrk(port: int, scenario: Scenario, seconds: int, script: Optional[str]) -> Dict[str, float]:
+def run_wrk(port: int, scenario: Scenario, seconds: int, script: Optional[str], path: str = "/") -> Dict[str, float]:
     cmd = [
         "taskset",
         "-c",
@@ -326,7 +326,7 @@ def run_wrk(port: int, scenario: Scenario, seconds: int, script: Optional[str]) 
     ]
     if script:
         cmd += ["-s", script]
-    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}/"], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([*cmd, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
 
     def percentile(label: str) -> float:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from typing import TYPE_CHECKING, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import h11
 
@@ -41,21 +41,16 @@ from ..http.head import HeadRefused, check_fields, check_request
 from ..http.proxyprotocol import Preamble
 from ..http.wirecheck import FramingRefused
 from ..log import error_log
-from . import websocket
-from .asgi_exchange import ASGIExchange
 from .bodyrate import BodyMeter, check_interval
 from .deadlines import ReadDeadline
-from .exchange import BUFFERING, DONE, Exchange
+from .dispatch import AnyExchange, open_exchange
+from .exchange import BUFFERING, DONE
 from .flow import PAUSE_BODY, PAUSE_PIPELINE, PAUSE_REFUSED
 from .refusals import log_refusal, refusal
-from .websocket import WebSocketSession
 from .wireinput import WireInput
 
 if TYPE_CHECKING:
     from .context import ServerContext
-
-# A WSGI request (thread pool), or a mounted ASGI app's request or WebSocket (loop).
-AnyExchange = Union[Exchange, ASGIExchange, WebSocketSession]
 
 
 class Phase(enum.Enum):
@@ -330,25 +325,10 @@ class HTTPProtocol(WireInput):
         proxy = self._proxy
         tls_ended = proxy is not None and proxy.header is not None and proxy.header.tls
         environ = ctx.environ_for(request, head, self.server, self.client, tls_ended)
-        local = ctx.local_paths.get(head.path) if ctx.local_paths and request.method in (b"GET", b"HEAD") else None
-        mount = ctx.mounts.match(environ["PATH_INFO"]) if ctx.mounts is not None and local is None else None
-        exchange: AnyExchange
-        if mount is not None and websocket.is_websocket_upgrade(head.fields):
-            problem = websocket.handshake_problem(request, head.fields)
-            if problem is None and not websocket.available():
-                problem = 501, "WebSockets need wsproto: pip install 'asyncwsgi[ws]'"
-            if problem is not None:
-                self.send_error(*problem, request)
-                return
-            exchange = WebSocketSession(self, request, environ, head, mount)
-        elif mount is not None:
-            exchange = ASGIExchange(self, request, environ, head, mount, has_body)  # on the loop
-        else:
-            buffer_bytes = 0
-            if has_body and local is None:
-                expects_continue = self._parser().they_are_waiting_for_100_continue
-                buffer_bytes = ctx.reserve_request_buffer(head.content_length, expects_continue)
-            exchange = Exchange(self, request, environ, has_body, local, buffer_bytes)
+        exchange = open_exchange(self, request, head, environ, has_body)
+        if isinstance(exchange, tuple):
+            self.send_error(*exchange, request)
+            return
         self.exchange = exchange
         if has_body:
             self._body = BodyMeter(ctx.loop.time(), head.content_length)
