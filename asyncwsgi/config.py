@@ -284,6 +284,12 @@ class Config:
         "Accept permessage-deflate (RFC 7692) when a WebSocket client offers it.",
         no_help="Never compress WebSocket messages.",
     )
+    ws_deflate_context_takeover: bool = _opt(
+        False,
+        "Keep each WebSocket's compression state from one message to the next: better ratios on "
+        "small, similar messages, at about 100 KiB more per socket that has exchanged messages.",
+        no_help="Start each WebSocket message's compression afresh (the default).",
+    )
     root_path: str = _opt(
         "",
         "SCRIPT_NAME for an app mounted under a path prefix; a request path under it has the "

@@ -3,7 +3,8 @@
 * any HTTP path ending in ``/sse``: a server-sent event stream, one event a second, until the
   client goes;
 * any other HTTP path: ``Hello, world!`` (13 bytes, as benchmarks/apps.py's WSGI hello);
-* a WebSocket: accepted, then idle until the client goes (what 10,000 idle chat clients are).
+* a WebSocket: accepted; each message is echoed; idle until the client goes (what 10,000 idle
+  chat clients are).
 
 asyncwsgi mounts it (``--mount /a=benchmarks.asgi_apps:app`` beside benchmarks.apps:hello); uvicorn
 and hypercorn serve it alone. The same bytes either way.
@@ -27,9 +28,11 @@ async def app(scope: Any, receive: Any, send: Any) -> None:
     if scope["type"] == "websocket":
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
-        while (await receive())["type"] != "websocket.disconnect":
-            pass
-        return
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            await send({"type": "websocket.send", "text": message.get("text"), "bytes": message.get("bytes")})
     if scope["path"].endswith("/sse"):
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
         gone = asyncio.ensure_future(receive())  # http.disconnect, when the client goes

@@ -121,6 +121,21 @@ def test_subprotocol_and_permessage_deflate_are_negotiated(serve, app):
         assert ws.recv(WAIT) == big
 
 
+def test_deflate_keeps_no_state_between_messages_unless_asked(serve, app):
+    srv = serve(wsgi_app, mounts={"/ws": app})
+    with ws_connect(url(srv, "/ws/x"), compression="deflate", open_timeout=WAIT) as ws:
+        agreed = headers_of(ws)["Sec-WebSocket-Extensions"]
+        assert "server_no_context_takeover" in agreed and "client_no_context_takeover" in agreed
+        for text in ("one " * 100, "two " * 100):  # each message compressed afresh, both ways
+            ws.send(text)
+            assert ws.recv(WAIT) == text
+    srv = serve(wsgi_app, mounts={"/ws": app}, ws_deflate_context_takeover=True)
+    with ws_connect(url(srv, "/ws/x"), compression="deflate", open_timeout=WAIT) as ws:
+        assert "no_context_takeover" not in headers_of(ws)["Sec-WebSocket-Extensions"]
+        ws.send("three " * 100)
+        assert ws.recv(WAIT) == "three " * 100
+
+
 def test_deflate_can_be_turned_off(serve, app):
     srv = serve(wsgi_app, mounts={"/ws": app}, ws_per_message_deflate=False)
     with ws_connect(url(srv, "/ws/x"), compression="deflate", open_timeout=WAIT) as ws:
