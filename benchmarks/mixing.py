@@ -187,6 +187,7 @@ def part_streams(bindir: Path, seconds: int, rounds: int, websockets: int, sse: 
                     loaded.append(run_wrk(port, scenario, seconds, None))
                 finally:
                     release(holder)
+                time.sleep(5)  # the server closes 12,000 connections: not during the next run
         finally:
             stop_server(proc)
         a_rps = statistics.median(r["rps"] for r in alone)
