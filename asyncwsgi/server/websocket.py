@@ -209,6 +209,8 @@ class WebSocketSession:
 
     def feed(self, data: bytes) -> None:
         """Frames from the client (Phase.UPGRADED)."""
+        if self.ws_state is CLOSED:
+            return  # the close handshake is over: what else comes is dropped
         step = _DEFLATE_FEED_BYTES if len(data) > _DEFLATE_FEED_BYTES and self._deflate else len(data)
         for offset in range(0, len(data), step or 1):
             self._ws.receive_data(data[offset : offset + step])

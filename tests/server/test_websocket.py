@@ -420,3 +420,30 @@ def test_without_wsproto_an_upgrade_to_a_mount_gets_501(serve, app, monkeypatch,
     assert request(srv.port, handshake()).status == 501
     assert wait_for(lambda: "pip install 'asyncwsgi[ws]'" in caplog.text)  # the log says what to do
     assert app.scopes == []
+
+
+@pytest.mark.parametrize(
+    "frame, code",
+    [
+        (b"\x81\x05hello", 1002),  # not masked: a client must mask (RFC 6455 5.1)
+        (None, 1007),  # a text frame that is not UTF-8
+    ],
+    ids=["unmasked", "bad-utf8"],
+)
+def test_a_malformed_frame_closes_with_the_protocol_error_code(serve, app, frame, code):
+    srv = serve(wsgi_app, mounts={"/ws": app})
+    sock, client = raw_websocket(srv.port)
+    with sock:
+        sock.sendall(frame if frame is not None else _client_frame(b"\xff\xfe"))
+        sock.settimeout(WAIT)
+        closes: List[CloseConnection] = []
+        while not closes:
+            data = sock.recv(65536)
+            if not data:
+                break
+            client.receive_data(data)
+            closes = [e for e in client.events() if isinstance(e, CloseConnection)]
+        assert closes and closes[0].code == code
+        assert Reader(sock).closed()  # then the server closes the connection
+    assert wait_for(lambda: app.events and app.events[-1]["type"] == "websocket.disconnect")
+    assert app.events[-1]["code"] == code
