@@ -30,8 +30,8 @@ SERVER_HEADER = b"asyncwsgi"
 
 
 class ByteBudget:
-    """Bytes the loop may hold on behalf of requests, across all connections; reserved before
-    they are read, so the total never passes ``capacity``."""
+    """Bytes the loop may hold on behalf of requests, across all connections; each piece is
+    reserved before it is kept, so the total never passes ``capacity``."""
 
     __slots__ = ("capacity", "used")
 
@@ -168,18 +168,21 @@ class ServerContext:
     def lifespan_state(self, prefix: str) -> Optional[Dict[str, Any]]:
         return self.lifespan_states.get(prefix)
 
-    def reserve_request_buffer(self, content_length: Optional[int], expects_continue: bool) -> int:
-        """Bytes reserved for reading a request's body before the app runs; 0 to stream it.
+    def request_buffer_for(self, content_length: Optional[int], expects_continue: bool) -> int:
+        """How much of a request's body to read before the app runs; 0 to stream it at once.
 
-        A body that expects 100 Continue streams: the app may refuse it unread, and the client
-        sends nothing until the app's first read invites it (RFC 9110 §10.1.1). A chunked body
-        reserves the whole --request-buffer-bytes; past the total budget, bodies stream.
+        Nothing is reserved yet: the body's bytes are counted against --request-buffer-total-bytes
+        as they arrive (``Exchange.on_body``), so an upload that stalls or resets holds only what
+        it sent. A body that expects 100 Continue streams: the app may refuse it unread, and the
+        client sends nothing until the app's first read invites it (RFC 9110 §10.1.1). A chunked
+        body is buffered up to --request-buffer-bytes.
         """
         limit = self.config.request_buffer_bytes
         if not limit or expects_continue:
             return 0
         size = limit if content_length is None else content_length
-        if size > limit or not self.request_buffers.reserve(size):
+        budget = self.request_buffers
+        if size > limit or budget.used >= budget.capacity:
             return 0
         return size
 

@@ -3,7 +3,7 @@
 In this order: a probe path the loop answers itself (``--health-path``, ``--ready-path``,
 ``--stats-path``); a WebSocket handshake under a mount (``websocket.WebSocketSession``); any other
 request under a mount (``asgi_exchange.ASGIExchange``); everything else goes to the WSGI app on
-the thread pool (``exchange.Exchange``, which reserves the body's buffer first). A handshake the
+the thread pool (``exchange.Exchange``, which may read the body first). A handshake the
 server must refuse comes back as a (status, detail) refusal instead, and the app never sees it.
 """
 
@@ -44,5 +44,5 @@ def open_exchange(
     buffer_bytes = 0
     if has_body and local is None:
         expects_continue = protocol._parser().they_are_waiting_for_100_continue
-        buffer_bytes = ctx.reserve_request_buffer(head.content_length, expects_continue)
+        buffer_bytes = ctx.request_buffer_for(head.content_length, expects_continue)
     return Exchange(protocol, request, environ, has_body, local, buffer_bytes)

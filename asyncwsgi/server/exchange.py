@@ -64,6 +64,7 @@ _SENDFILE_SLICE_BYTES = 1024 * 1024
 class Exchange:
     __slots__ = (
         "body",
+        "buffer_bytes",
         "bytes_out",
         "call",
         "cancelled",
@@ -100,9 +101,11 @@ class Exchange:
         self.protocol = protocol
         self.local = local  # answered by the loop itself (stats.HEALTH, READY, STATS), not the app
         self.request = request
-        # Bytes reserved in ctx.request_buffers to read the body before the app runs (0: the
-        # body streams to the app). The stream's high-water mark is then the reservation.
-        self.reserved = buffer_bytes
+        # Read the body, up to this size, before the app runs (0: it streams to the app); the
+        # stream's high-water mark is then this size. What is read is counted in
+        # ctx.request_buffers as it arrives (``reserved``), and given back when the request ends.
+        self.buffer_bytes = buffer_bytes
+        self.reserved = 0
         self.body: Union[InputStream, EmptyInput] = EMPTY_INPUT
         if has_body:
             self.body = InputStream(
@@ -145,7 +148,7 @@ class Exchange:
 
     def start(self) -> None:
         """Read the body first (BUFFERING), or go on to dispatch at once."""
-        if self.reserved:
+        if self.buffer_bytes:
             self.state = BUFFERING
             return
         self.call.queued_at = self.started
@@ -323,10 +326,21 @@ class Exchange:
     # --- request body, from the protocol ------------------------------------------------------
 
     def on_body(self, data: bytes) -> None:
+        overflow = False
+        if self.state is BUFFERING:
+            if self.protocol.ctx.request_buffers.reserve(len(data)):
+                self.reserved += len(data)
+            else:
+                # The server-wide budget is spent: what is here goes to the app, the rest
+                # streams with the ordinary wsgi.input bound.
+                overflow = True
+                assert isinstance(self.body, InputStream)
+                self.body.limit_to(self.protocol.ctx.config.input_buffer_bytes)
         if self.body.feed(data):
             self.protocol.pause_reading_body()
-            if self.state is BUFFERING:
-                self._buffered()  # a chunked body past the buffer: the rest streams to the app
+            overflow = True  # (a chunked body past the buffer, or the bound above)
+        if overflow and self.state is BUFFERING:
+            self._buffered()  # the rest streams to the app
 
     def on_body_end(self) -> None:
         self.body.feed_eof()

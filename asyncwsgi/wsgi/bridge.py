@@ -385,6 +385,12 @@ class InputStream:
             self._eof = True
             self._cond.notify()
 
+    def limit_to(self, high_water: int) -> None:
+        """Lower the buffer's bound: a body that was being read whole now streams."""
+        with self._cond:
+            self._high_water = high_water
+            self._low_water = high_water // 2
+
     def detach(self) -> None:
         """The job is over: forget the first-read callback, which refers back to the exchange."""
         self._on_first_read = None

@@ -84,7 +84,7 @@ def test_reset_mid_upload_never_reaches_the_app_and_frees_the_buffer(serve):
     for _ in range(5):
         sock = connect(srv.port)
         sock.sendall(_post(100_000) + b"x" * 5000)
-        assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 100_000)
+        assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 5000)  # what it holds
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
         assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 0)
@@ -188,15 +188,30 @@ def test_total_cap_makes_further_requests_stream(serve):
 
     srv = serve(app, request_buffer_total_bytes=1500)
     with connect(srv.port) as first, connect(srv.port) as second:
-        first.sendall(_post(1000) + b"a")  # reserves 1000 of the 1500
-        assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 1000)
-        second.sendall(_post(1000) + b"b")  # would pass the cap: streams, the app starts now
+        first.sendall(_post(1000) + b"a" * 999)  # holds 999 of the 1500, waiting for its last byte
+        assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 999)
+        second.sendall(_post(1000) + b"b" * 600)  # 600 more would pass the cap: it streams, the app starts
         assert started.wait(WAIT)
-        assert _snapshot(srv)["request_buffers"]["bytes"] == 1000
-        second.sendall(b"b" * 999)
-        first.sendall(b"a" * 999)
+        assert _snapshot(srv)["request_buffers"]["bytes"] == 999
+        second.sendall(b"b" * 400)
+        first.sendall(b"a")
         assert Reader(second).response().body == b"1000"
         assert Reader(first).response().body == b"1000"
+    assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 0)
+
+
+def test_a_body_counts_against_the_total_as_it_arrives(serve):
+    """An upload that stalls or resets holds only what it sent, not its declared length."""
+    srv = serve(_counting_app([]), request_buffer_total_bytes=100_000)
+    socks = [connect(srv.port) for _ in range(10)]
+    try:
+        for sock in socks:  # ten 90 KB uploads, 1 KB sent each: all ten are read by the loop
+            sock.sendall(_post(90_000) + b"x" * 1000)
+        assert wait_for(lambda: _snapshot(srv)["connections"]["reading_body"] == 10)
+        assert _snapshot(srv)["request_buffers"]["bytes"] == 10_000
+    finally:
+        for sock in socks:
+            sock.close()
     assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 0)
 
 
@@ -207,7 +222,7 @@ def test_stats_report_bodies_being_read_and_the_buffer_in_use(serve):
         assert wait_for(lambda: _snapshot(srv)["connections"]["reading_body"] == 1)
         stats = json.loads(request(srv.port, get("/stats")).body)
         assert stats["connections"]["reading_body"] == 1
-        assert stats["request_buffers"] == {"bytes": 5000, "capacity": 64 * 1024**2}
+        assert stats["request_buffers"] == {"bytes": 1, "capacity": 64 * 1024**2}  # what has arrived
 
 
 # --- responses (--response-buffer-bytes) ------------------------------------------------------
