@@ -33,7 +33,7 @@ def pid_app(environ, start_response):
 
 
 class Gunicorn:
-    def __init__(self, *args: str, app: str = "tests.process.test_gunicorn:pid_app") -> None:
+    def __init__(self, *args: str, app: str = "tests.process.test_gunicorn:pid_app", env=None) -> None:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [
@@ -53,6 +53,7 @@ class Gunicorn:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            env=None if env is None else {**os.environ, **env},
         )
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=WAIT)
         deadline = time.monotonic() + WAIT
@@ -205,3 +206,19 @@ def test_gunicorn_forwarded_allow_ips_decides_whom_proxy_headers_are_believed_fr
     else:
         assert environ["wsgi.url_scheme"] == "http" and environ["REMOTE_ADDR"] == "127.0.0.1"
         assert "HTTP_X_FORWARDED_PROTO" not in environ  # stripped: the app can't be fooled either
+
+
+def test_asyncwsgi_mount_comes_from_the_environment_under_gunicorn():
+    """gunicorn has no setting for mounts: ASYNCWSGI_MOUNT gives them, as for the command."""
+    from websockets.sync.client import connect as ws_connect
+
+    server = Gunicorn("-w", "1", env={"ASYNCWSGI_MOUNT": "/async=tests.apps.starlette_app:app"})
+    try:
+        reply = server.client.get("/async/hello/g")
+        assert (reply.status_code, reply.text) == (200, "asgi hello g /async/hello/g")
+        with ws_connect(f"ws://127.0.0.1:{server.port}/async/socket", open_timeout=WAIT) as ws:
+            ws.send("hi")
+            assert ws.recv(WAIT) == "echo hi"
+    finally:
+        code = server.stop()
+    assert code == 0, server.stderr

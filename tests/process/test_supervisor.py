@@ -7,6 +7,7 @@ import signal
 import socket
 import time
 
+import httpx
 import pytest
 
 from tests.helpers import Load, Reader, children, get, listening_sockets, wait_for
@@ -312,3 +313,16 @@ def test_a_worker_whose_every_thread_is_stuck_is_replaced():
         server.signal(signal.SIGTERM)
         assert server.wait() == 0
     assert "every thread has been stuck past --request-timeout" in server.output()
+
+
+def test_every_worker_serves_the_mounts():
+    """--mount travels to each worker with the rest of the settings; each worker imports it."""
+    with start("--workers", "2", "--mount", "/async=tests.apps.starlette_app:app") as server:
+        answers = set()
+        for _ in range(20):  # fresh connections, spread over both workers
+            reply = httpx.get(f"http://127.0.0.1:{server.port}/async/hello/w", timeout=WAIT)
+            answers.add((reply.status_code, reply.text))
+        assert answers == {(200, "asgi hello w /async/hello/w")}
+        assert ask(server.port) in children(server.pid)  # the WSGI app beside it
+        server.signal(signal.SIGTERM)
+        assert server.wait() == 0, server.output()
