@@ -33,21 +33,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import time
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional
 
 import h11
 
-from ..accesslog import AccessRecord, log_access
 from ..asgi.messages import body_of, reason_phrase, response_head
 from ..asgi.mounts import Mount
 from ..asgi.scope import http_scope
 from ..errors import ClientDisconnected, RequestBodyError
 from ..http.head import Head
-from ..http.response import CONTINUE, NO_BODY, BodyFramer, FramingError, ResponseHead, start_response
+from ..http.response import CONTINUE, NO_BODY, BodyFramer, FramingError, ResponseHead
 from ..log import error_log
 from ..types import Environ
-from .exchange import DONE, RUNNING, request_line
+from .exchange import DONE, open_response
+from .mounted import MountedExchange
 
 if TYPE_CHECKING:
     from .protocol import HTTPProtocol
@@ -56,58 +55,36 @@ _500 = b"Internal Server Error\n"
 _DISCONNECT = {"type": "http.disconnect"}
 
 
-class ASGIExchange:
+class ASGIExchange(MountedExchange):
     """One request/response cycle of a mounted ASGI app."""
-
-    asgi = True
-    local = None  # never a probe: the loop answers those before mounts are looked at
 
     __slots__ = (
         "_body_delivered",
         "_body_done",
         "_buffered",
         "_chunks",
-        "_eof",
         "_error",
         "_gone",
         "_has_length",
         "_head",
         "_input_paused",
-        "_wake",
-        "bytes_out",
         "continue_sent",
         "deadline_timer",
-        "environ",
         "framer",
-        "mount",
-        "protocol",
-        "request",
         "response_complete",
         "scope",
-        "started",
-        "state",
-        "status",
-        "task",
         "timed_out",
     )
 
     def __init__(
         self, protocol: HTTPProtocol, request: h11.Request, environ: Environ, head: Head, mount: Mount, has_body: bool
     ) -> None:
+        super().__init__(protocol, request, environ, mount)
         ctx = protocol.ctx
-        self.protocol = protocol
-        self.request = request
-        self.environ = environ  # what the access log reads; the scope is made from it
-        self.mount = mount
         self.scope = http_scope(environ, mount.prefix, head.path, head.fields, ctx.lifespan_state(mount.prefix))
-        self.state = RUNNING
-        self.status = 0
         self.framer: Optional[BodyFramer] = None  # set when the response head is written
         self.response_complete = False
         self.continue_sent = False
-        self.bytes_out = 0
-        self.started = time.monotonic()
-        self.task: Optional[asyncio.Task[None]] = None
         self.timed_out = False
         self._head: Optional[ResponseHead] = None  # from http.response.start, until the first body
         self._has_length = False
@@ -118,21 +95,10 @@ class ASGIExchange:
         self._input_paused = False
         self._error: Optional[BaseException] = None  # the body failed: receive() raises it
         self._gone = False  # the connection is lost: send() raises, receive() says disconnect
-        self._eof = False  # the client half-closed: receive() says disconnect
-        self._wake: Optional[asyncio.Future[None]] = None  # receive() or send() waits on it
         self.deadline_timer: Optional[asyncio.TimerHandle] = None
         timeout = ctx.config.request_timeout
         if timeout:
             self.deadline_timer = ctx.loop.call_later(timeout, self._on_request_deadline)
-
-    # The protocol talks to a WSGI exchange's body stream and output channel; here both are us.
-    @property
-    def body(self) -> ASGIExchange:
-        return self
-
-    @property
-    def channel(self) -> ASGIExchange:
-        return self
 
     # --- from the protocol ----------------------------------------------------------------------
 
@@ -164,20 +130,6 @@ class ASGIExchange:
             self._error = exc  # as from wsgi.input: what is buffered is not handed over
             self._chunks.clear()
         self._notify()
-
-    def mark_gone(self) -> None:
-        """The client half-closed: receive() says http.disconnect; what the app sends still goes."""
-        self._eof = True
-        self._notify()
-
-    def pause(self) -> None:
-        """The client stopped reading: send() waits (it reads protocol.write_paused)."""
-
-    def resume(self) -> None:
-        self._notify()
-
-    def abandon(self) -> None:
-        """(Only a buffering WSGI exchange is abandoned; an ASGI body is never buffered.)"""
 
     def connection_lost(self) -> None:
         self._gone = True
@@ -285,15 +237,7 @@ class ASGIExchange:
             if not more and not self._has_length and (body or self.request.method != b"HEAD"):
                 # The whole response in one message: say its length, the cheapest framing.
                 head.headers.append((b"content-length", b"%d" % len(body)))
-            data, self.framer, closes = start_response(
-                head,
-                head_request=self.request.method == b"HEAD",
-                http11=self.request.http_version >= b"1.1",
-                close=protocol.should_close_after_response(),
-                extra=protocol.ctx.header_lines(),
-            )
-            if closes:
-                protocol.close_after_response()
+            data, self.framer = open_response(protocol, self.request, head)
             self.status = head.status_code
             self._head = None
             out.append(data)
@@ -347,19 +291,6 @@ class ASGIExchange:
     def _response_started(self) -> bool:
         return self._head is not None or self.framer is not None
 
-    async def _wait(self) -> None:
-        wake = self._wake
-        if wake is None:
-            wake = self._wake = self.protocol.ctx.loop.create_future()
-        await wake
-
-    def _notify(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            if not wake.done():
-                wake.set_result(None)
-
     def _stop_deadline(self) -> None:
         if self.deadline_timer is not None:
             self.deadline_timer.cancel()
@@ -371,26 +302,6 @@ class ASGIExchange:
         self.state = DONE
         self._stop_deadline()
         protocol = self.protocol
-        ctx = protocol.ctx
-        if self.status:
-            ctx.stats.response(self.status)
-        if ctx.config.access_log:
-            duration = time.monotonic() - self.started
-            record = AccessRecord(
-                environ=self.environ,
-                request_line=request_line(self.request),
-                status=self.status,
-                bytes_out=self.bytes_out,
-                bytes_in=protocol.body_bytes_received,
-                duration=duration,
-                queue=0.0,
-                app=duration,
-                disconnected=self._gone or self._eof,
-                timed_out=self.timed_out,
-            )
-            log_access(ctx.access_formatter.format(record), ctx.loop)
+        self._log(protocol.body_bytes_received, self._gone or self._eof, self.timed_out)
         if protocol.exchange is self:
             protocol.exchange_finished(self)
-
-    def _name(self) -> str:
-        return f"{request_line(self.request)} (ASGI app at {self.mount.prefix})"

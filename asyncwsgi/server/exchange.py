@@ -468,16 +468,7 @@ class Exchange:
         self.channel.close()
 
     def _start_response(self, head: ResponseHead) -> bytes:
-        protocol = self.protocol
-        data, self.framer, closes = start_response(
-            head,
-            head_request=self.request.method == b"HEAD",
-            http11=self.request.http_version >= b"1.1",
-            close=protocol.should_close_after_response(),
-            extra=protocol.ctx.header_lines(),
-        )
-        if closes:
-            protocol.close_after_response()
+        data, self.framer = open_response(self.protocol, self.request, head)
         self.status = head.status_code
         return data
 
@@ -606,6 +597,21 @@ class _TimeRemaining:
 
     def __call__(self) -> float:
         return max(0.0, self._deadline - time.monotonic())
+
+
+def open_response(protocol: HTTPProtocol, request: h11.Request, head: ResponseHead) -> Tuple[bytes, BodyFramer]:
+    """The head's bytes and the body's framer, with the connection's say on keep-alive (a
+    response that closes the connection makes the protocol close after it)."""
+    data, framer, closes = start_response(
+        head,
+        head_request=request.method == b"HEAD",
+        http11=request.http_version >= b"1.1",
+        close=protocol.should_close_after_response(),
+        extra=protocol.ctx.header_lines(),
+    )
+    if closes:
+        protocol.close_after_response()
+    return data, framer
 
 
 def request_line(request: h11.Request) -> str:

@@ -30,12 +30,10 @@ import base64
 import binascii
 import collections
 import enum
-import time
 from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
 
 import h11
 
-from ..accesslog import AccessRecord, log_access
 from ..asgi.messages import reason_phrase, response_head
 from ..asgi.mounts import Mount
 from ..asgi.scope import websocket_scope
@@ -43,7 +41,8 @@ from ..errors import ClientDisconnected
 from ..http.head import Head
 from ..log import error_log
 from ..types import Environ
-from .exchange import DONE, RUNNING, request_line
+from .exchange import DONE
+from .mounted import MountedExchange
 
 try:  # the optional extra asyncwsgi[ws]
     import wsproto
@@ -108,17 +107,13 @@ def handshake_problem(request: h11.Request, fields: List[Tuple[bytes, bytes]]) -
     return None
 
 
-class WebSocketSession:
+class WebSocketSession(MountedExchange):
     """One WebSocket connection, from its handshake to its close."""
-
-    asgi = True
-    local = None
 
     __slots__ = (
         "_close_code",
         "_close_timer",
         "_deflate",
-        "_eof",
         "_events",
         "_message",
         "_message_size",
@@ -126,42 +121,24 @@ class WebSocketSession:
         "_pong_due",
         "_queued_bytes",
         "_reading_paused",
-        "_wake",
         "_ws",
-        "bytes_out",
         "continue_sent",
-        "environ",
         "framer",
-        "mount",
-        "protocol",
-        "request",
         "response_complete",
         "scope",
-        "started",
-        "state",
-        "status",
-        "task",
         "ws_state",
     )
 
     def __init__(
         self, protocol: HTTPProtocol, request: h11.Request, environ: Environ, head: Head, mount: Mount
     ) -> None:
+        super().__init__(protocol, request, environ, mount)
         ctx = protocol.ctx
-        self.protocol = protocol
-        self.request = request
-        self.environ = environ
-        self.mount = mount
         self.scope = websocket_scope(environ, mount.prefix, head.path, head.fields, ctx.lifespan_state(mount.prefix))
-        self.state = RUNNING
         self.ws_state = CONNECTING
-        self.status = 0
         self.framer = None  # (the protocol asks; a session has no HTTP body framer)
         self.response_complete = False
         self.continue_sent = False
-        self.bytes_out = 0
-        self.started = time.monotonic()
-        self.task: Optional[asyncio.Task[None]] = None
         self._ws: Any = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         self._events: Deque[Dict[str, Any]] = collections.deque([{"type": "websocket.connect"}])
         self._queued_bytes = 0
@@ -169,21 +146,10 @@ class WebSocketSession:
         self._message: List[Any] = []  # the fragments of a message in progress
         self._message_size = 0
         self._close_code = 1006  # what websocket.disconnect says if no close frame comes
-        self._eof = False
-        self._wake: Optional[asyncio.Future[None]] = None
         self._ping_timer: Optional[asyncio.TimerHandle] = None
         self._pong_due = 0.0  # loop time by which the last ping's pong must come (0: none due)
         self._close_timer: Optional[asyncio.TimerHandle] = None
         self._deflate = False  # permessage-deflate was negotiated
-
-    # The protocol talks to an exchange's body stream and output channel; here both are us.
-    @property
-    def body(self) -> WebSocketSession:
-        return self
-
-    @property
-    def channel(self) -> WebSocketSession:
-        return self
 
     # --- from the protocol ----------------------------------------------------------------------
 
@@ -232,19 +198,6 @@ class WebSocketSession:
 
     def fail(self, exc: BaseException) -> None:
         self._notify()
-
-    def mark_gone(self) -> None:
-        self._eof = True
-        self._notify()
-
-    def pause(self) -> None:
-        """The client stopped reading: send() waits (it reads protocol.write_paused)."""
-
-    def resume(self) -> None:
-        self._notify()
-
-    def abandon(self) -> None:
-        """(Only a buffering WSGI exchange is abandoned.)"""
 
     def connection_lost(self) -> None:
         self._closed(self._close_code)
@@ -513,43 +466,13 @@ class WebSocketSession:
 
     # --- helpers --------------------------------------------------------------------------------
 
-    async def _wait(self) -> None:
-        wake = self._wake
-        if wake is None:
-            wake = self._wake = self.protocol.ctx.loop.create_future()
-        await wake
-
-    def _notify(self) -> None:
-        wake = self._wake
-        if wake is not None:
-            self._wake = None
-            if not wake.done():
-                wake.set_result(None)
-
     def _finish(self) -> None:
         if self.state is DONE:
             return
         self.state = DONE
         self._stop_timers()
         protocol = self.protocol
-        ctx = protocol.ctx
-        if self.status:
-            ctx.stats.response(self.status)
-        if ctx.config.access_log:
-            duration = time.monotonic() - self.started
-            record = AccessRecord(
-                environ=self.environ,
-                request_line=request_line(self.request),
-                status=self.status,
-                bytes_out=self.bytes_out,
-                bytes_in=0,
-                duration=duration,
-                queue=0.0,
-                app=duration,
-                disconnected=self._close_code == 1006,
-                timed_out=False,
-            )
-            log_access(ctx.access_formatter.format(record), ctx.loop)
+        self._log(0, self._close_code == 1006, False)
         if self.ws_state is OPEN:
             self._send_close(1000, "")  # the app ended without closing
         if protocol.exchange is not self:
@@ -563,4 +486,4 @@ class WebSocketSession:
             protocol.exchange_finished(self)  # a plain-HTTP answer: closes (close_after_response)
 
     def _name(self) -> str:
-        return f"WebSocket {request_line(self.request)} (ASGI app at {self.mount.prefix})"
+        return "WebSocket " + super()._name()
