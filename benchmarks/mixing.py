@@ -16,8 +16,8 @@ as in run.py, in the shared benchmark virtualenv:
 * ``asgi-hello``: ASGI hello world at 50 connections: through asyncwsgi's mount, uvicorn (h11 and
   httptools) and hypercorn.
 
-Every server runs without its access log (uvicorn's and ours are on by default; hypercorn's is
-off), with keep-alive raised to 600 s; the rest is each server's default.
+Every server runs in its default configuration: asyncwsgi's and uvicorn's access logs are on
+(written to /dev/null), hypercorn's is off by default.
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ from typing import Callable, Dict, List, Tuple
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.run import (
-    KEEP_ALIVE,
     ROOT,
     Scenario,
     free_port,
@@ -52,6 +51,8 @@ Command = Callable[[int], List[str]]
 
 
 def commands(bindir: Path) -> Dict[str, Command]:
+    """Each server in its default configuration (access logs on where that is the default,
+    written to /dev/null); only the app, the port and the implementation choices are given."""
     python = str(bindir / "python")
 
     def ours(loop: str) -> Command:
@@ -66,26 +67,10 @@ def commands(bindir: Path) -> Dict[str, Command]:
             str(port),
             "--loop",
             loop,
-            "--keep-alive",
-            KEEP_ALIVE,
-            "--no-access-log",
-            "--log-level",
-            "warning",
         ]
 
     def uvicorn(extra: List[str]) -> Command:
-        return lambda port: [
-            str(bindir / "uvicorn"),
-            ASGI_APP,
-            "--port",
-            str(port),
-            "--timeout-keep-alive",
-            KEEP_ALIVE,
-            "--no-access-log",
-            "--log-level",
-            "warning",
-            *extra,
-        ]
+        return lambda port: [str(bindir / "uvicorn"), ASGI_APP, "--port", str(port), *extra]
 
     return {
         "asyncwsgi-uvloop": ours("uvloop"),
@@ -94,16 +79,7 @@ def commands(bindir: Path) -> Dict[str, Command]:
         "uvicorn-websockets": uvicorn(["--ws", "websockets"]),
         "uvicorn-h11": uvicorn(["--http", "h11"]),
         "uvicorn-httptools": uvicorn(["--http", "httptools"]),
-        "hypercorn": lambda port: [
-            str(bindir / "hypercorn"),
-            ASGI_APP,
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--keep-alive",
-            KEEP_ALIVE,
-            "--log-level",
-            "warning",
-        ],
+        "hypercorn": lambda port: [str(bindir / "hypercorn"), ASGI_APP, "--bind", f"127.0.0.1:{port}"],
     }
 
 
