@@ -14,6 +14,7 @@ that is when an orchestrator most needs to hear about it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import threading
@@ -91,7 +92,22 @@ def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
             states["answered_by_loop"] += 1  # a probe like this one
             continue
         if not isinstance(exchange, Exchange):
-            states["asgi"] += 1  # a mounted ASGI app's request, on the loop: no thread
+            states["asgi"] += 1  # a mounted ASGI app's request or WebSocket, on the loop: no thread
+            if exchange.scope["type"] != "websocket":
+                environ = exchange.environ
+                in_flight.append(
+                    {
+                        "method": environ.get("REQUEST_METHOD"),
+                        "path": environ.get("PATH_INFO"),
+                        "client": environ.get("REMOTE_ADDR"),
+                        "age_seconds": round(now - exchange.started, 6),
+                        "in_app_seconds": round(now - exchange.started, 6),
+                        "thread": None,
+                        "asgi": exchange.mount.prefix,  # the mount it runs under, on the loop
+                    }
+                )
+                if stacks and exchange.task is not None:
+                    in_flight[-1]["stack"] = _task_stack(exchange.task)
             continue
         if exchange.state is BUFFERING:
             states["reading_body"] += 1  # the loop reads its body before the app runs
@@ -267,3 +283,25 @@ def _number(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def _task_stack(task: asyncio.Task[None]) -> str:
+    """Where a mounted app's coroutine is suspended, outermost first, as a thread stack reads.
+
+    (``Task.print_stack`` shows only the task's own coroutine; the awaited chain is walked here.)
+    """
+    lines = []
+    awaitable: Any = task.get_coro()
+    for _ in range(100):  # a bound against a cycle; real chains are a few frames deep
+        frame = getattr(awaitable, "cr_frame", None) or getattr(awaitable, "gi_frame", None)
+        frame = frame or getattr(awaitable, "ag_frame", None)
+        if frame is None:
+            break
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}\n')
+        awaitable = (
+            getattr(awaitable, "cr_await", None)
+            or getattr(awaitable, "gi_yieldfrom", None)
+            or getattr(awaitable, "ag_await", None)
+        )
+    return "".join(lines)

@@ -350,6 +350,10 @@ def test_stats_show_asgi_requests_in_flight(serve):
             return int(json.loads(request(srv.port, get("/_stats")).body)["connections"]["asgi"])
 
         assert wait_for(lambda: asgi_count() == 3)
+        stats = json.loads(request(srv.port, get("/_stats?stacks=1")).body)
+        flying = [r for r in stats["in_flight"] if r.get("asgi") == "/held"]
+        assert len(flying) == 3 and all(r["path"] == "/held" and r["thread"] is None for r in flying)
+        assert all("in held" in r["stack"] for r in flying)  # where its coroutine waits
         assert request(srv.port, get("/w")).body == b"wsgi  /w"  # the one thread is free
         gate.set()
         assert all(Reader(sock).response().body == b"done" for sock in socks)
