@@ -94,20 +94,11 @@ def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
         if not isinstance(exchange, Exchange):
             states["asgi"] += 1  # a mounted ASGI app's request or WebSocket, on the loop: no thread
             if exchange.scope["type"] != "websocket":
-                environ = exchange.environ
-                in_flight.append(
-                    {
-                        "method": environ.get("REQUEST_METHOD"),
-                        "path": environ.get("PATH_INFO"),
-                        "client": environ.get("REMOTE_ADDR"),
-                        "age_seconds": round(now - exchange.started, 6),
-                        "in_app_seconds": round(now - exchange.started, 6),
-                        "thread": None,
-                        "asgi": exchange.mount.prefix,  # the mount it runs under, on the loop
-                    }
-                )
+                row = _in_flight(exchange.environ, now, exchange.started, exchange.started, None)
+                row["asgi"] = exchange.mount.prefix  # the mount it runs under, on the loop
                 if stacks and exchange.task is not None:
-                    in_flight[-1]["stack"] = _task_stack(exchange.task)
+                    row["stack"] = _task_stack(exchange.task)
+                in_flight.append(row)
             continue
         if exchange.state is BUFFERING:
             states["reading_body"] += 1  # the loop reads its body before the app runs
@@ -120,19 +111,10 @@ def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
             states["in_app"] += 1
         call = exchange.call
         if exchange.state is RUNNING and call.started_at:
-            environ = exchange.environ
-            in_flight.append(
-                {
-                    "method": environ.get("REQUEST_METHOD"),
-                    "path": environ.get("PATH_INFO"),
-                    "client": environ.get("REMOTE_ADDR"),
-                    "age_seconds": round(now - exchange.started, 6),
-                    "in_app_seconds": round(now - call.started_at, 6),
-                    "thread": thread_names.get(call.thread),
-                }
-            )
+            row = _in_flight(exchange.environ, now, exchange.started, call.started_at, thread_names.get(call.thread))
             if stacks:
-                in_flight[-1]["stack"] = thread_stack(call.thread)
+                row["stack"] = thread_stack(call.thread)
+            in_flight.append(row)
         if exchange.state is WAITING or (exchange.state is RUNNING and not call.started_at):
             oldest = max(oldest, now - call.queued_at)
             if exchange.state is RUNNING:
@@ -283,6 +265,20 @@ def _number(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     return str(value)
+
+
+def _in_flight(
+    environ: Dict[str, Any], now: float, started: float, in_app: float, thread: Optional[str]
+) -> Dict[str, Any]:
+    """One request of the stats' ``in_flight`` list."""
+    return {
+        "method": environ.get("REQUEST_METHOD"),
+        "path": environ.get("PATH_INFO"),
+        "client": environ.get("REMOTE_ADDR"),
+        "age_seconds": round(now - started, 6),
+        "in_app_seconds": round(now - in_app, 6),
+        "thread": thread,
+    }
 
 
 def _task_stack(task: asyncio.Task[None]) -> str:
