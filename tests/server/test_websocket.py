@@ -447,3 +447,15 @@ def test_a_malformed_frame_closes_with_the_protocol_error_code(serve, app, frame
         assert Reader(sock).closed()  # then the server closes the connection
     assert wait_for(lambda: app.events and app.events[-1]["type"] == "websocket.disconnect")
     assert app.events[-1]["code"] == code
+
+
+def test_accept_headers_that_would_split_the_response_get_500(serve):
+    async def injects(scope, receive, send):
+        if scope["type"] != "websocket":
+            return
+        await receive()
+        await send({"type": "websocket.accept", "headers": [(b"x-note", b"a\r\nInjected: 1")]})
+
+    srv = serve(wsgi_app, mounts={"/ws": injects})
+    resp = request(srv.port, handshake())
+    assert resp.status == 500 and resp.header(b"injected") is None
