@@ -10,15 +10,13 @@ import http
 import re
 from typing import Any, List, Tuple
 
-from ..http.response import ResponseHead
+from ..http.response import HOP_BY_HOP_FIELDS, ResponseHead
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-# Hop-by-hop fields are the server's (RFC 9110 §7.6.1): framing is ours; Connection: close is
+# Hop-by-hop fields are the server's (http.response.HOP_BY_HOP_FIELDS); Connection: close is
 # honoured, as from a WSGI app.
-_HOP_BY_HOP = frozenset(
-    {b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"te", b"trailer", b"transfer-encoding", b"upgrade"}
-)
+_HOP_BY_HOP = frozenset(name.encode("ascii") for name in HOP_BY_HOP_FIELDS)
 _REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
 
 

@@ -28,6 +28,20 @@ _LAST_CHUNK = b"0\r\n\r\n"
 _status_lines: Dict[Tuple[int, bytes], bytes] = {}
 
 
+# Fields about the connection rather than the response (RFC 9110 §7.6.1): the server's to send,
+# never an app's (PEP 3333 says so for WSGI; framing is ours for ASGI too). Connection: close
+# from an app is honoured apart.
+HOP_BY_HOP_FIELDS = (
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+)
+
+
 class ResponseHead(NamedTuple):
     """A response's status and headers, as the app gave them (validated by wsgi.app.make_head)."""
 

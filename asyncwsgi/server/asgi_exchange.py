@@ -61,13 +61,11 @@ class ASGIExchange(MountedExchange):
     __slots__ = (
         "_body_delivered",
         "_body_done",
-        "_buffered",
         "_chunks",
         "_error",
         "_gone",
         "_has_length",
         "_head",
-        "_input_paused",
         "continue_sent",
         "deadline_timer",
         "framer",
@@ -89,10 +87,8 @@ class ASGIExchange(MountedExchange):
         self._head: Optional[ResponseHead] = None  # from http.response.start, until the first body
         self._has_length = False
         self._chunks: Deque[bytes] = collections.deque()
-        self._buffered = 0
         self._body_done = not has_body  # the last body byte has arrived
         self._body_delivered = False  # ... and receive() has handed it over
-        self._input_paused = False
         self._error: Optional[BaseException] = None  # the body failed: receive() raises it
         self._gone = False  # the connection is lost: send() raises, receive() says disconnect
         self.deadline_timer: Optional[asyncio.TimerHandle] = None
@@ -109,10 +105,7 @@ class ASGIExchange(MountedExchange):
         if self._error is not None:
             return  # the body failed: nothing more of it reaches the app
         self._chunks.append(data)
-        self._buffered += len(data)
-        if self._buffered >= self.protocol.ctx.config.input_buffer_bytes and not self._input_paused:
-            self._input_paused = True
-            self.protocol.pause_reading_body()
+        self._hold(len(data))
         self._notify()
 
     def on_body_end(self) -> None:
@@ -186,10 +179,7 @@ class ASGIExchange(MountedExchange):
             if self._chunks:
                 body = b"".join(self._chunks) if len(self._chunks) > 1 else self._chunks[0]
                 self._chunks.clear()
-                self._buffered = 0
-                if self._input_paused:
-                    self._input_paused = False
-                    self.protocol.resume_reading_body()
+                self._taken(len(body))
                 more = not self._body_done
                 self._body_delivered = not more
                 return {"type": "http.request", "body": body, "more_body": more}

@@ -4,7 +4,9 @@
 ``exchange.Exchange`` stands for a WSGI request. The protocol talks to an exchange's body stream
 (``fail``) and its output channel (``pause``, ``resume``, ``mark_gone``); for these exchanges both
 are the exchange itself. The app's coroutine waits on one future (``_wait``) that any event wakes
-(``_notify``) and then looks at what changed. One access-log line is written when it ends.
+(``_notify``) and then looks at what changed. Bytes read for the app count against
+--input-buffer-bytes until it takes them (``_hold``, ``_taken``). One access-log line is written
+when it ends.
 """
 
 from __future__ import annotations
@@ -27,11 +29,12 @@ if TYPE_CHECKING:
 class MountedExchange:
     """The part of a mounted app's exchange that is not about HTTP or WebSocket."""
 
-    asgi = True
     local = None  # never a probe: the loop answers those before mounts are looked at
 
     __slots__ = (
         "_eof",
+        "_held",
+        "_holding_back",
         "_wake",
         "bytes_out",
         "environ",
@@ -56,6 +59,8 @@ class MountedExchange:
         self.task: Optional[asyncio.Task[None]] = None
         self._eof = False  # the client half-closed, or left mid-body: the app hears it has gone
         self._wake: Optional[asyncio.Future[None]] = None  # the app's coroutine waits on it
+        self._held = 0  # bytes read from the client that wait for the app's receive()
+        self._holding_back = False  # the socket is paused until the app takes some of them
 
     @property
     def body(self) -> Any:
@@ -78,6 +83,21 @@ class MountedExchange:
 
     def abandon(self) -> None:
         """(Only a WSGI exchange that buffers its body is abandoned.)"""
+
+    def _hold(self, size: int) -> None:
+        """``size`` more bytes wait for the app: past --input-buffer-bytes, stop reading the
+        socket (as wsgi.input does), so a client cannot outrun an app that reads slowly."""
+        self._held += size
+        if not self._holding_back and self._held > self.protocol.ctx.config.input_buffer_bytes:
+            self._holding_back = True
+            self.protocol.pause_reading_body()
+
+    def _taken(self, size: int) -> None:
+        """The app took ``size`` bytes: read again once half the buffer is free."""
+        self._held -= size
+        if self._holding_back and self._held <= self.protocol.ctx.config.input_buffer_bytes // 2:
+            self._holding_back = False
+            self.protocol.resume_reading_body()
 
     async def _wait(self) -> None:
         wake = self._wake

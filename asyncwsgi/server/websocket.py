@@ -119,8 +119,6 @@ class WebSocketSession(MountedExchange):
         "_message_size",
         "_ping_timer",
         "_pong_due",
-        "_queued_bytes",
-        "_reading_paused",
         "_ws",
         "continue_sent",
         "framer",
@@ -141,8 +139,6 @@ class WebSocketSession(MountedExchange):
         self.continue_sent = False
         self._ws: Any = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         self._events: Deque[Dict[str, Any]] = collections.deque([{"type": "websocket.connect"}])
-        self._queued_bytes = 0
-        self._reading_paused = False
         self._message: List[Any] = []  # the fragments of a message in progress
         self._message_size = 0
         self._close_code = 1006  # what websocket.disconnect says if no close frame comes
@@ -236,12 +232,7 @@ class WebSocketSession(MountedExchange):
                 return {"type": "websocket.disconnect", "code": self._close_code, "reason": ""}
             await self._wait()
         event = self._events.popleft()
-        size = len(event.get("bytes") or event.get("text") or "")
-        if size:
-            self._queued_bytes -= size
-            if self._reading_paused and self._queued_bytes <= self.protocol.ctx.config.input_buffer_bytes // 2:
-                self._reading_paused = False
-                self.protocol.resume_reading_body()
+        self._taken(len(event.get("bytes") or event.get("text") or ""))
         return event
 
     async def _send(self, message: Dict[str, Any]) -> None:
@@ -399,11 +390,7 @@ class WebSocketSession(MountedExchange):
 
     def _queue(self, event: Dict[str, Any]) -> None:
         self._events.append(event)
-        size = len(event.get("bytes") or event.get("text") or "")
-        self._queued_bytes += size
-        if not self._reading_paused and self._queued_bytes > self.protocol.ctx.config.input_buffer_bytes:
-            self._reading_paused = True
-            self.protocol.pause_reading_body()
+        self._hold(len(event.get("bytes") or event.get("text") or ""))
         self._notify()
 
     def _send_close(self, code: int, reason: str) -> None:

@@ -24,7 +24,7 @@ import time
 from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import ClientDisconnected, RequestBodyError
-from ..http.response import ResponseHead
+from ..http.response import HOP_BY_HOP_FIELDS, ResponseHead
 from ..log import error_log
 from ..types import Environ, ExcInfo, WriteCallable, WSGIApp
 from .bridge import Delivery, FileSlice, OutputChannel
@@ -40,9 +40,7 @@ _STATUS_RE = re.compile(r"([0-9]{3}) ([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9110 §7.6.1: these describe one connection, which is the server's business, not the app's.
-_HOP_BY_HOP = frozenset(
-    {"keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer", "transfer-encoding", "upgrade"}
-)
+_HOP_BY_HOP = frozenset(HOP_BY_HOP_FIELDS)
 _NO_BODY_STATUSES = frozenset({204, 304})
 
 _ABORT = Delivery(None, b"", end=False, last=True, abort=True)

@@ -137,7 +137,7 @@ def test_a_slow_reading_app_stops_the_server_reading_the_socket(serve):
 
         def held() -> int:
             exchange = next(iter(srv.server._ctx.connections)).exchange
-            return int(exchange._buffered)
+            return int(exchange._held)  # bytes waiting for the app's receive()
 
         assert held() <= limit + 256 * 1024  # the limit plus at most one read
         assert sender.is_alive()  # the client is blocked: its window is full
