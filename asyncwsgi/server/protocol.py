@@ -10,10 +10,14 @@ Rules this module keeps (RFC 9112):
   ``refusals``; the connection is then half-closed and drained briefly (LINGER), so the client
   reads the answer instead of a reset.
 * Reading the socket is paused for independent reasons (a full ``wsgi.input`` buffer, no free
-  thread, a buffered pipelined request, a body we gave up on): ``flow.FlowControl``, the base
-  this class is built on, with ``wireinput.WireInput`` (the byte checks before h11) between.
+  thread, a buffered pipelined request, a body we gave up on).
 
-The connection's life is its ``Phase``, and each phase has one read-side deadline, enforced
+The class is built in layers, each a base class (so an idle connection pays for one object):
+``flow.FlowControl`` (read pauses, write grant, write deadline), ``wireinput.WireInput`` (the
+byte checks before h11), ``bodyinput.BodyInput`` (the request body: limits, rate, drain) and
+this class, the connection's life in phases (``phases.Phase``).
+
+Each phase has one read-side deadline, enforced
 here on the loop so that no thread waits on a slow client (``deadlines.ReadDeadline``, lazy:
 a busy connection costs no timer operation per request). Writing has its own deadline,
 ``--write-timeout``, while the transport's buffer is full.
@@ -24,70 +28,25 @@ An idle connection holds no h11 parser: one is made when the next request's firs
 from __future__ import annotations
 
 import asyncio
-import enum
 from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import h11
 
-from ..errors import (
-    ClientDisconnected,
-    RequestBodyError,
-    RequestBodyTimeout,
-    RequestBodyTooLarge,
-    RequestTrailersTooLarge,
-)
+from ..errors import ClientDisconnected, RequestBodyError
 from ..http import direct_body, wirecheck
-from ..http.head import HeadRefused, check_fields, check_request
+from ..http.head import HeadRefused, check_request
 from ..http.proxyprotocol import Preamble
-from ..http.wirecheck import FramingRefused
 from ..log import error_log
-from .bodyrate import BodyMeter, check_interval
+from .bodyinput import BodyInput
 from .deadlines import ReadDeadline
 from .dispatch import AnyExchange, open_exchange
 from .exchange import BUFFERING, DONE
-from .flow import PAUSE_BODY, PAUSE_PIPELINE, PAUSE_REFUSED
+from .flow import PAUSE_BODY, PAUSE_PIPELINE
+from .phases import CLOSED, DRAIN, HEAD, IDLE, LINGER, REQUEST, UPGRADED, Phase
 from .refusals import log_refusal, refusal
-from .wireinput import WireInput
 
 if TYPE_CHECKING:
     from .context import ServerContext
-
-
-class Phase(enum.Enum):
-    """Where a connection is in its life, and so which read-side deadline applies.
-
-    ========  ==========================================  ======================================
-    IDLE      between requests; no parser                 --keep-alive; then closed quietly
-    HEAD      the next head is due or arriving            --header-timeout; then 408 (closed
-                                                          quietly if nothing came)
-    REQUEST   a request is in progress (the app runs)     --body-timeout, --body-min-rate while
-                                                          its body is wanted; then the app's
-                                                          read fails
-    DRAIN     the response is out; the rest of the body   the same body deadline; then closed
-              is read and discarded (up to 1 MiB)
-    LINGER    refused: half-closed, input discarded       2 s; then closed
-    UPGRADED  a WebSocket: the session reads and writes   none here: --ws-ping-interval and
-              the connection (server/websocket.py)        --ws-ping-timeout, in the session
-    CLOSED    the transport is gone                       none
-    ========  ==========================================  ======================================
-
-    A connection starts in HEAD. HEAD -> REQUEST when a head is accepted; IDLE -> HEAD at the
-    next request's first byte; REQUEST -> DRAIN when the app answered before reading its whole
-    body; REQUEST or DRAIN -> IDLE, or HEAD with a pipelined request, for the next request; any
-    phase -> LINGER on a refusal; REQUEST -> UPGRADED when a mounted app accepts a WebSocket;
-    and -> CLOSED at the end.
-    """
-
-    IDLE = "idle"
-    HEAD = "head"
-    REQUEST = "request"
-    DRAIN = "drain"
-    LINGER = "linger"
-    UPGRADED = "upgraded"
-    CLOSED = "closed"
-
-
-IDLE, HEAD, REQUEST, DRAIN, LINGER, UPGRADED, CLOSED = Phase
 
 # h11's states for a client whose request has ended: DONE, or MUST_CLOSE when the request did
 # not ask for a persistent connection in h11's view (Connection: close, or any HTTP/1.0 request:
@@ -100,28 +59,16 @@ _REQUEST_ENDED = (h11.DONE, h11.MUST_CLOSE, h11.MIGHT_SWITCH_PROTOCOL)  # type: 
 _SPLIT_AFTER_HEAD_BYTES = 4096
 # Bytes of pipelined requests we hold in h11's buffer before we stop reading the socket.
 _PIPELINE_BUFFER_BYTES = 64 * 1024
-# Request body bytes we read and discard after the app answered without reading it all.
-_DRAIN_LIMIT_BYTES = 1024 * 1024
 # While the server drains, how long a new or idle connection has to send its next request.
 _DRAIN_FIRST_REQUEST_SECONDS = 1.0
 # Seconds we keep reading (and discarding) after sending an error, before closing.
 _LINGER_SECONDS = 2.0
 
 
-class HTTPProtocol(WireInput):
+class HTTPProtocol(BodyInput):
     """One connection's life: its phase, its requests in order, and their refusals."""
 
-    __slots__ = (
-        "_body",
-        "_close_after_response",
-        "_deadline",
-        "_drained",
-        "_requests",
-        "conn",
-        "exchange",
-        "phase",
-        "server",
-    )
+    __slots__ = ("_deadline", "_requests", "conn", "exchange", "phase", "server")
 
     def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
         super().__init__(ctx, client)
@@ -130,10 +77,7 @@ class HTTPProtocol(WireInput):
         self.exchange: Optional[AnyExchange] = None
         self.server: Tuple[str, str] = ("localhost", "80")
         self._deadline = ReadDeadline(ctx.deadlines, self)
-        self._body: Optional[BodyMeter] = None  # the current request's body, if it has one
-        self._drained = 0
         self._requests = 0
-        self._close_after_response = False
 
     @property
     def lost(self) -> bool:
@@ -331,70 +275,11 @@ class HTTPProtocol(WireInput):
             return
         self.exchange = exchange
         if has_body:
-            self._body = BodyMeter(ctx.loop.time(), head.content_length)
-            self._enter(REQUEST, check_interval(ctx.config.body_timeout, ctx.config.body_min_rate))
+            self._enter(REQUEST, self._start_body(head.content_length))
         else:
             self._body = None
             self._enter(REQUEST, 0)
         exchange.start()
-
-    def _on_body_data(self, data: bytes) -> None:
-        if self.phase is DRAIN:  # a body the app did not read
-            self._drained += len(data)
-            if self._drained > _DRAIN_LIMIT_BYTES:
-                # Closing with the client still sending would reset the connection, and a proxy
-                # would lose the response it has not read yet: half-close and discard instead.
-                self._linger()
-            return
-        exchange = self.exchange
-        body = self._body
-        assert exchange is not None and body is not None
-        body.received += len(data)
-        limit = self.ctx.config.max_body_bytes
-        if limit and body.received > limit:
-            self._refuse_body(RequestBodyTooLarge(f"request body is over --max-body-bytes ({limit})"))
-            return
-        exchange.on_body(data)
-
-    def _on_body_end(self, event: h11.EndOfMessage) -> bool:
-        """Returns True when event processing must stop."""
-        if self.phase is DRAIN:  # finished draining an unread body
-            self._next_cycle()
-            return True
-        exchange = self.exchange
-        assert exchange is not None
-        self._deadline.clear()
-        if event.headers:
-            config = self.ctx.config
-            problem = check_fields(event.headers, config.max_header_bytes, config.max_header_count)
-            if problem is not None:
-                self._refuse_body(RequestTrailersTooLarge(f"trailers: {problem}"))
-                return True
-        exchange.on_body_end()
-        return False
-
-    def _chunks_refused(self, exc: FramingRefused) -> None:
-        if self.phase is DRAIN:
-            # Draining a body the app did not read, its response already out: just end.
-            error_log.info("malformed chunked body from %s after the response: %s", self._peer(), exc)
-            self._linger()
-        else:
-            self._refuse_body(RequestBodyError(f"malformed chunked body: {exc}"))
-
-    def _refuse_body(self, exc: RequestBodyError) -> None:
-        """Stop reading a body that failed: answer it ourselves if the app has not started (the
-        body was being buffered); else the app's next read raises ``exc``."""
-        exchange = self.exchange
-        if exchange is not None and exchange.state is BUFFERING:
-            exchange.abandon()
-            self.send_error(exc.status, str(exc), exchange.request)
-            return
-        error_log.info("%s from %s", exc, self._peer())
-        if self.phase is REQUEST and exchange is not None:
-            exchange.body.fail(exc)
-        self._close_after_response = True
-        self._deadline.clear()
-        self._pause_reading(PAUSE_REFUSED)
 
     def _on_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         if self.phase is REQUEST:
@@ -417,17 +302,10 @@ class HTTPProtocol(WireInput):
         """The app's job is over and its response fully handed to the transport."""
         if self.phase is not REQUEST:
             return  # closed, or refused meanwhile
-        if (
-            exchange.response_complete
-            and self._parser().their_state is h11.SEND_BODY
-            and not self._close_after_response
-        ):
-            # The app answered without reading the whole body: read on and discard the rest
-            # (bounded in size, and in time by the body deadline) so the connection can be reused.
+        if exchange.response_complete and self._start_drain():
             self.phase = DRAIN
-            self._drained = 0
             self._resume_reading(PAUSE_BODY)
-            self._process()
+            self._process()  # what came of the body meanwhile
             return
         self._next_cycle()
 
@@ -476,11 +354,6 @@ class HTTPProtocol(WireInput):
         else:
             self.close()
 
-    @property
-    def body_bytes_received(self) -> int:
-        """Request body bytes received for the current request."""
-        return 0 if self._body is None else self._body.received
-
     def should_close_after_response(self) -> bool:
         """Whether the response being started must carry ``Connection: close``."""
         max_requests = self.ctx.config.max_requests_per_connection
@@ -494,30 +367,6 @@ class HTTPProtocol(WireInput):
             or self.awaiting_continue()
             or (self.conn is not None and self.conn.their_state is h11.ERROR)
             or self._unread_body_too_large()
-        )
-
-    def _unread_body_too_large(self) -> bool:
-        """More of the request body is still to come than we would read and discard after the
-        response: the response says ``Connection: close`` instead of promising reuse."""
-        unread = None if self._body is None else self._body.unread()
-        return (
-            unread is not None
-            and unread > _DRAIN_LIMIT_BYTES
-            and self.conn is not None
-            and self.conn.their_state is h11.SEND_BODY
-        )
-
-    def close_after_response(self) -> None:
-        """The response being written ends the connection (it says ``Connection: close``)."""
-        self._close_after_response = True
-
-    def awaiting_continue(self) -> bool:
-        """The client holds its body back until we send 100 Continue, which we have not."""
-        exchange = self.exchange
-        return (
-            self.conn is not None
-            and self.conn.they_are_waiting_for_100_continue
-            and (exchange is None or (not exchange.continue_sent and exchange.framer is None))
         )
 
     def _parser(self) -> h11.Connection:
@@ -588,36 +437,7 @@ class HTTPProtocol(WireInput):
         elif phase is REQUEST or phase is DRAIN:
             self._check_body()
 
-    def _check_body(self) -> None:
-        """The BODY deadline came: time out, or set it again for what is left."""
-        body = self._body
-        if body is None or self._parser().their_state is not h11.SEND_BODY:
-            return
-        config = self.ctx.config
-        interval = check_interval(config.body_timeout, config.body_min_rate)
-        if self.reading_paused or self.awaiting_continue():
-            # We are not reading (the app is slow, no thread yet, or the body not yet invited
-            # with 100 Continue): not the client's fault.
-            self._deadline.set(interval)
-            return
-        problem = body.fault(self.ctx.loop.time(), config.body_timeout, config.body_min_rate)
-        if problem is None:
-            self._deadline.set(interval)
-        elif self.phase is DRAIN:
-            self.close()  # we were only draining an unread body
-        else:
-            self.ctx.stats.timeouts["body"] += 1
-            self._refuse_body(RequestBodyTimeout(problem))
-
-    # --- flow control hooks (flow.FlowControl) --------------------------------------------------
-
-    def _reading_stopped(self) -> None:
-        if self._body is not None:
-            self._body.paused(self.ctx.loop.time())
-
-    def _reading_restarted(self) -> None:
-        if self._body is not None:
-            self._body.resumed(self.ctx.loop.time())  # its idle clock restarts
+    # --- flow control hooks (flow.FlowControl; the reading ones are BodyInput's) ---------------
 
     def _app_writes_blocked(self) -> None:
         if self.exchange is not None:

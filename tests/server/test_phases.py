@@ -1,4 +1,4 @@
-"""The connection's phase (asyncwsgi/server/protocol.py ``Phase``) through its life, on a real
+"""The connection's phase (asyncwsgi/server/phases.py ``Phase``) through its life, on a real
 protocol, context and pool with a fake socket: each transition the Phase docstring lists."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from asyncwsgi.config import Config
-from asyncwsgi.server.protocol import Phase
+from asyncwsgi.server.phases import Phase
 from tests.harness import fake_connection, until
 
 GET = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"

@@ -1,0 +1,214 @@
+"""The current request's body on its way to the app: counted, limited, timed, drained. [loop]
+
+``HTTPProtocol`` is built on ``BodyInput`` (itself built on ``wireinput.WireInput``). This layer
+takes each piece of a request body h11 (or ``http.direct_body``) yields and decides what it
+means:
+
+* **to the app**, through the exchange, while the request is in REQUEST; ``--max-body-bytes``
+  past which the body is refused (413), trailers held to the head's limits (431);
+* **timed**: ``--body-timeout`` and ``--body-min-rate``, checked when the lazy BODY deadline
+  comes (``bodyrate.BodyMeter`` keeps the clock; a span in which we did not read is not the
+  client's);
+* **refused**: before the app runs (its body was being buffered) the client is answered here;
+  once it runs, its next ``wsgi.input`` read raises and the connection closes after the response;
+* **drained** (DRAIN): after a response sent before the body was read, up to
+  ``DRAIN_LIMIT_BYTES`` are read and discarded so the connection can be reused.
+
+A base class rather than a member object for the reason ``flow`` gives. The connection's phase,
+parser, exchange and deadline are the protocol's; this layer reads them and calls back through
+the hooks at the top.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional, Tuple
+
+import h11
+
+from ..errors import RequestBodyError, RequestBodyTimeout, RequestBodyTooLarge, RequestTrailersTooLarge
+from ..http.head import check_fields
+from ..http.wirecheck import FramingRefused
+from ..log import error_log
+from .bodyrate import BodyMeter, check_interval
+from .exchange import BUFFERING
+from .flow import PAUSE_REFUSED
+from .phases import DRAIN, REQUEST, Phase
+from .wireinput import WireInput
+
+if TYPE_CHECKING:
+    from .context import ServerContext
+    from .deadlines import ReadDeadline
+    from .dispatch import AnyExchange
+
+# Request body bytes we read and discard after the app answered without reading it all.
+DRAIN_LIMIT_BYTES = 1024 * 1024
+
+
+class BodyInput(WireInput):
+    """Per-request body state of a connection; the protocol owns the rest."""
+
+    __slots__ = ("_body", "_close_after_response", "_drained")
+
+    # The protocol's (declared here for the type checker; the slots are HTTPProtocol's).
+    phase: Phase
+    conn: Optional[h11.Connection]
+    exchange: Optional[AnyExchange]
+    _deadline: ReadDeadline
+
+    def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
+        super().__init__(ctx, client)
+        self._body: Optional[BodyMeter] = None  # the current request's body, if it has one
+        self._drained = 0
+        self._close_after_response = False
+
+    # --- hooks ---------------------------------------------------------------------------------
+
+    def _linger(self) -> None:
+        """Half-close and discard input until the client has read what we sent."""
+        raise NotImplementedError
+
+    def _next_cycle(self) -> None:
+        """The request and its response are over: on to the next one, or close."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    # --- the body, piece by piece --------------------------------------------------------------
+
+    def _start_body(self, length: Optional[int]) -> float:
+        """A request with a body is starting; returns its first BODY deadline (seconds)."""
+        config = self.ctx.config
+        self._body = BodyMeter(self.ctx.loop.time(), length)
+        return check_interval(config.body_timeout, config.body_min_rate)
+
+    def _on_body_data(self, data: bytes) -> None:
+        if self.phase is DRAIN:  # a body the app did not read
+            self._drained += len(data)
+            if self._drained > DRAIN_LIMIT_BYTES:
+                # Closing with the client still sending would reset the connection, and a proxy
+                # would lose the response it has not read yet: half-close and discard instead.
+                self._linger()
+            return
+        exchange = self.exchange
+        body = self._body
+        assert exchange is not None and body is not None
+        body.received += len(data)
+        limit = self.ctx.config.max_body_bytes
+        if limit and body.received > limit:
+            self._refuse_body(RequestBodyTooLarge(f"request body is over --max-body-bytes ({limit})"))
+            return
+        exchange.on_body(data)
+
+    def _on_body_end(self, event: h11.EndOfMessage) -> bool:
+        """Returns True when event processing must stop."""
+        if self.phase is DRAIN:  # finished draining an unread body
+            self._next_cycle()
+            return True
+        exchange = self.exchange
+        assert exchange is not None
+        self._deadline.clear()
+        if event.headers:
+            config = self.ctx.config
+            problem = check_fields(event.headers, config.max_header_bytes, config.max_header_count)
+            if problem is not None:
+                self._refuse_body(RequestTrailersTooLarge(f"trailers: {problem}"))
+                return True
+        exchange.on_body_end()
+        return False
+
+    def _chunks_refused(self, exc: FramingRefused) -> None:
+        if self.phase is DRAIN:
+            # Draining a body the app did not read, its response already out: just end.
+            error_log.info("malformed chunked body from %s after the response: %s", self._peer(), exc)
+            self._linger()
+        else:
+            self._refuse_body(RequestBodyError(f"malformed chunked body: {exc}"))
+
+    def _refuse_body(self, exc: RequestBodyError) -> None:
+        """Stop reading a body that failed: answer it ourselves if the app has not started (the
+        body was being buffered); else the app's next read raises ``exc``."""
+        exchange = self.exchange
+        if exchange is not None and exchange.state is BUFFERING:
+            exchange.abandon()
+            self.send_error(exc.status, str(exc), exchange.request)
+            return
+        error_log.info("%s from %s", exc, self._peer())
+        if self.phase is REQUEST and exchange is not None:
+            exchange.body.fail(exc)
+        self._close_after_response = True
+        self._deadline.clear()
+        self._pause_reading(PAUSE_REFUSED)
+
+    def _start_drain(self) -> bool:
+        """The response is out but the body is not all read: whether to read on and discard the
+        rest (bounded in size, and in time by the body deadline) so the connection can be reused.
+        False when the connection is not to be reused anyway."""
+        conn = self.conn
+        if conn is None or conn.their_state is not h11.SEND_BODY or self._close_after_response:
+            return False
+        self._drained = 0
+        return True
+
+    def _check_body(self) -> None:
+        """The BODY deadline came: time out, or set it again for what is left."""
+        body = self._body
+        conn = self.conn
+        if body is None or conn is None or conn.their_state is not h11.SEND_BODY:
+            return
+        config = self.ctx.config
+        interval = check_interval(config.body_timeout, config.body_min_rate)
+        if self.reading_paused or self.awaiting_continue():
+            # We are not reading (the app is slow, no thread yet, or the body not yet invited
+            # with 100 Continue): not the client's fault.
+            self._deadline.set(interval)
+            return
+        problem = body.fault(self.ctx.loop.time(), config.body_timeout, config.body_min_rate)
+        if problem is None:
+            self._deadline.set(interval)
+        elif self.phase is DRAIN:
+            self.close()  # we were only draining an unread body
+        else:
+            self.ctx.stats.timeouts["body"] += 1
+            self._refuse_body(RequestBodyTimeout(problem))
+
+    # --- what the exchange asks ----------------------------------------------------------------
+
+    @property
+    def body_bytes_received(self) -> int:
+        """Request body bytes received for the current request."""
+        return 0 if self._body is None else self._body.received
+
+    def awaiting_continue(self) -> bool:
+        """The client holds its body back until we send 100 Continue, which we have not."""
+        exchange = self.exchange
+        return (
+            self.conn is not None
+            and self.conn.they_are_waiting_for_100_continue
+            and (exchange is None or (not exchange.continue_sent and exchange.framer is None))
+        )
+
+    def close_after_response(self) -> None:
+        """The response being written ends the connection (it says ``Connection: close``)."""
+        self._close_after_response = True
+
+    def _unread_body_too_large(self) -> bool:
+        """More of the request body is still to come than we would read and discard after the
+        response: the response says ``Connection: close`` instead of promising reuse."""
+        unread = None if self._body is None else self._body.unread()
+        return (
+            unread is not None
+            and unread > DRAIN_LIMIT_BYTES
+            and self.conn is not None
+            and self.conn.their_state is h11.SEND_BODY
+        )
+
+    # --- flow control hooks (flow.FlowControl) --------------------------------------------------
+
+    def _reading_stopped(self) -> None:
+        if self._body is not None:
+            self._body.paused(self.ctx.loop.time())
+
+    def _reading_restarted(self) -> None:
+        if self._body is not None:
+            self._body.resumed(self.ctx.loop.time())  # its idle clock restarts
