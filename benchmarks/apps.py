@@ -21,6 +21,14 @@ def download(environ, start_response):
     return (bytes(view[i : i + 65536]) for i in range(0, len(_MIB), 65536))
 
 
+def stream(environ, start_response):
+    """1 MiB as 16 yields of 64 KiB with no Content-Length (chunked on HTTP/1.1), as a generated
+    export or a proxied download is."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    view = memoryview(_MIB)
+    return (bytes(view[i : i + 65536]) for i in range(0, len(_MIB), 65536))
+
+
 def upload(environ, start_response):
     """Reads the whole body in 64 KiB reads and answers with its length."""
     stream = environ["wsgi.input"]
