@@ -14,6 +14,7 @@ from ..asgi.mounts import Mounts
 from ..config import Config
 from ..http.head import Head, HeadLimits
 from ..types import Environ, WSGIApp
+from ..wsgi.bridge import Mailbox
 from ..wsgi.environ import EnvironBuilder
 from ..wsgi.pool import ThreadPool
 from ..wsgi.proxy import TrustedProxies, apply_proxy_headers
@@ -71,6 +72,8 @@ class ServerContext:
         # Each mount's lifespan state (copied into its request scopes); None: no lifespan support.
         self.lifespan_states: Dict[str, Optional[Dict[str, Any]]] = {}
         self.loop = loop
+        # What the pool's threads hand to this loop (responses, resume-reading), batched.
+        self.mailbox = Mailbox(loop)
         self.pool = pool
         self.environ = EnvironBuilder(
             url_scheme="https" if config.certfile is not None else config.url_scheme,

@@ -109,14 +109,14 @@ class Exchange:
         self.body: Union[InputStream, EmptyInput] = EMPTY_INPUT
         if has_body:
             self.body = InputStream(
-                ctx.loop,
+                ctx.mailbox,
                 ctx.config.request_buffer_bytes if buffer_bytes else ctx.config.input_buffer_bytes,
                 on_resume=protocol.resume_reading_body,
                 on_first_read=self.send_continue if protocol.awaiting_continue() else None,
             )
         environ["wsgi.input"] = self.body
         self.environ = environ
-        self.channel = OutputChannel(ctx.loop, self.deliver, ctx.config.output_buffer_bytes, protocol.write_paused)
+        self.channel = OutputChannel(ctx.mailbox, self.deliver, ctx.config.output_buffer_bytes, protocol.write_paused)
         environ["asyncwsgi.disconnected"] = DisconnectEvent(self.channel)
         self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok, ctx.config.queue_timeout)
         self.state = WAITING
@@ -142,7 +142,7 @@ class Exchange:
             environ["asyncwsgi.deadline"] = deadline
             environ["asyncwsgi.time_remaining"] = _TimeRemaining(deadline)
             self.deadline_timer = ctx.loop.call_later(timeout, self._on_request_deadline)
-        environ["asyncwsgi.run_coroutine"] = RunCoroutine(self.channel, deadline)
+        environ["asyncwsgi.run_coroutine"] = RunCoroutine(ctx.loop, self.channel, deadline)
 
     # --- dispatch ---------------------------------------------------------------------------
 
