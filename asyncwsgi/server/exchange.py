@@ -85,6 +85,7 @@ class Exchange:
         "state",
         "status",
         "timed_out",
+        "waits",
         "watched_fd",
     )
 
@@ -132,6 +133,7 @@ class Exchange:
         self.queue_slot: Optional[int] = None  # our --queue-timeout slot in ctx.deadlines
         self.cancelled = False  # answered by the loop while queued in the pool; its job just frees the slot
         self.watched_fd = -1  # our socket, while ctx.gone watches it for a reset (we wait for a thread)
+        self.waits = False  # it has waited for a thread (parked, or in the pool's queue)
         self.timed_out = False  # cut off at --request-timeout while the app ran: its output is dropped
         self.slow_logged = False  # its stack was logged (--slow-request-log, --request-timeout)
         self.deadline_timer: Optional[asyncio.TimerHandle] = None
@@ -173,17 +175,28 @@ class Exchange:
         self._wait_for_thread()
 
     def _wait_for_thread(self) -> None:
-        """It waits, parked or in the pool's queue: watch its socket for a reset, and give it
-        --queue-timeout."""
-        self._watch_for_reset()
+        """It waits, parked or in the pool's queue: give it --queue-timeout, and watch its socket
+        for a reset once the socket is not being read (``socket_unread``)."""
+        self.waits = True
+        if self.protocol.transport_paused:
+            self._watch_for_reset()
         ctx = self.protocol.ctx
         if ctx.config.queue_timeout:
             self.queue_slot = ctx.deadlines.add(self, ctx.loop.time() + ctx.config.queue_timeout)
 
+    def socket_unread(self) -> None:
+        """[from the protocol] Reading stopped. While the request waits for a thread, a reset
+        would go unseen until its turn: watch the socket. (While it is read, a reset reaches
+        ``connection_lost`` like any other, and the app never runs for nobody. Under load most
+        requests wait and few are paused: this saves each of them a poll registration and a
+        getsockopt, about 1 µs measured, and the 20 Hz poll while nothing is paused.)"""
+        if self.waits and self.watched_fd < 0 and self.state is not DONE:
+            self._watch_for_reset()
+
     def _on_slot(self) -> None:
         if self.state is not WAITING or self.protocol.lost:
             return  # the client left, or was answered 503, while we waited: the app never runs
-        if self._reset_pending():
+        if self.watched_fd >= 0 and self._reset_pending():
             self.client_gone()  # reset since the watch last looked: the slot goes to the next one
             return
         self._leave_queue_deadline()

@@ -84,6 +84,9 @@ class FlowControl(asyncio.Protocol):
     def _app_writes_unblocked(self) -> None:
         """The client caught up: the app may write again."""
 
+    def _socket_unread(self) -> None:
+        """The transport stopped reading: the loop no longer sees a reset on this socket."""
+
     # --- reading -------------------------------------------------------------------------------
 
     def pause_reading_body(self) -> None:
@@ -103,6 +106,11 @@ class FlowControl(asyncio.Protocol):
         """Paused for any reason but a buffered pipelined request: we are not asking for bytes."""
         return bool(self._read_pauses & ~PAUSE_PIPELINE)
 
+    @property
+    def transport_paused(self) -> bool:
+        """The socket is not being read (a reset would not reach ``connection_lost``)."""
+        return self._transport_paused
+
     def pause_if_reading(self) -> None:
         """Bytes came while reading is (lazily) paused: now stop reading for real."""
         if self._read_pauses and not self._transport_paused:
@@ -119,6 +127,7 @@ class FlowControl(asyncio.Protocol):
         if not self._transport_paused and not self.lost and not self.transport.is_closing():
             self.transport.pause_reading()
             self._transport_paused = True
+            self._socket_unread()
 
     def _resume_reading(self, reasons: int) -> None:
         if not self._read_pauses & reasons:

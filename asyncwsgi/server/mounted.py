@@ -70,6 +70,9 @@ class MountedExchange:
     def channel(self) -> Any:
         return self
 
+    def socket_unread(self) -> None:
+        """The socket is paused; a mounted app's task waits for no thread, so nothing to watch."""
+
     def mark_gone(self) -> None:
         """The client half-closed: the app hears it has gone; what it sends still goes out."""
         self._eof = True

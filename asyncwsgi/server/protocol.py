@@ -447,6 +447,10 @@ class HTTPProtocol(BodyInput):
         if self.exchange is not None:
             self.exchange.channel.resume()
 
+    def _socket_unread(self) -> None:
+        if self.exchange is not None:
+            self.exchange.socket_unread()
+
     # --- errors --------------------------------------------------------------------------------
 
     def send_error(

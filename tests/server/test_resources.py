@@ -258,3 +258,44 @@ def test_clients_that_reset_while_waiting_for_a_thread_are_dropped_unrun(serve):
         for sock in busy:
             sock.close()
     assert request(srv.port, get("/after")).status == 200
+
+
+def test_a_waiting_request_is_watched_for_a_reset_only_once_its_socket_is_not_read(serve):
+    """A request that waits for a thread while its socket is still read needs no watch: a reset
+    reaches connection_lost. Once more bytes come, reading stops and the watch takes over."""
+    ran = []
+    release = threading.Event()
+
+    def app(environ, start_response):
+        ran.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/stuck":
+            release.wait(60)
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    srv = serve(app, threads=1, queue_size=1, queue_timeout=0)
+    ctx = srv.server._ctx
+    stuck = connect(srv.port)
+    waiting = [connect(srv.port) for _ in range(3)]  # one in the pool's queue, two parked
+    try:
+        stuck.sendall(get("/stuck"))
+        assert wait_for(lambda: ran == ["/stuck"])
+        for sock in waiting:
+            sock.sendall(get("/waits"))
+        assert wait_for(lambda: srv.on_loop(lambda: ctx.pool.waiting) == 2)
+        assert srv.on_loop(lambda: len(ctx.gone)) == 0  # all three still read: nothing watched
+        waiting[2].sendall(get("/pipelined"))  # bytes while parked: reading stops, the watch starts
+        assert wait_for(lambda: srv.on_loop(lambda: len(ctx.gone)) == 1)
+        for sock in waiting[:2]:  # unwatched, read: their resets still drop them unrun
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.close()
+        waiting[2].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        waiting[2].close()  # watched: dropped by the watch
+        assert wait_for(lambda: srv.on_loop(lambda: len(ctx.connections)) == 1)
+        assert wait_for(lambda: srv.on_loop(lambda: len(ctx.gone)) == 0)
+    finally:
+        release.set()
+    assert wait_for(lambda: srv.on_loop(lambda: ctx.pool.admitted) == 0)
+    assert ran == ["/stuck"]  # none of the reset requests ran the app
+    stuck.close()
+    assert request(srv.port, get("/after")).status == 200
