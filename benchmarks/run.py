@@ -2,7 +2,7 @@
 
     python benchmarks/run.py                 # full run (installs peers into benchmarks/.venv)
     python benchmarks/run.py --quick         # one short run per cell: a few minutes
-    python benchmarks/run.py --servers asyncwsgi-uvloop,waitress --scenarios hello-50
+    python benchmarks/run.py --servers asyncwsgi,waitress --scenarios hello-50
 
 Every server is one process with 8 threads (where it has threads), pinned to CPU 0 with taskset;
 wrk (and the idle-connection holder) run on CPU 1. Cells are measured in interleaved rounds and
@@ -698,8 +698,11 @@ def write_report(
         "installed, the access log on, written to a file as every server's log is here). Labelled rows",
         "are the same server with one flag. Every server's keep-alive is 600 s, so none drops the idle",
         "connections of the idle scenario. *Clients served* is how many of wrk's connections had at",
-        "least one response (read from the kernel shortly before wrk ends): a server that answers only",
-        "as many connections as it has threads shows it there.",
+        "least one response, read from the kernel once a second (`ss`: wrk's sockets and the bytes",
+        "each received): a server that answers only as many connections as it has threads shows it",
+        "there (uWSGI: 8 of 50). It is a lower bound for a server that closes connections, whose",
+        "sockets are new at every look (cheroot under 5,000 idle connections, waitress's stream).",
+        "The multi-process scenario shares both CPUs with wrk, so two workers cannot reach 2x one.",
         "",
         "## Targets (issue 12), from this run",
         "",
