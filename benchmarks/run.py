@@ -662,6 +662,21 @@ def target_rows(
     return rows
 
 
+def code_version() -> str:
+    """The commit measured, and whether the tree had changes beyond it (the servers import the
+    working tree: ``pip install -e``)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "asyncwsgi"], cwd=ROOT, capture_output=True, text=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "not a git checkout"
+    return f"`{commit}`" + (" with uncommitted changes to asyncwsgi/" if dirty.strip() else "")
+
+
 def write_report(
     medians: Dict[str, Dict[str, Result]],
     failures: Dict[str, Dict[str, str]],
@@ -690,7 +705,7 @@ def write_report(
         f"({'quick: ' if runs == 1 else ''}median of {runs} interleaved run(s) of {seconds} s per cell).",
         f"Machine: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}. "
         "Each server is one process with 8 threads where it has threads, pinned to CPU 0; wrk on CPU 1.",
-        f"Versions: `{versions.strip()}`.",
+        f"Versions: `{versions.strip()}`. Code: {code_version()}.",
         "",
         f"Ratios are {OURS}'s throughput divided by the row's: above 1 means asyncwsgi is faster.",
         "",

@@ -68,7 +68,7 @@ class _Loop:
 
 def _run(app, environ=None) -> List[Delivery]:
     loop = _Loop()
-    channel = OutputChannel(loop, loop.delivered.append, limit=1 << 30, paused=False)  # type: ignore[arg-type]
+    channel = OutputChannel(loop, loop.delivered.append, limit=1 << 30, paused=False)
     WSGICall(app, environ or {"REQUEST_METHOD": "GET", "RAW_URI": "/"}, channel, sendfile_ok=False).run()
     return loop.delivered
 
@@ -145,7 +145,7 @@ def test_base_exception_still_sends_last_delivery():
         raise SystemExit(3)
 
     loop = _Loop()
-    channel = OutputChannel(loop, loop.delivered.append, limit=10, paused=False)  # type: ignore[arg-type]
+    channel = OutputChannel(loop, loop.delivered.append, limit=10, paused=False)
     with pytest.raises(SystemExit):
         WSGICall(app, {}, channel, sendfile_ok=False).run()
     assert loop.delivered[-1].last and loop.delivered[-1].abort
