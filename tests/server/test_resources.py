@@ -211,12 +211,10 @@ def test_over_capacity_slow_requests_get_503_within_queue_budget(serve):
     assert all(took < 0.5 + 1.0 for status, _, took in results if status == 503)
 
 
-def test_clients_that_reset_while_waiting_for_a_thread_are_dropped_unrun(serve):
-    """Both threads stuck; 300 clients each send a head and 256 KiB of a 1 MiB body, then reset.
-    Their connections go within a few poll intervals, none runs the app, /stats counts them, and
-    the descriptors come back, while the threads are still stuck (issue 15)."""
-    need_fds(4096)
-    ran = []
+def stuck_app():
+    """An app whose ``/stuck`` requests hold their thread until ``release`` is set; any other
+    reads its body and answers. ``ran`` lists the paths the app ran for."""
+    ran: list = []
     release = threading.Event()
 
     def app(environ, start_response):
@@ -228,6 +226,15 @@ def test_clients_that_reset_while_waiting_for_a_thread_are_dropped_unrun(serve):
         start_response("200 OK", [("Content-Length", "2")])
         return [b"ok"]
 
+    return app, ran, release
+
+
+def test_clients_that_reset_while_waiting_for_a_thread_are_dropped_unrun(serve):
+    """Both threads stuck; 300 clients each send a head and 256 KiB of a 1 MiB body, then reset.
+    Their connections go within a few poll intervals, none runs the app, /stats counts them, and
+    the descriptors come back, while the threads are still stuck (issue 15)."""
+    need_fds(4096)
+    app, ran, release = stuck_app()
     srv = serve(app, threads=2, queue_size=32, queue_timeout=0, request_buffer_bytes=0)
     ctx = srv.server._ctx
     busy = [connect(srv.port) for _ in range(2)]
@@ -263,16 +270,7 @@ def test_clients_that_reset_while_waiting_for_a_thread_are_dropped_unrun(serve):
 def test_a_waiting_request_is_watched_for_a_reset_only_once_its_socket_is_not_read(serve):
     """A request that waits for a thread while its socket is still read needs no watch: a reset
     reaches connection_lost. Once more bytes come, reading stops and the watch takes over."""
-    ran = []
-    release = threading.Event()
-
-    def app(environ, start_response):
-        ran.append(environ["PATH_INFO"])
-        if environ["PATH_INFO"] == "/stuck":
-            release.wait(60)
-        start_response("200 OK", [("Content-Length", "2")])
-        return [b"ok"]
-
+    app, ran, release = stuck_app()
     srv = serve(app, threads=1, queue_size=1, queue_timeout=0)
     ctx = srv.server._ctx
     stuck = connect(srv.port)
