@@ -43,12 +43,13 @@ class ToLoop(Protocol):
 class Mailbox:
     """Callbacks from the pool's threads to one loop, with one wake-up of the loop per batch.
 
-    ``loop.call_soon_threadsafe`` wakes the loop on every call (a write to its self-pipe on the
-    stdlib loop; uvloop's eventfd write): that was 17% of the loop thread's time per hello-world
-    request (py-spy on ``benchmarks/hotpath.py``). Under load the loop is busy when most responses
-    arrive, so a callback posted while a batch is already due rides with it, without a wake-up
-    of its own. Callbacks run in the order they were posted; one that raises is reported to the
-    loop's exception handler, as the loop would, and the batch goes on.
+    On the stdlib loop, ``call_soon_threadsafe`` writes to the loop's self-pipe on every call
+    (1.9 µs measured, plus the loop's read of it); uvloop's eventfd wake-up already coalesces.
+    Under load the loop is busy when most responses arrive, so a callback posted while a batch
+    is already due rides with it, without a wake-up of its own: hello world at 50 connections
+    went from 7,790 to 8,255 req/s on the stdlib loop, unchanged on uvloop. Callbacks run in
+    the order they were posted; one that raises is reported to the loop's exception handler,
+    as the loop would, and the batch goes on.
 
     It stands in for the loop where the channels below take one (``call_soon_threadsafe`` and
     ``is_closed``). Relies on the GIL's ordering: a thread appends before it reads the flag and
