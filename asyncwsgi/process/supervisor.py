@@ -35,7 +35,6 @@ import select
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from typing import Dict, Iterable, List, Optional
 
@@ -96,10 +95,9 @@ class Supervisor:
             user=None,
             group=None,
         )
-        handle, settings_path = tempfile.mkstemp(prefix="asyncwsgi-", suffix=".toml")
-        with os.fdopen(handle, "w") as file:
-            file.write(to_toml(worker_config))
-        self._settings = settings_path
+        # Each worker reads its settings from a pipe of its own (/dev/fd/N), not from a file:
+        # a supervisor killed with SIGKILL has nothing left behind in /tmp.
+        self._settings = to_toml(worker_config).encode()
         wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(wakeup_w, False)
         old_wakeup = signal.set_wakeup_fd(wakeup_w)
@@ -124,7 +122,6 @@ class Supervisor:
                 self.watcher.close()
             os.close(wakeup_r)
             os.close(wakeup_w)
-            os.unlink(settings_path)
             self.sockets.close()
             discard_socket_files(self.sockets.socket_files)
         error_log.info("supervisor stopped")
@@ -297,13 +294,16 @@ class Supervisor:
             self.restart_at = time.monotonic() + _BACKOFF_MAX
             return
         read_end, write_end = os.pipe()
+        settings_r, settings_w = os.pipe()
+        os.write(settings_w, self._settings)  # about 1.6 KB, well inside a pipe's 64 KiB buffer
+        os.close(settings_w)
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "WEB_CONCURRENCY"}
         env[HEARTBEAT_ENV] = str(write_end)
         binds = [arg for fd in fds for arg in ("--bind", f"fd://{fd}")]
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "asyncwsgi", *self.app_args, "-c", self._settings, *binds],
-                pass_fds=[*fds, write_end],
+                [sys.executable, "-m", "asyncwsgi", *self.app_args, "-c", f"/dev/fd/{settings_r}", *binds],
+                pass_fds=[*fds, write_end, settings_r],
                 env=env,
                 # Its own session: a terminal's Ctrl-C reaches the supervisor alone, which then
                 # drains the workers, instead of every worker receiving it twice.
@@ -311,6 +311,7 @@ class Supervisor:
             )
         finally:
             os.close(write_end)
+            os.close(settings_r)
         now = time.monotonic()
         self.workers[proc.pid] = _Worker(proc, slot, read_end, now, now)
         self.restart_at = now

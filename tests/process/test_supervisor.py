@@ -326,3 +326,16 @@ def test_every_worker_serves_the_mounts():
         assert ask(server.port) in children(server.pid)  # the WSGI app beside it
         server.signal(signal.SIGTERM)
         assert server.wait() == 0, server.output()
+
+
+def test_a_killed_supervisor_leaves_no_files_behind(tmp_path):
+    """SIGKILL runs no cleanup: the workers' settings travel through pipes, not temporary files."""
+    server = start("--workers", "2", env={"TMPDIR": str(tmp_path)})
+    try:
+        workers = children(server.pid)
+        server.kill()
+        # Each worker sees the heartbeat pipe break and shuts down on its own.
+        assert wait_for(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in workers))
+    finally:
+        server.kill()
+    assert list(tmp_path.iterdir()) == []
