@@ -62,15 +62,19 @@ def check_request(request: h11.Request, raw_head: Callable[[], bytes], limits: H
         raise HeadRefused(505, f"unsupported HTTP version {version!r}")
     if len(request.method) + len(request.target) + 10 > limits.max_request_line_bytes:
         raise HeadRefused(414, f"request line longer than {limits.max_request_line_bytes} bytes")
-    # One pass over the fields (h11's Headers iterate slowly) for every check below; the list
-    # is kept for the Host check and the environ.
-    fields: List[Tuple[bytes, bytes]] = []
+    # One pass over the fields for every check below; the list is kept for the Host check and
+    # the environ. h11's Headers iterate through Sequence.__iter__ and a Python __getitem__ per
+    # field; its private list of (raw name, name, value) is read directly where it exists (0.5 µs
+    # of 0.7 for wrk's three fields; tests/unit/test_head.py fails if h11 drops it).
+    full = getattr(request.headers, "_full_items", None)
+    fields: List[Tuple[bytes, bytes]] = (
+        [(name, value) for _, name, value in full] if full is not None else list(request.headers)
+    )
     content_length: Optional[int] = None
     chunked = close = keep_alive = content_type = False
     max_field = limits.max_header_bytes
     head_bytes = len(request.method) + len(request.target) + 12
-    for field in request.headers:
-        fields.append(field)
+    for field in fields:
         name, value = field
         size = len(name) + len(value)
         if size + 2 > max_field:

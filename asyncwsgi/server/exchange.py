@@ -541,13 +541,18 @@ class Exchange:
 
     def _finish(self) -> None:
         self.state = DONE
-        self._stop_request_deadline()
+        # Each helper is called only where it has something to do: this runs once a request.
+        if self.deadline_timer is not None:
+            self._stop_request_deadline()
         if self.timed_out:
             self.protocol.ctx.stuck.discard(self)
-        self._release_buffer()
+        if self.reserved:
+            self._release_buffer()
         self._detach()
-        self._leave_queue_deadline()
-        self._unwatch()
+        if self.queue_slot is not None:
+            self._leave_queue_deadline()
+        if self.watched_fd >= 0:
+            self._unwatch()
         protocol = self.protocol
         ctx = protocol.ctx
         stats = ctx.stats

@@ -91,3 +91,28 @@ def test_trailer_limits():
     assert check_fields([(b"x", b"1")], 64, 5) is None
     assert "max-header-bytes" in (check_fields([(b"x", b"v" * 70)], 64, 5) or "")
     assert "max-header-count" in (check_fields([(b"x", b"1")] * 6, 64, 5) or "")
+
+
+def test_the_fast_read_of_h11s_fields_is_still_there():
+    """check_request reads h11's private field list (0.5 µs a request); if a new h11 drops or
+    reshapes it, the fallback (plain iteration) works but the speed is gone: fail loudly."""
+    request = parsed(b"GET / HTTP/1.1\r\nHost: t\r\nX-Case: V\r\n\r\n")
+    full = request.headers._full_items
+    assert [(name, value) for _, name, value in full] == list(request.headers)
+    assert [raw for raw, _, _ in full] == [b"Host", b"X-Case"]
+
+
+def test_fields_are_the_same_without_the_fast_read():
+    class Slow:  # an h11 whose Headers have no _full_items
+        def __init__(self, request):
+            self._request = request
+
+        def __getattr__(self, name):
+            if name == "headers":
+                return list(self._request.headers)
+            return getattr(self._request, name)
+
+    raw = b"GET /p HTTP/1.1\r\nHost: t\r\nAccept: */*\r\nConnection: close\r\n\r\n"
+    fast = check(raw)
+    slow = check_request(Slow(parsed(raw)), lambda: raw, LIMITS)  # type: ignore[arg-type]
+    assert slow == fast and fast.close
