@@ -36,6 +36,10 @@ PAUSE_PIPELINE = 4  # a pipelined request is buffered behind the current one
 PAUSE_REFUSED = 8  # we gave up on this request's body; nothing more is read
 
 # Writes of several pieces up to this size are joined into one transport write (one send).
+# Larger ones go to the transport's writelines, uncopied on uvloop (one writev): as a write
+# each, a streamed chunk's size line, data and CRLF were three sends, and a 1 MiB response
+# streamed in 64 KiB yields went from 1,350-1,520 to 1,860 req/s at 16 connections (uvloop;
+# the stdlib loop, which joins them, 1,100-1,430 to 1,790).
 _JOIN_PIECES_BYTES = 16 * 1024
 
 
@@ -179,9 +183,7 @@ class FlowControl(asyncio.Protocol):
         elif sum(len(p) for p in pieces) <= _JOIN_PIECES_BYTES:
             self.transport.write(b"".join(pieces))
         else:
-            for piece in pieces:
-                if piece:
-                    self.transport.write(piece)
+            self.transport.writelines(pieces)
         if self._write_grant:
             self._check_write_grant()
 
