@@ -23,7 +23,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .log import access_log, escape
 
@@ -121,11 +121,12 @@ class AccessFormatter:
             position = match.end()
         self._tail = text[position:].replace("%%", "%")
 
-        # The default format, written out: 1.0 µs a line against 2.3 µs through the atoms.
-        self._combined = text == COMBINED and not self.json
+        # The default format, written out: 1.0 µs a line against 2.3 µs through the atoms; the
+        # server then hands over a CombinedEntry instead of a line (log_combined).
+        self.combined = text == COMBINED and not self.json
 
     def format(self, record: AccessRecord) -> str:
-        if self._combined:
+        if self.combined:
             return _format_combined(record)
         if self.json:
             return json.dumps(_json_fields(record), separators=(",", ":"))
@@ -134,11 +135,38 @@ class AccessFormatter:
 
 def _format_combined(r: AccessRecord) -> str:
     """``COMBINED``, the same text as the atoms give (tests/server/test_accesslog.py compares them)."""
-    env = r.environ
+    return combined_line(combined_entry(r.environ, r.request_line, r.status, r.bytes_out, r.duration))
+
+
+# What a ``COMBINED`` line is made of, taken when the request ends; the text is made later, in a
+# batch (BatchedStreamHandler.flush). Formatting 800 lines in a row at each flush costs less
+# than one between every two requests: measured with benchmarks/hotpath.py, the access log went
+# from 5.0 to 3.6 µs of a hello-world request (58.1 against 53.1 without it, then 56.7).
+CombinedEntry = Tuple[Any, str, str, int, int, Any, Any, float]
+
+
+def combined_entry(
+    environ: Mapping[str, Any], request_line: str, status: int, bytes_out: int, duration: float
+) -> CombinedEntry:
+    get = environ.get
     return (
-        f'{escape(str(env.get("REMOTE_ADDR") or "-"))} - - {_clock.now()} "{escape(r.request_line)}" '
-        f'{r.status} {r.bytes_out or "-"} "{escape(str(env.get("HTTP_REFERER") or "-"))}" '
-        f'"{escape(str(env.get("HTTP_USER_AGENT") or "-"))}" {r.duration * 1000:.1f}ms'
+        get("REMOTE_ADDR"),
+        _clock.now(),
+        request_line,
+        status,
+        bytes_out,
+        get("HTTP_REFERER"),
+        get("HTTP_USER_AGENT"),
+        duration,
+    )
+
+
+def combined_line(entry: CombinedEntry) -> str:
+    address, when, request_line, status, bytes_out, referer, agent, duration = entry
+    return (
+        f'{escape(str(address or "-"))} - - {when} "{escape(request_line)}" '
+        f'{status} {bytes_out or "-"} "{escape(str(referer or "-"))}" '
+        f'"{escape(str(agent or "-"))}" {duration * 1000:.1f}ms'
     )
 
 
@@ -199,14 +227,14 @@ class BatchedStreamHandler(_StreamHandler):
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
-        self._pending: List[str] = []
+        self._pending: List[Union[str, CombinedEntry]] = []
         self._pending_bytes = 0
         self._timer: Optional[asyncio.TimerHandle] = None
 
-    def add(self, line: str, loop: asyncio.AbstractEventLoop) -> None:
-        """[loop] Queue one access line."""
+    def add(self, line: Union[str, CombinedEntry], loop: asyncio.AbstractEventLoop) -> None:
+        """[loop] Queue one access line, or the entry of a ``COMBINED`` line to format later."""
         self._pending.append(line)
-        self._pending_bytes += len(line) + 1
+        self._pending_bytes += len(line) + 1 if type(line) is str else _ENTRY_BYTES
         if self._pending_bytes >= self.FLUSH_BYTES:
             self.flush()
         elif self._timer is None:
@@ -224,9 +252,10 @@ class BatchedStreamHandler(_StreamHandler):
                 self._pending = []
                 self._pending_bytes = 0
                 try:
-                    self.stream.write("\n".join(pending) + "\n")
+                    text = "\n".join([p if type(p) is str else combined_line(p) for p in pending])  # type: ignore[arg-type]
+                    self.stream.write(text + "\n")
                 except Exception:  # like emit: a broken log stream must not break the server
-                    self.handleError(logging.makeLogRecord({"msg": pending[-1]}))
+                    self.handleError(logging.makeLogRecord({"msg": str(pending[-1])}))
             super().flush()
         finally:
             self.release()
@@ -237,12 +266,33 @@ class BatchedStreamHandler(_StreamHandler):
         super().emit(record)
 
 
+# What a pending CombinedEntry counts for against FLUSH_BYTES: about its line's length.
+_ENTRY_BYTES = 100
+
+
 def log_access(line: str, loop: asyncio.AbstractEventLoop) -> None:
     """[loop] Send one access line: batched to the command's own handler, else as a log record
     (an embedding program's handlers, caplog, filters and all, see every line as before)."""
-    handlers = access_log.handlers
-    if len(handlers) == 1 and type(handlers[0]) is BatchedStreamHandler and not access_log.filters:
+    handler = _batched_handler()
+    if handler is not None:
         if access_log.isEnabledFor(logging.INFO):
-            handlers[0].add(line, loop)
+            handler.add(line, loop)
         return
     access_log.info("%s", line)
+
+
+def log_combined(entry: CombinedEntry, loop: asyncio.AbstractEventLoop) -> None:
+    """[loop] ``log_access`` for a ``COMBINED`` line: the command's handler formats it later."""
+    handler = _batched_handler()
+    if handler is not None:
+        if access_log.isEnabledFor(logging.INFO):
+            handler.add(entry, loop)
+        return
+    access_log.info("%s", combined_line(entry))
+
+
+def _batched_handler() -> Optional[BatchedStreamHandler]:
+    handlers = access_log.handlers
+    if len(handlers) == 1 and type(handlers[0]) is BatchedStreamHandler and not access_log.filters:
+        return handlers[0]
+    return None

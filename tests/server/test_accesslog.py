@@ -13,7 +13,7 @@ from typing import Any, Dict
 import pytest
 
 from asyncwsgi import Config, ConfigError
-from asyncwsgi.accesslog import COMBINED, AccessFormatter, AccessRecord, BatchedStreamHandler
+from asyncwsgi.accesslog import COMBINED, AccessFormatter, AccessRecord, BatchedStreamHandler, combined_entry
 from tests.apps import basic
 from tests.helpers import Reader, connect, get, request, wait_for
 from tests.proc import CLIServer
@@ -140,7 +140,7 @@ def test_the_written_out_combined_format_equals_the_atoms(environ, bytes_out):
         disconnected=False,
     )
     generic = AccessFormatter(COMBINED)
-    generic._combined = False  # the same spec through the atoms
+    generic.combined = False  # the same spec through the atoms
     assert AccessFormatter("combined").format(record) == generic.format(record)
 
 
@@ -160,11 +160,15 @@ def test_batched_handler_writes_whole_lines_in_order_and_flushes_what_is_pending
         handler.add("four", loop)
         await asyncio.sleep(BatchedStreamHandler.FLUSH_SECONDS * 2)
         assert stream.getvalue().endswith("three\nfour\n")  # written by the timer
-        handler.add("five", loop)
+        # The server's default lines come as entries, formatted when the batch is written.
+        handler.add(combined_entry({"REMOTE_ADDR": "10.0.0.9"}, "GET /five HTTP/1.1", 200, 0, 0.002), loop)
+        handler.add("six", loop)
 
     asyncio.run(scenario())
     handler.flush()  # what logging.shutdown() does at exit
-    assert stream.getvalue() == "one\ntwo\nthree\nfour\nfive\n"
+    written = stream.getvalue().split("\n")
+    assert written[:4] == ["one", "two", "three", "four"] and written[5:] == ["six", ""]
+    assert re.fullmatch(r'10\.0\.0\.9 - - \[.*\] "GET /five HTTP/1\.1" 200 - "-" "-" 2\.0ms', written[4])
 
 
 def test_the_command_loses_no_access_line_on_sigterm():
