@@ -90,22 +90,23 @@ def make_head(status: Any, headers: Any) -> Tuple[ResponseHead, Optional[int]]:
             pair = _check_header(item)
             if pair is None:
                 continue  # a Connection header other than "close": the server's call
-            if pair[0] == b"content-length":
-                declared = int(pair[1][1])
-                if length is not None:
-                    if declared != length:
-                        raise ValueError("conflicting Content-Length headers")
-                    continue
-                length = declared
-            elif len(_checked_headers) < _CHECKED_HEADERS_MAX:
-                _checked_headers[item] = pair
+            if len(_checked_headers) >= _CHECKED_HEADERS_MAX:
+                _checked_headers.clear()  # what is common now is back after one request
+            _checked_headers[item] = pair
+        if pair[0] == b"content-length":
+            declared = int(pair[1][1])
+            if length is not None:
+                if declared != length:
+                    raise ValueError("conflicting Content-Length headers")
+                continue
+            length = declared
         out.append(pair[1])
     return ResponseHead(checked[0], checked[1], out), length
 
 
 # Statuses and header items that passed make_head's checks. Bounded: both come from the app,
-# which may put anything in them (a header value with a session id); when full, new ones are
-# checked every time.
+# which may put anything in them (a session id, a Content-Length per response). A full header
+# cache is emptied; a full status cache keeps what it has and checks new ones every time.
 _CHECKED_HEADERS_MAX = 1024
 _checked_headers: Dict[Tuple[str, str], Tuple[bytes, Tuple[bytes, bytes]]] = {}
 _checked_statuses: Dict[str, Tuple[int, bytes]] = {}

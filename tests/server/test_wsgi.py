@@ -47,9 +47,21 @@ def test_make_head_checks_each_new_value_of_a_header_it_has_seen():
     make_head("200 OK", [("X-Seen", "fine")])
     with pytest.raises(ValueError, match="invalid characters"):
         make_head("200 OK", [("X-Seen", "fine\r\nSet-Cookie: x=1")])
-    # Content-Length is never taken from the cache: its value frames the body.
-    assert make_head("200 OK", [("Content-Length", "5")])[1] == 5
-    assert make_head("200 OK", [("Content-Length", "7")])[1] == 7
+    # Content-Length frames the body: each value is its own.
+    for _ in range(2):
+        assert make_head("200 OK", [("Content-Length", "5")])[1] == 5
+        assert make_head("200 OK", [("Content-Length", "7")])[1] == 7
+    with pytest.raises(ValueError, match="conflicting"):
+        make_head("200 OK", [("Content-Length", "5"), ("Content-Length", "7")])
+
+
+def test_make_head_cache_is_bounded():
+    from asyncwsgi.wsgi import app
+
+    for n in range(app._CHECKED_HEADERS_MAX + 10):
+        make_head("200 OK", [("X-Id", str(n))])
+    assert len(app._checked_headers) <= app._CHECKED_HEADERS_MAX
+    assert make_head("200 OK", [("X-Id", "again")])[0].headers == [(b"X-Id", b"again")]
 
 
 def test_make_head_accepts_and_normalises():
