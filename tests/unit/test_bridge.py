@@ -10,6 +10,7 @@ from typing import Any, List
 import pytest
 
 from asyncwsgi.errors import ClientDisconnected
+from asyncwsgi.wsgi import bridge
 from asyncwsgi.wsgi.bridge import Delivery, InputStream, OutputChannel
 
 
@@ -210,3 +211,45 @@ def test_finish_never_raises_after_loop_closed():
     channel.finish(Delivery(None, b"", True, True))
     with pytest.raises(ClientDisconnected):
         channel.send(Delivery(None, b"x", False, False), 1)
+
+
+def test_output_wake_ups_are_never_lost_while_the_loop_races_the_thread(loop, monkeypatch):
+    """The thread sleeps on a lock the loop releases (written, resume, reply, close). With the
+    liveness check pushed out of reach, a lost or doubled wake-up would hang or raise here."""
+    monkeypatch.setattr(bridge, "_LIVENESS_CHECK_SECONDS", 60.0)
+    count = 3000
+    received: List[int] = []
+
+    def sink(delivery: Delivery) -> None:  # [loop], as Exchange.deliver
+        received.append(len(delivery.body))
+        if len(received) % 7 == 0:
+            channel.pause()  # the transport went over its high-water mark...
+            loop.call_later(0.0002, channel.resume)  # ...and drained
+        loop.call_soon(channel.written, len(delivery.body))
+
+    channel = OutputChannel(loop, sink, limit=100, paused=False)
+    gone = []
+    watcher = threading.Thread(target=lambda: gone.append(channel.wait_gone(None)), daemon=True)
+    watcher.start()
+
+    def produce() -> int:
+        for _ in range(count):
+            channel.send(Delivery(None, b"w" * 64, False, False), 64)
+        return count
+
+    thread, out = in_worker(produce)
+    thread.join(20)
+    assert out == [count] and not thread.is_alive()
+    assert wait_until(lambda: len(received) == count)
+    on_loop(loop, channel.close)  # wakes wait_gone's waiter too
+    watcher.join(5)
+    assert gone == [True]
+
+
+def wait_until(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()
