@@ -4,7 +4,8 @@
     python benchmarks/storm.py --seconds 5 --rounds 1 --hostile 25
 
 Each server runs its default configuration with 8 threads (gunicorn gthread: -w 1 --threads 8;
-waitress: --threads 8), pinned to CPU 0; asyncwsgi on both loops, and once with request and
+waitress: --threads 8; asyncwsgi with --no-access-log, as neither peer logs requests by
+default), pinned to CPU 0; asyncwsgi on both loops, and once with request and
 response buffering off (``--request-buffer-bytes 0 --response-buffer-bytes 0``, the behaviour
 before issue 13). The app is ``benchmarks.apps:storm``. On CPU 1, ``--hostile`` connections of
 each kind are kept open, each reopened when the server closes it:
