@@ -36,11 +36,18 @@ PAUSE_PIPELINE = 4  # a pipelined request is buffered behind the current one
 PAUSE_REFUSED = 8  # we gave up on this request's body; nothing more is read
 
 # Writes of several pieces up to this size are joined into one transport write (one send).
-# Larger ones go to the transport's writelines, uncopied on uvloop (one writev): as a write
-# each, a streamed chunk's size line, data and CRLF were three sends, and a 1 MiB response
-# streamed in 64 KiB yields went from 1,350-1,520 to 1,860 req/s at 16 connections (uvloop;
-# the stdlib loop, which joins them, 1,100-1,430 to 1,790).
+# Larger ones go to uvloop's writelines uncopied (one writev), and are joined for the stdlib
+# loop's transports, whose writelines on Python 3.12 and 3.13 never pauses the protocol (a slow
+# reader's response would pile up unbounded; tests/server/test_flow.py catches it). As a write
+# each, a streamed chunk's size line, data and CRLF were three sends: a 1 MiB response streamed
+# in 64 KiB yields went from 1,350-1,520 to 1,860 req/s at 16 connections on uvloop, and from
+# 1,100-1,430 to 1,790 on the stdlib loop (3.11, joined).
 _JOIN_PIECES_BYTES = 16 * 1024
+
+
+def _sends_vectors(transport: Any) -> bool:
+    """Whether ``transport.writelines`` sends the pieces as they are, with flow control."""
+    return type(transport).__module__ == "uvloop.loop"
 
 
 class FlowControl(asyncio.Protocol):
@@ -180,7 +187,7 @@ class FlowControl(asyncio.Protocol):
     def writelines(self, pieces: List[Any]) -> None:
         if len(pieces) == 1:
             self.transport.write(pieces[0])
-        elif sum(len(p) for p in pieces) <= _JOIN_PIECES_BYTES:
+        elif sum(len(p) for p in pieces) <= _JOIN_PIECES_BYTES or not _sends_vectors(self.transport):
             self.transport.write(b"".join(pieces))
         else:
             self.transport.writelines(pieces)

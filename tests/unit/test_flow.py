@@ -206,12 +206,25 @@ def test_a_client_that_caught_up_is_not_aborted():
 
 
 def test_small_pieces_are_joined_into_one_write_and_large_ones_go_in_one_writelines():
-    """Large pieces are not copied, and never cost a send each: a chunk's size line, its data
-    and its CRLF as three writes were three sends (and three segments) per chunk."""
+    """Large pieces are not copied on uvloop, and never cost a send each: a chunk's size line,
+    its data and its CRLF as three writes were three sends (and three segments) per chunk."""
+
+    class UvloopLike(Transport):
+        __module__ = "uvloop.loop"  # what the stdlib's writelines lacks: pausing the protocol
+
     conn = Connection(Context())
+    conn.transport = UvloopLike()
     conn.writelines([b"a" * 10, b"b" * 10])
     conn.writelines([b"c" * 10_000, b"", b"d" * 10_000])
     assert conn.transport.calls == ["write 20", "writelines 10000+0+10000"]
+
+
+def test_large_pieces_are_joined_for_the_stdlib_loop():
+    """asyncio's writelines (Python 3.12, 3.13) never pauses the protocol: joined, the pieces
+    go through write(), which does."""
+    conn = Connection(Context())
+    conn.writelines([b"c" * 10_000, b"", b"d" * 10_000])
+    assert conn.transport.calls == ["write 20000"]
 
 
 @pytest.mark.parametrize("client, peer", [(("10.0.0.1", "5000"), "10.0.0.1"), (None, "unix")])
