@@ -30,7 +30,7 @@ from .importer import import_app, import_failure_app, import_mounts
 from .loops import resolve_loop
 from .reloader import ChangeWatcher
 from .settings import env_options, file_options, to_toml
-from .supervisor import HEARTBEAT_SECONDS, Supervisor, heartbeat_fd
+from .supervisor import HEARTBEAT_SECONDS, REPLACE_ME, Supervisor, heartbeat_fd
 from .worker_sockets import WorkerSockets
 
 _FORCED_EXIT = 1
@@ -286,9 +286,9 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str,
             tasks.append(asyncio.ensure_future(_heartbeat(server, supervised)))
             if config.max_requests:
                 limit = config.max_requests + random.randint(0, config.max_requests_jitter)
-                tasks.append(asyncio.ensure_future(_recycle_after(server, limit)))
+                tasks.append(asyncio.ensure_future(_recycle_after(server, limit, supervised)))
             if config.request_timeout:
-                tasks.append(asyncio.ensure_future(_recycle_when_stuck(server, config.request_timeout)))
+                tasks.append(asyncio.ensure_future(_recycle_when_stuck(server, config.request_timeout, supervised)))
         await server.serve_forever()
     finally:
         signals.remove()
@@ -317,12 +317,15 @@ async def _heartbeat(server: Server, fd: int) -> None:
         os.close(fd)
 
 
-async def _recycle_when_stuck(server: Server, grace: float) -> None:
-    """[supervised worker] Drain and exit once every thread has been stuck in a request already
-    cut off at --request-timeout for ``grace`` more seconds; the supervisor starts a fresh worker.
+async def _recycle_when_stuck(server: Server, grace: float, supervisor: int) -> None:
+    """[supervised worker] Ask for a fresh worker once every thread has been stuck in a request
+    already cut off at --request-timeout for ``grace`` more seconds.
 
-    Python cannot stop those threads; a process can be replaced. The stuck requests have been
-    answered; requests that still wait in this worker's queue get their 504 at their deadlines.
+    Python cannot stop those threads; a process can be replaced. This worker stops accepting
+    (new connections wait in the socket for the successor); the supervisor starts the successor
+    and stops this worker (SIGTERM, a drain) once the successor serves. The stuck requests have
+    been answered; requests that still wait in this worker's queue get their 504 at their
+    deadlines.
     """
     loop = asyncio.get_running_loop()
     since: Optional[float] = None
@@ -335,20 +338,36 @@ async def _recycle_when_stuck(server: Server, grace: float) -> None:
             since = loop.time()
         elif loop.time() - since >= grace:
             error_log.warning(
-                "every thread has been stuck past --request-timeout for %.1fs: draining for a fresh worker",
+                "every thread has been stuck past --request-timeout for %.1fs: asking for a fresh worker",
                 loop.time() - since,
             )
-            server.close()
+            # A connection accepted now would only wait for a thread: leave new ones queued in
+            # the socket (the supervisor holds it) for the successor.
+            server.stop_accepting()
+            await _ask_for_successor(supervisor)
             return
 
 
-async def _recycle_after(server: Server, limit: int) -> None:
-    """[supervised worker] Drain and exit after ``limit`` requests; the supervisor replaces us."""
+async def _recycle_after(server: Server, limit: int, supervisor: int) -> None:
+    """[supervised worker] After ``limit`` requests, ask for a fresh worker; this one serves on
+    until the supervisor stops it, once the successor serves."""
     # Polled ten times a second: an event set per request would put a check on the hot path.
     while server.stats.requests < limit:  # noqa: ASYNC110
         await asyncio.sleep(0.1)
-    error_log.info("served %d requests (--max-requests): draining for a fresh worker", server.stats.requests)
-    server.close()
+    error_log.info("served %d requests (--max-requests): asking for a fresh worker", server.stats.requests)
+    await _ask_for_successor(supervisor)
+
+
+async def _ask_for_successor(supervisor: int) -> None:
+    """Send ``REPLACE_ME`` on the heartbeat pipe (non-blocking: retried while it is full)."""
+    while True:
+        try:
+            os.write(supervisor, REPLACE_ME)
+            return
+        except BlockingIOError:
+            await asyncio.sleep(0.1)
+        except OSError:
+            return  # the supervisor is gone: the heartbeat task shuts this worker down
 
 
 class _Signals:

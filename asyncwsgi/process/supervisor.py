@@ -23,8 +23,11 @@ With ``--reload`` (development) it also restarts every worker when a watched fil
 (``reloader.py``). A worker whose app fails to import serves that error as a 500 page until then,
 and one that fails before serving at all is not retried until the next change.
 
-``--max-requests`` (with ``--max-requests-jitter``) is enforced by each worker, which drains
-and exits after that many requests; the supervisor then starts a fresh one.
+``--max-requests`` (with ``--max-requests-jitter``) is enforced by each worker, and so is the
+recycling of a worker whose every thread is stuck past ``--request-timeout``: the worker asks
+for a successor on its heartbeat pipe (``REPLACE_ME``), goes on serving, and is stopped (a
+drain) once the successor in its slot serves. The slot's listening sockets stay open in the
+supervisor throughout, so a connection made meanwhile waits for one of the two; none is refused.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from .worker_sockets import WorkerSockets
 
 HEARTBEAT_ENV = "_ASYNCWSGI_HEARTBEAT_FD"  # not ASYNCWSGI_*: that prefix is for settings
 HEARTBEAT_SECONDS = 1.0
+REPLACE_ME = b"r"  # on the heartbeat pipe: start my successor, then stop me (heartbeats are b".")
 _STABLE_SECONDS = 5.0  # a worker that ran this long is restarted without back-off
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 10.0
 _TICK_SECONDS = 0.25
@@ -61,6 +65,7 @@ class _Worker:
     last_beat: float
     ready: bool = False  # has sent a heartbeat: it is serving
     retiring: bool = False  # told to stop (reload, fewer workers): not restarted
+    replaced: bool = False  # asked for a successor (REPLACE_ME); stopped once it serves
 
 
 class Supervisor:
@@ -155,19 +160,25 @@ class Supervisor:
             if data:
                 worker.last_beat = now
                 worker.ready = True
+                if REPLACE_ME in data and not (worker.replaced or worker.retiring or self.stopping):
+                    self._replace(worker)
         while self._signals:
             self._handle_signal(self._signals.pop(0))
         self._reap(now)
         self._check_heartbeats(now)
         self._finish_reload()
+        self._finish_replacements()
         if self.stopping:
             if now > self.stop_deadline and self.workers:
                 error_log.warning("workers still running after --graceful-timeout: killing them")
                 for worker in self.workers.values():
                     worker.proc.kill()
             return
-        # Old workers of a reload in progress are not counted: the new set replaces them.
-        live = [w for pid, w in self.workers.items() if not w.retiring and pid not in self.reload_pending]
+        # Old workers of a reload in progress are not counted: the new set replaces them; nor is
+        # a worker that asked for a successor.
+        live = [
+            w for pid, w in self.workers.items() if not (w.retiring or w.replaced) and pid not in self.reload_pending
+        ]
         if len(live) < self.target and now >= self.restart_at and not self.awaiting_change:
             taken = {w.slot for w in live}
             self._spawn(min(slot for slot in range(self.target + 1) if slot not in taken))
@@ -223,6 +234,30 @@ class Supervisor:
                 self._retire(self.workers[pid])
         self.reload_pending = []
 
+    def _replace(self, worker: _Worker) -> None:
+        """The worker asked for a successor. No longer counted, its slot is filled at once (this
+        tick, unless a back-off is running); it is stopped once the successor serves."""
+        worker.replaced = True
+        error_log.info("worker %d asked to be replaced: starting its successor first", worker.proc.pid)
+
+    def _finish_replacements(self) -> None:
+        """Stop each replaced worker once a worker of its own slot serves."""
+        for worker in list(self.workers.values()):
+            if not worker.replaced or worker.retiring:
+                continue
+            successor = next(
+                (
+                    w
+                    for w in self.workers.values()
+                    if w.slot == worker.slot and w.ready and not (w.replaced or w.retiring)
+                ),
+                None,
+            )
+            if successor is not None:
+                new, old = successor.proc.pid, worker.proc.pid
+                error_log.info("worker %d serves in place of worker %d: stopping it", new, old)
+                self._retire(worker)
+
     def _restart_for(self, changed: List[str]) -> None:
         """--reload: replace every worker now (their listeners stay open, so nothing is refused)."""
         if not changed or self.stopping:
@@ -247,8 +282,8 @@ class Supervisor:
                 continue
             del self.workers[pid]
             os.close(worker.heartbeat)
-            if self.stopping or worker.retiring:
-                continue
+            if self.stopping or worker.retiring or worker.replaced:
+                continue  # (a replaced worker's successor is started already)
             ran = now - worker.started
             how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
             if self.watcher is not None and not worker.ready:

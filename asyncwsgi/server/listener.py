@@ -288,6 +288,13 @@ class Listener:
     def is_serving(self) -> bool:
         return self._task is not None and not self._task.done()
 
+    def pause(self) -> None:
+        """Stop accepting, and leave the socket's queue to whoever else listens on it (a
+        supervised worker's successor); ``stop`` closes it later."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+
     def stop(self) -> None:
         """Stop accepting and close the socket; connections already accepted are not touched.
 

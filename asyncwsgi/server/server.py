@@ -81,6 +81,13 @@ class Server:
     def is_serving(self) -> bool:
         return not self._closing and any(listener.is_serving() for listener in self._listeners)
 
+    def stop_accepting(self) -> None:
+        """Accept no more connections, and leave those queued in the listening sockets to other
+        processes listening on them; what this server has, it serves. A supervised worker whose
+        threads are all stuck does this while its successor starts. ``close`` still drains."""
+        for listener in self._listeners:
+            listener.pause()
+
     def close(self) -> None:
         """Stop accepting; close idle connections now and busy ones after their response."""
         if self._closing:

@@ -6,6 +6,7 @@ import os
 import signal
 import socket
 import time
+from typing import List
 
 import httpx
 import pytest
@@ -207,7 +208,32 @@ def test_max_requests_recycles_workers():
             return len(current) == 2 and not (current & first)
 
         assert wait_for(recycled)
-        assert "(--max-requests)" in server.output() and "recycled" in server.output()
+        assert "(--max-requests)" in server.output() and "serves in place of worker" in server.output()
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_a_recycled_worker_is_stopped_only_once_its_successor_serves():
+    """The worker asks for a successor and serves on; the supervisor stops it only once the
+    successor in its slot serves, so for a while there are three workers for two slots."""
+    with start("--workers", "2", "--max-requests", "5", "--max-requests-jitter", "0") as server:
+        first = children(server.pid)
+        overlap: List[set] = []
+
+        def replaced() -> bool:
+            ask(server.port)  # fresh connections keep both slots busy
+            current = children(server.pid)
+            if len(current) == 3:
+                overlap.append(current)
+            return not (current & first)
+
+        assert wait_for(replaced)
+        assert overlap and overlap[0] & first, server.output()
+        lines = server.output().splitlines()
+        for pid in first:
+            asked = next(i for i, line in enumerate(lines) if f"worker {pid} asked to be replaced" in line)
+            stopped = next(i for i, line in enumerate(lines) if f"in place of worker {pid}: stopping it" in line)
+            assert asked < stopped
         server.signal()
         assert server.wait() == 0
 
@@ -301,7 +327,7 @@ def test_a_worker_whose_every_thread_is_stuck_is_replaced():
         with socket.create_connection(("127.0.0.1", server.port), timeout=WAIT) as stuck:
             stuck.sendall(get("/stuck"))
             assert Reader(stuck).response().status == 504
-        assert wait_for(lambda: "draining for a fresh worker" in server.output(), timeout=15), server.output()
+        assert wait_for(lambda: "asking for a fresh worker" in server.output(), timeout=15), server.output()
         assert wait_for(lambda: len(children(server.pid)) == 2 and children(server.pid) != before, timeout=30)
         (replaced,) = before - children(server.pid)
         answered = set()

@@ -253,3 +253,30 @@ async def test_start_server_takes_the_loop_it_runs_on_and_refuses_the_other():
     server = await asyncwsgi.start_server(basic.hello, host="127.0.0.1", port=0, loop=running)
     server.close()
     await server.wait_closed()
+
+
+@pytest.mark.asyncio
+async def test_stop_accepting_leaves_queued_connections_to_the_other_holder_of_the_socket():
+    """A supervised worker whose threads are all stuck stops accepting; connections queued in
+    the socket (which the supervisor also holds) wait there for its successor."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    server = await asyncwsgi.start_server(basic.hello, fd=os.dup(listener.fileno()), access_log=False)
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            assert (await client.get(f"http://127.0.0.1:{port}/")).text == "Hello, world!"
+        server.stop_accepting()
+        await asyncio.sleep(0.05)  # the accept loop unwinds
+        client_sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        await asyncio.sleep(0.2)  # time for a server still accepting to take it
+        listener.settimeout(5)
+        taken, _ = listener.accept()  # still queued: this holder (the "successor") gets it
+        taken.close()
+        client_sock.close()
+        assert server.connections == 0
+    finally:
+        server.close()
+        await server.wait_closed()
+        listener.close()
