@@ -20,7 +20,7 @@ from .. import __version__
 from ..accesslog import BatchedStreamHandler
 from ..config import Config, field_choices, flag_name, number_kind
 from ..errors import AppImportError, ConfigError, StartupFailed
-from ..log import error_log
+from ..log import access_log, error_log
 from ..server.listener import bind_sockets, discard_socket_files
 from ..server.server import Server, describe, start_server
 from ..server.tls import make_ssl_context
@@ -295,6 +295,8 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str,
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+    for handler in access_log.handlers:
+        handler.flush()  # the last batch of access lines goes before the line that says we stopped
     error_log.info("asyncwsgi stopped")
     return _FORCED_EXIT if signals.count > 1 else 0
 

@@ -204,8 +204,9 @@ def test_max_requests_recycles_workers():
                 ask(server.port)  # keep the requests coming until every first worker has gone
             except (OSError, EOFError):
                 time.sleep(0.05)  # a connection caught by a worker as it drains
-            current = children(server.pid)
-            return len(current) == 2 and not (current & first)
+            # (Not "exactly two workers": at 5 requests each, successors ask for successors of
+            # their own, and a replaced worker serves on until its successor does.)
+            return bool(first) and not (children(server.pid) & first)
 
         assert wait_for(recycled)
         assert "(--max-requests)" in server.output() and "serves in place of worker" in server.output()
@@ -223,7 +224,7 @@ def test_a_recycled_worker_is_stopped_only_once_its_successor_serves():
         def replaced() -> bool:
             ask(server.port)  # fresh connections keep both slots busy
             current = children(server.pid)
-            if len(current) == 3:
+            if len(current) > 2:
                 overlap.append(current)
             return not (current & first)
 

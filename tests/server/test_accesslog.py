@@ -185,3 +185,6 @@ def test_the_command_loses_no_access_line_on_sigterm():
         assert server.wait() == 0
         lines = [line for line in server.lines if '"GET /counted HTTP/1.1" 200' in line]
         assert len(lines) == 200, server.output()[-2000:]
+        # ...and before the line that says the server stopped, not after it.
+        last = max(i for i, line in enumerate(server.lines) if '"GET /counted HTTP/1.1" 200' in line)
+        assert any("asyncwsgi stopped" in line for line in server.lines[last:]), server.output()[-2000:]
