@@ -122,7 +122,7 @@ class AccessFormatter:
         self._tail = text[position:].replace("%%", "%")
 
         # The default format, written out: 1.0 µs a line against 2.3 µs through the atoms; the
-        # server then hands over a CombinedEntry instead of a line (log_combined).
+        # server then hands over a CombinedEntry instead of a line (log_access).
         self.combined = text == COMBINED and not self.json
 
     def format(self, record: AccessRecord) -> str:
@@ -252,7 +252,7 @@ class BatchedStreamHandler(_StreamHandler):
                 self._pending = []
                 self._pending_bytes = 0
                 try:
-                    text = "\n".join([p if type(p) is str else combined_line(p) for p in pending])  # type: ignore[arg-type]
+                    text = "\n".join([p if isinstance(p, str) else combined_line(p) for p in pending])
                     self.stream.write(text + "\n")
                 except Exception:  # like emit: a broken log stream must not break the server
                     self.handleError(logging.makeLogRecord({"msg": str(pending[-1])}))
@@ -270,25 +270,16 @@ class BatchedStreamHandler(_StreamHandler):
 _ENTRY_BYTES = 100
 
 
-def log_access(line: str, loop: asyncio.AbstractEventLoop) -> None:
-    """[loop] Send one access line: batched to the command's own handler, else as a log record
-    (an embedding program's handlers, caplog, filters and all, see every line as before)."""
+def log_access(line: Union[str, CombinedEntry], loop: asyncio.AbstractEventLoop) -> None:
+    """[loop] Send one access line (or a ``COMBINED`` line's entry): batched to the command's own
+    handler, which formats entries when it writes them; else as a log record (an embedding
+    program's handlers, caplog, filters and all, see every line as before)."""
     handler = _batched_handler()
     if handler is not None:
         if access_log.isEnabledFor(logging.INFO):
             handler.add(line, loop)
         return
-    access_log.info("%s", line)
-
-
-def log_combined(entry: CombinedEntry, loop: asyncio.AbstractEventLoop) -> None:
-    """[loop] ``log_access`` for a ``COMBINED`` line: the command's handler formats it later."""
-    handler = _batched_handler()
-    if handler is not None:
-        if access_log.isEnabledFor(logging.INFO):
-            handler.add(entry, loop)
-        return
-    access_log.info("%s", combined_line(entry))
+    access_log.info("%s", line if isinstance(line, str) else combined_line(line))
 
 
 def _batched_handler() -> Optional[BatchedStreamHandler]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple, Union
 
 import h11
 
-from ..accesslog import AccessRecord, combined_entry, log_access, log_combined
+from ..accesslog import AccessRecord, combined_entry, log_access
 from ..errors import ClientDisconnected
 from ..http.response import CONTINUE, NO_BODY, BodyFramer, FramingError, ResponseHead, start_response
 from ..log import error_log
@@ -590,7 +590,7 @@ class Exchange:
         if ctx.access_formatter.combined:
             duration = time.monotonic() - self.started
             entry = combined_entry(self.environ, self.request_line(), self.status, self.bytes_out, duration)
-            log_combined(entry, ctx.loop)
+            log_access(entry, ctx.loop)
             return
         call = self.call
         started = call.started_at
