@@ -117,11 +117,11 @@ class ReadDeadline:
     def set(self, seconds: float) -> None:
         """The deadline is ``seconds`` from now (0: at once, at the next slot)."""
         wheel = self._wheel
-        when = wheel._loop.time() + seconds  # (wheel.now() and slot_time() inlined: twice a request)
+        when = wheel.now() + seconds
         self.when = when
         slot = self._slot
         if slot is not None:
-            if slot * wheel.resolution <= when:
+            if wheel.slot_time(slot) <= when:
                 return  # our slot comes first; we file again then for the rest
             wheel.remove(self, slot)
         self._slot = wheel.add(self, when)

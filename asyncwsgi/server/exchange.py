@@ -541,18 +541,13 @@ class Exchange:
 
     def _finish(self) -> None:
         self.state = DONE
-        # Each helper is called only where it has something to do: this runs once a request.
-        if self.deadline_timer is not None:
-            self._stop_request_deadline()
+        self._stop_request_deadline()
         if self.timed_out:
             self.protocol.ctx.stuck.discard(self)
-        if self.reserved:
-            self._release_buffer()
+        self._release_buffer()
         self._detach()
-        if self.queue_slot is not None:
-            self._leave_queue_deadline()
-        if self.watched_fd >= 0:
-            self._unwatch()
+        self._leave_queue_deadline()
+        self._unwatch()
         protocol = self.protocol
         ctx = protocol.ctx
         stats = ctx.stats

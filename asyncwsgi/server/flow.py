@@ -39,10 +39,10 @@ PAUSE_REFUSED = 8  # we gave up on this request's body; nothing more is read
 # Larger ones go to uvloop's writelines uncopied (one writev), and are joined for the stdlib
 # loop's transports, whose writelines in early 3.12 and 3.13 releases never pauses the protocol
 # (CPython gh-127655, fixed in later patch releases): a slow reader's response would pile up
-# unbounded, which tests/server/test_flow.py catches. As a write
-# each, a streamed chunk's size line, data and CRLF were three sends: a 1 MiB response streamed
-# in 64 KiB yields went from 1,350-1,520 to 1,860 req/s at 16 connections on uvloop, and from
-# 1,100-1,430 to 1,790 on the stdlib loop (3.11, joined).
+# unbounded, which tests/server/test_flow.py catches. As a write each, a streamed chunk's size
+# line, data and CRLF were three sends: a 1 MiB response streamed in 64 KiB yields went from
+# 1,350-1,520 to 1,860 req/s at 16 connections on uvloop, and from 1,100-1,430 to 1,790 on the
+# stdlib loop (3.11, joined).
 _JOIN_PIECES_BYTES = 16 * 1024
 
 
