@@ -187,7 +187,8 @@ def test_reload_shows_an_import_error_until_the_fix(tmp_path):
         assert status == 500
         assert "asyncwsgi --reload: error while importing 'reloadable'" in body
         assert 'reloadable.py", line 1' in body and "SyntaxError" in body  # the traceback
-        assert "answering 500 with the traceback until a file changes" in server.output()
+        # (the log line reaches our pipe through the supervisor, maybe after the answer)
+        assert wait_for(lambda: "answering 500 with the traceback until a file changes" in server.output())
         restarts = server.output().count("listening on")
         # Nothing restarts while nothing changes (it would only fail again).
         assert not wait_for(lambda: server.output().count("listening on") > restarts, timeout=1.5)
