@@ -111,6 +111,14 @@ class Config:
         "is discarded and its close() still runs (0: off).",
         metavar="SECONDS",
     )
+    spare_threads: Optional[int] = _opt(
+        None,
+        "With --request-timeout: a request still in the app at half its deadline is lent a spare "
+        "thread, so the requests queued behind it run in time; at most this many at a time, each "
+        "given back when its request's app returns. The app may then run on up to --threads plus "
+        "this many threads at once (default: as many as --threads; 0: none).",
+        metavar="N",
+    )
     slow_request_log: float = _opt(
         0.0,
         "Log, once per request, the Python stack of a request's thread when it has been in the app "
@@ -354,6 +362,10 @@ class Config:
         _at_least(self, "max_requests", 0)
         _at_least(self, "max_requests_jitter", 0)
         _at_least(self, "queue_size", 0)
+        if self.spare_threads is not None:
+            _at_least(self, "spare_threads", 0)
+            if not self.request_timeout:
+                _fail("spare_threads", "needs --request-timeout: spares are lent at half of a request's deadline")
         _at_least(self, "backlog", 1)
         _at_least(self, "max_head_bytes", 1024)
         _at_least(self, "max_request_line_bytes", 64)
@@ -421,6 +433,13 @@ class Config:
         for name, choices in _FIELD_CHOICES.items():
             if getattr(self, name) not in choices:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
+
+    @property
+    def spares(self) -> int:
+        """Spare threads the pool may lend (--spare-threads; as many as --threads by default)."""
+        if not self.request_timeout:
+            return 0
+        return self.threads if self.spare_threads is None else self.spare_threads
 
     def command_options_set(self) -> List[str]:
         """Options only the ``asyncwsgi`` command can act on (processes, users, the loop, reloads)

@@ -320,31 +320,33 @@ async def _heartbeat(server: Server, fd: int) -> None:
 
 
 async def _recycle_when_stuck(server: Server, grace: float, supervisor: int) -> None:
-    """[supervised worker] Ask for a fresh worker once every thread has been stuck in a request
-    already cut off at --request-timeout for ``grace`` more seconds.
+    """[supervised worker] Ask for a fresh worker once as many requests as --threads have been
+    stuck past --request-timeout (each holding a thread) for ``grace`` more seconds.
 
     Python cannot stop those threads; a process can be replaced. This worker stops accepting
     (new connections wait in the socket for the successor); the supervisor starts the successor
     and stops this worker (SIGTERM, a drain) once the successor serves. The stuck requests have
-    been answered; requests that still wait in this worker's queue get their 504 at their
+    been answered; spare threads (--spare-threads) serve this worker's own connections
+    meanwhile. Without spares, requests that still wait in its queue get their 504 at their
     deadlines.
     """
     loop = asyncio.get_running_loop()
     since: Optional[float] = None
     while True:
         await asyncio.sleep(min(1.0, grace / 4))
-        if not server.all_threads_stuck():
+        if not server.threads_lost():
             since = None
             continue
         if since is None:
             since = loop.time()
         elif loop.time() - since >= grace:
             error_log.warning(
-                "every thread has been stuck past --request-timeout for %.1fs: asking for a fresh worker",
+                "%d requests have held their threads past --request-timeout for %.1fs: asking for a fresh worker",
+                server.config.threads,
                 loop.time() - since,
             )
-            # A connection accepted now would only wait for a thread: leave new ones queued in
-            # the socket (the supervisor holds it) for the successor.
+            # A connection accepted now would wait for a thread, or take a spare that the
+            # successor has plenty of: leave new ones in the socket (the supervisor holds it).
             server.stop_accepting()
             await _ask_for_successor(supervisor)
             return

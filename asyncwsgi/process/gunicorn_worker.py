@@ -11,8 +11,9 @@ settings, ``accesslog`` with ``access_log_format`` (gunicorn's atoms work), and 
 worker's heartbeat is sent from the event loop, so a loop that stops turning gets the worker
 killed and replaced. SIGTERM drains gracefully; SIGQUIT and SIGINT exit at once, as in gunicorn.
 Options gunicorn has no setting for come from ``ASYNCWSGI_*`` variables
-(``ASYNCWSGI_REQUEST_TIMEOUT=20``). With a request timeout, a worker whose every thread has been
-stuck past it for as long again exits, and the arbiter starts a fresh one.
+(``ASYNCWSGI_REQUEST_TIMEOUT=20``). With a request timeout, a worker that has had as many
+requests stuck past it as it has threads, for as long again, exits, and the arbiter starts a
+fresh one (spare threads serve meanwhile).
 """
 
 from __future__ import annotations
@@ -126,10 +127,12 @@ class Worker(_GunicornWorker):  # type: ignore[misc]  # gunicorn has no type hin
                 if server.stats.requests >= self.max_requests:
                     self.log.info("Autorestarting worker after current request.")
                     break
-                if config.request_timeout and server.all_threads_stuck():
+                if config.request_timeout and server.threads_lost():
                     stuck_since = now if stuck_since is None else stuck_since
                     if now - stuck_since >= config.request_timeout:
-                        self.log.warning("Every thread stuck past --request-timeout: restarting the worker.")
+                        self.log.warning(
+                            "As many requests as --threads stuck past --request-timeout: restarting the worker."
+                        )
                         break
                 else:
                     stuck_since = None

@@ -81,6 +81,7 @@ class Exchange:
         "response_complete",
         "sendfile_task",
         "slow_logged",
+        "spared",
         "started",
         "state",
         "status",
@@ -136,6 +137,7 @@ class Exchange:
         self.waits = False  # it has waited for a thread (parked, or in the pool's queue)
         self.timed_out = False  # cut off at --request-timeout while the app ran: its output is dropped
         self.slow_logged = False  # its stack was logged (--slow-request-log, --request-timeout)
+        self.spared = False  # the pool lent a spare thread in place of ours (--spare-threads)
         self.deadline_timer: Optional[asyncio.TimerHandle] = None
         timeout = ctx.config.request_timeout
         deadline: Optional[float] = None
@@ -143,7 +145,10 @@ class Exchange:
             deadline = self.started + timeout
             environ["asyncwsgi.deadline"] = deadline
             environ["asyncwsgi.time_remaining"] = _TimeRemaining(deadline)
-            self.deadline_timer = ctx.loop.call_later(timeout, self._on_request_deadline)
+            if ctx.pool.spares:
+                self.deadline_timer = ctx.loop.call_later(timeout / 2, self._on_half_deadline)
+            else:
+                self.deadline_timer = ctx.loop.call_later(timeout, self._on_request_deadline)
         environ["asyncwsgi.run_coroutine"] = RunCoroutine(ctx.loop, self.channel, deadline)
 
     # --- dispatch ---------------------------------------------------------------------------
@@ -297,15 +302,41 @@ class Exchange:
         self.protocol.send_error(status, detail, self.request, headers)
         return True
 
+    def _on_half_deadline(self) -> None:
+        """Half of --request-timeout has passed. An app still running holds its thread long
+        enough to be likely stuck: the pool lends a spare in its place (--spare-threads), so the
+        requests queued behind it run before their own deadlines, which come later than its."""
+        self.deadline_timer = None
+        if self.state is DONE:
+            return
+        ctx = self.protocol.ctx
+        remaining = self.started + ctx.config.request_timeout - time.monotonic()
+        self.deadline_timer = ctx.loop.call_later(max(0.0, remaining), self._on_request_deadline)
+        self._lend_spare()
+
+    def _lend_spare(self) -> None:
+        if not self.spared and self.state is RUNNING and self.call.started_at and not self.cancelled:
+            self.spared = self.protocol.ctx.pool.lend_spare()
+
+    def _give_back_spare(self) -> None:
+        if self.spared:
+            self.spared = False
+            self.protocol.ctx.pool.give_back_spare()
+
     def _on_request_deadline(self) -> None:
         """--request-timeout has passed. Not started: 504 from the loop, the app's later output
-        dropped (its thread runs on; Python cannot stop it). Started: the connection is aborted."""
+        dropped (its thread runs on; Python cannot stop it). Started: the connection is aborted.
+        Either way a thread still in the app is counted stuck, whether or not its client stayed."""
         self.deadline_timer = None
         protocol = self.protocol
-        if self.state is DONE or protocol.lost:
+        if self.state is DONE:
             return
         ctx = protocol.ctx
         detail = f"request not answered within --request-timeout ({ctx.config.request_timeout:g}s)"
+        if protocol.lost:
+            if self.state is RUNNING and self.call.started_at and not self.cancelled:
+                self._stuck(detail)  # the client gave up first; the thread is held all the same
+            return
         if self.state is BUFFERING:
             ctx.stats.timeouts["request"] += 1
             self.abandon()  # still uploading: the client's slowness, not the app's
@@ -313,6 +344,17 @@ class Exchange:
             return
         if self._answer_unrun("request", 504, detail):
             return  # it still waited for a thread: the app never runs
+        self._stuck(detail)
+        if self.framer is None:
+            self.status = 504
+            protocol.send_error(504, detail, self.request)
+        else:
+            protocol.abort()
+
+    def _stuck(self, detail: str) -> None:
+        """The app has run past the deadline: log where, drop its output, count its thread as
+        stuck (until the job's last delivery), and lend a spare if it has none yet."""
+        ctx = self.protocol.ctx
         ctx.stats.timeouts["request"] += 1
         if not self.slow_logged:
             self.slow_logged = True
@@ -323,13 +365,9 @@ class Exchange:
                 thread_stack(self.call.thread).rstrip(),
             )
         self.timed_out = True
-        ctx.stuck.add(self)  # until its thread comes back (the job's last delivery)
+        ctx.stuck.add(self)
         self.channel.close()  # the app's next write raises; its close() runs
-        if self.framer is None:
-            self.status = 504
-            protocol.send_error(504, detail, self.request)
-        else:
-            protocol.abort()
+        self._lend_spare()
 
     def _stop_request_deadline(self) -> None:
         if self.deadline_timer is not None:
@@ -394,7 +432,9 @@ class Exchange:
         self._unwatch()
         self.body.fail(ClientDisconnected("client disconnected"))
         self.channel.close()
-        self._stop_request_deadline()
+        if not (self.state is RUNNING and self.call.started_at):
+            # (An app that runs on keeps its deadline: if it is stuck, its thread still is.)
+            self._stop_request_deadline()
         if self.state is WAITING or self.state is BUFFERING:
             self._release_buffer()  # no job will come back to release it
             self.state = DONE
@@ -537,6 +577,7 @@ class Exchange:
         """The job of a request the loop already answered has ended: only its slot is left."""
         self._detach()
         self._release_buffer()
+        self._give_back_spare()
         self.protocol.ctx.pool.release()
 
     def _finish(self) -> None:
@@ -552,6 +593,8 @@ class Exchange:
         ctx = protocol.ctx
         stats = ctx.stats
         if self.local is None:
+            if self.spared:
+                self._give_back_spare()
             ctx.pool.release()
             call = self.call
             if call.started_at:

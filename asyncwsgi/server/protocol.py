@@ -473,7 +473,11 @@ class HTTPProtocol(BodyInput):
             return
         self.exchange = None
         if transport.can_write_eof():
-            transport.write_eof()
+            try:
+                transport.write_eof()
+            except OSError:  # the client has reset already (ENOTCONN): nothing to linger for
+                self.abort()
+                return
             self._read_everything()
             self._enter(LINGER, _LINGER_SECONDS)
         else:

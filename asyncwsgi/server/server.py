@@ -59,9 +59,10 @@ class Server:
         """Counters since start: requests, responses by class, timeouts (see stats.py)."""
         return self._ctx.stats
 
-    def all_threads_stuck(self) -> bool:
-        """Every thread runs a request already cut off at --request-timeout: this server can
-        serve nothing until one returns. (The command and the gunicorn worker recycle on it.)"""
+    def threads_lost(self) -> bool:
+        """As many requests as --threads are stuck past --request-timeout, each in a thread
+        Python cannot stop. Spare threads may serve meanwhile, but only a fresh process gets the
+        lost ones back: the command and the gunicorn worker recycle on this."""
         ctx = self._ctx
         return len(ctx.stuck) >= ctx.pool.threads
 
@@ -226,7 +227,7 @@ async def start_server(
             "start_server serves on the running loop in this process"
         )
     loop = asyncio.get_running_loop()
-    pool = ThreadPool(config.threads, config.queue_size)
+    pool = ThreadPool(config.threads, config.queue_size, config.spares)
     ctx = ServerContext(config, app, loop, pool, table)
 
     ssl_context = make_ssl_context(config)  # raises ConfigError for unreadable certificates

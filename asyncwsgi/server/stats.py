@@ -121,12 +121,21 @@ def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
                 pool_queued += 1
     pool = ctx.pool
     stats = ctx.stats
-    busy = max(0, min(pool.threads, pool.admitted - pool_queued))
+    running = pool.running_threads
+    busy = max(0, min(running, pool.admitted - pool_queued))
     return {
         "ready": is_ready(ctx),
         "draining": ctx.draining,
         "connections": {"open": len(ctx.connections), **states},
-        "threads": {"total": pool.threads, "busy": busy, "idle": pool.threads - busy},
+        # total counts the spares lent in place of threads held past half a deadline; stuck, the
+        # requests past their deadline whose threads have not come back (--request-timeout).
+        "threads": {
+            "total": running,
+            "busy": busy,
+            "idle": running - busy,
+            "spare": pool.spares_out,
+            "stuck": len(ctx.stuck),
+        },
         "in_flight": sorted(in_flight, key=lambda r: -r["age_seconds"]),
         "request_buffers": {"bytes": ctx.request_buffers.used, "capacity": ctx.request_buffers.capacity},
         "response_buffers": {"bytes": ctx.response_buffers.used, "capacity": ctx.response_buffers.capacity},
@@ -195,7 +204,13 @@ def prometheus(data: Dict[str, Any]) -> str:
         "Open connections by state.",
         [(f'{{state="{k}"}}', v) for k, v in connections.items() if k != "open"],
     )
-    metric("threads", "gauge", "Threads by state.", [('{state="busy"}', data["threads"]["busy"])])
+    threads = data["threads"]
+    metric(
+        "threads",
+        "gauge",
+        "Threads by state.",
+        [(f'{{state="{state}"}}', threads[state]) for state in ("busy", "spare", "stuck")],
+    )
     metric("threads_total", "gauge", "Threads.", [("", data["threads"]["total"])])
     buffers = data["request_buffers"]
     metric("request_buffer_bytes", "gauge", "Request-body bytes reserved for buffering.", [("", buffers["bytes"])])

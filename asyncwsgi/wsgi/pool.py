@@ -6,6 +6,13 @@ the pool full registers a waiter and stops reading its connection; that is how s
 turns into TCP back-pressure instead of an unbounded queue (``ThreadPoolExecutor.submit``
 would queue forever). A slot is released on the loop thread when the job's last hand-off
 arrives there, which every job sends exactly once (see ``bridge.OutputChannel.finish``).
+
+Spare threads (``--spare-threads``): Python cannot stop a thread stuck in the app, so a request
+that holds its thread past half of ``--request-timeout`` is lent a spare: one more thread and
+one more slot, so the requests queued behind it run before their own deadlines. When that
+request's job ends, the pool gives the spare back: one thread too many, and whichever is idle
+first exits. At most ``spares`` are out at a time; past that, stuck requests shrink the pool
+(and a supervised worker is recycled, see ``process/cli.py``).
 """
 
 from __future__ import annotations
@@ -28,13 +35,16 @@ _STOP = None
 class ThreadPool:
     """N threads fed from one queue; bounded admission decided on the loop thread."""
 
-    def __init__(self, threads: int, queue_size: int, name: str = "asyncwsgi-thread") -> None:
+    def __init__(self, threads: int, queue_size: int, spares: int = 0, name: str = "asyncwsgi-thread") -> None:
         self.threads = threads
+        self.spares = spares
         self.capacity = threads + queue_size
         self._name = name
         self._jobs: queue.SimpleQueue[Optional[Job]] = queue.SimpleQueue()
         self._workers: List[threading.Thread] = []
+        self._started = 0  # threads ever started, for their names
         self._admitted = 0  # [loop] jobs admitted and not yet released
+        self._spares_out = 0  # [loop] spares lent and not yet given back
         self._waiters: Deque[Waiter] = collections.deque()  # [loop]
 
     # --- [loop] -----------------------------------------------------------------------------
@@ -71,13 +81,48 @@ class ThreadPool:
         self._admitted += 1
         self._jobs.put(job)
 
+    @property
+    def spares_out(self) -> int:
+        return self._spares_out
+
+    @property
+    def running_threads(self) -> int:
+        """Threads meant to be running: ``threads`` plus the spares lent (a retired spare's
+        thread exits when it is next idle)."""
+        return self.threads + self._spares_out
+
+    def lend_spare(self) -> bool:
+        """A job holds its thread past half its deadline: start a thread, with a slot, to stand
+        in for it. False when every spare is out; then the pool is one thread short until the
+        job ends."""
+        if self._spares_out >= self.spares:
+            return False
+        self._spares_out += 1
+        self.capacity += 1
+        self._workers = [t for t in self._workers if t.is_alive()]
+        self._start_thread()
+        while self._waiters and self._admitted < self.capacity:
+            self._waiters.popleft()()  # the new slot goes to the oldest waiter
+        return True
+
+    def give_back_spare(self) -> None:
+        """The job a spare stood in for has ended (call before its ``release``): one thread too
+        many now, and the first to be idle exits."""
+        self._spares_out -= 1
+        self.capacity -= 1
+        self._jobs.put(_STOP)
+
     # --- [main / loop] lifecycle ------------------------------------------------------------
 
     def start(self) -> None:
-        for index in range(self.threads):
-            thread = threading.Thread(target=self._work, name=f"{self._name}-{index}", daemon=True)
-            thread.start()
-            self._workers.append(thread)
+        for _ in range(self.threads):
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        thread = threading.Thread(target=self._work, name=f"{self._name}-{self._started}", daemon=True)
+        self._started += 1
+        thread.start()
+        self._workers.append(thread)
 
     def shutdown(self) -> None:
         """Ask every thread to exit once it is idle. Does not wait (an app may be stuck)."""

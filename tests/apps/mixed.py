@@ -1,4 +1,5 @@
-"""One app with the mix of requests the recycling and reload tests run: fast, slow, upload, download."""
+"""One app with the mix of requests the recycling and reload tests run: fast (answers the pid),
+slow, upload, download; and stuck, for the --request-timeout recycling test."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ def app(environ, start_response):
         body = str(len(environ["wsgi.input"].read())).encode()
     elif path == "/download":
         body = b"d" * (256 * 1024)
+    elif path == "/stuck":
+        time.sleep(60)  # never comes back within a test
+        body = b"late"
     else:
         body = b"%d" % os.getpid()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])

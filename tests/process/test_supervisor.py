@@ -339,7 +339,52 @@ def test_a_worker_whose_every_thread_is_stuck_is_replaced():
         assert replaced not in answered and answered <= children(server.pid)
         server.signal(signal.SIGTERM)
         assert server.wait() == 0
-    assert "every thread has been stuck past --request-timeout" in server.output()
+    assert "1 requests have held their threads past --request-timeout" in server.output()
+
+
+def _connection_to(port: int, pid: int) -> socket.socket:
+    """A keep-alive connection that the worker ``pid`` accepted (fresh ones land anywhere)."""
+    for _ in range(200):
+        sock = socket.create_connection(("127.0.0.1", port), timeout=WAIT)
+        sock.sendall(get("/fast"))
+        if int(Reader(sock).response().body) == pid:
+            return sock
+        sock.close()
+    raise AssertionError(f"no connection reached worker {pid}")
+
+
+@pytest.mark.slow
+def test_a_worker_with_every_thread_stuck_is_replaced_under_load_losing_no_other_request():
+    """Both threads of one worker get stuck while 16 clients keep the mix going. Spares serve
+    that worker's connections meanwhile, it is replaced, and no request but the stuck ones
+    fails (with --spare-threads 0, the requests queued behind the stuck ones get 504)."""
+    server = CLIServer(
+        "tests.apps.mixed:app", "--port", "0", "--no-access-log", "--workers", "2", "--threads", "2",
+        "--request-timeout", "1",
+    )  # fmt: skip
+    with server:
+        server.wait_listening()
+        assert wait_for(lambda: len(children(server.pid)) == 2)
+        victim = min(children(server.pid))
+        recorder = Recorder(server.port, clients=16)
+        try:
+            assert wait_for(lambda: recorder.ok > 200)
+            stuck = [_connection_to(server.port, victim) for _ in range(2)]
+            for sock in stuck:
+                sock.sendall(get("/stuck"))
+            for sock in stuck:
+                assert Reader(sock).response().status == 504
+                sock.close()
+            assert wait_for(lambda: victim not in children(server.pid), timeout=30), server.output()
+            served = recorder.ok
+            assert wait_for(lambda: recorder.ok > served + 200)
+        finally:
+            recorder.stop()
+        assert recorder.failures == [], recorder.failures[:10]
+        assert len(children(server.pid)) == 2
+        server.signal(signal.SIGTERM)
+        assert server.wait() == 0
+    assert "2 requests have held their threads past --request-timeout" in server.output()
 
 
 def test_every_worker_serves_the_mounts():

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import json
 import socket
+import struct
 import threading
 import time
 from typing import List
+
+import pytest
 
 from tests.helpers import WAIT, Reader, connect, get, request, wait_for
 
@@ -77,7 +80,7 @@ def test_a_started_response_is_aborted_at_the_deadline(serve):
     assert wait_for(lambda: closed == ["/started"])
 
 
-def test_a_request_queued_past_its_deadline_gets_504_and_never_runs(serve):
+def test_without_spares_a_request_queued_past_its_deadline_gets_504_and_never_runs(serve):
     release, started = threading.Event(), threading.Event()
     closed: List[str] = []
     ran: List[str] = []
@@ -87,7 +90,7 @@ def test_a_request_queued_past_its_deadline_gets_504_and_never_runs(serve):
         ran.append(environ["PATH_INFO"])
         return app(environ, start_response)
 
-    srv = serve(recording, threads=1, queue_size=4, request_timeout=1.0)
+    srv = serve(recording, threads=1, queue_size=4, request_timeout=1.0, spare_threads=0)
     with connect(srv.port) as stuck:
         stuck.sendall(get("/stuck"))
         assert started.wait(WAIT)
@@ -99,6 +102,79 @@ def test_a_request_queued_past_its_deadline_gets_504_and_never_runs(serve):
     release.set()
     assert wait_for(lambda: closed == ["/stuck"])
     assert request(srv.port, get("/quick")).body == b"quick"
+
+
+def _app_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith("asyncwsgi-thread"))
+
+
+def test_a_spare_thread_serves_the_request_queued_behind_a_stuck_one(serve):
+    release, started = threading.Event(), threading.Event()
+    closed: List[str] = []
+    srv = serve(_stuck_app(release, closed, started), threads=1, queue_size=4, request_timeout=1.0)
+    assert srv.server is not None
+    before = _app_threads()
+    with connect(srv.port) as stuck:
+        stuck.sendall(get("/stuck"))
+        assert started.wait(WAIT)
+        began = time.monotonic()
+        resp = request(srv.port, get("/quick"))  # queued behind the one thread
+        waited = time.monotonic() - began
+        assert resp.body == b"quick"  # run by the spare lent at half the stuck one's deadline
+        assert waited < 0.9
+        assert Reader(stuck).response().status == 504  # the stuck one still gets its 504
+    assert _app_threads() == before + 1
+    assert srv.server.threads_lost()  # one request stuck, as many as --threads
+    release.set()
+    assert wait_for(lambda: closed == ["/stuck"])
+    assert wait_for(lambda: _app_threads() == before)  # the spare is given back: a thread exits
+    assert not srv.server.threads_lost()
+    assert request(srv.port, get("/quick")).body == b"quick"
+
+
+def test_spares_are_capped_by_spare_threads(serve):
+    release, started = threading.Event(), threading.Event()
+    closed: List[str] = []
+    srv = serve(
+        _stuck_app(release, closed, started),
+        threads=1,
+        queue_size=4,
+        request_timeout=1.0,
+        spare_threads=1,
+        stats_path="/stats",
+    )
+    with connect(srv.port) as first, connect(srv.port) as second:
+        first.sendall(get("/stuck"))
+        assert started.wait(WAIT)
+        started.clear()
+        second.sendall(get("/stuck"))  # runs on the spare lent for the first, at 0.5 s
+        assert started.wait(WAIT)
+        threads = json.loads(request(srv.port, get("/stats")).body)["threads"]
+        assert threads == {"total": 2, "busy": 2, "idle": 0, "spare": 1, "stuck": 0}
+        resp = request(srv.port, get("/quick"))  # no second spare: it waits to its deadline
+        assert resp.status == 504
+        assert Reader(first).response().status == 504 and Reader(second).response().status == 504
+    release.set()
+    assert wait_for(lambda: sorted(closed) == ["/stuck", "/stuck"])
+    assert request(srv.port, get("/quick")).body == b"quick"
+
+
+@pytest.mark.parametrize("leaves", ["closes", "resets"])
+def test_a_stuck_request_whose_client_left_still_counts_as_stuck(serve, leaves):
+    release, started = threading.Event(), threading.Event()
+    closed: List[str] = []
+    srv = serve(_stuck_app(release, closed, started), threads=1, request_timeout=0.5, spare_threads=0)
+    assert srv.server is not None
+    with connect(srv.port) as sock:
+        sock.sendall(get("/stuck"))
+        assert started.wait(WAIT)
+        if leaves == "resets":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    assert wait_for(lambda: srv.server.stats.timeouts["request"] == 1)  # counted at its deadline
+    assert srv.server.threads_lost()  # so a supervised worker can be recycled
+    release.set()
+    assert wait_for(lambda: closed == ["/stuck"])
+    assert wait_for(lambda: not srv.server.threads_lost())
 
 
 def test_the_app_sees_its_deadline_net_of_queue_time(serve):

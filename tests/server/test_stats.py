@@ -49,7 +49,7 @@ def test_probes_answer_while_every_thread_is_stuck(serve):
         ready = request(srv.port, get("/readyz"))
         assert (ready.status, ready.body) == (503, b"not ready: saturated\n")
         stats = json.loads(request(srv.port, get("/stats")).body)
-        assert stats["threads"] == {"total": 1, "busy": 1, "idle": 0}
+        assert stats["threads"] == {"total": 1, "busy": 1, "idle": 0, "spare": 0, "stuck": 0}
         assert stats["queue"]["parked"] == 1 and stats["queue"]["oldest_seconds"] > 0
         assert stats["connections"]["in_app"] == 1 and stats["connections"]["waiting_for_thread"] == 1
         assert stats["ready"] is False

@@ -59,6 +59,8 @@ def test_every_field_has_help():
         ({"access_log": 1}, "--access-log must be bool"),
         ({"uds": "/x", "fd": 3}, "mutually exclusive"),
         ({"max_head_bytes": 10}, "--max-head-bytes must be >= 1024"),
+        ({"spare_threads": 2}, "--spare-threads needs --request-timeout"),
+        ({"spare_threads": -1, "request_timeout": 5.0}, "--spare-threads must be >= 0"),
     ],
 )
 def test_invalid_values_name_the_flag(options, message):
@@ -80,3 +82,10 @@ def test_frozen():
 
 def test_int_accepted_for_seconds():
     assert Config(keep_alive=2).keep_alive == 2
+
+
+def test_spares_default_to_as_many_as_threads_and_only_with_a_deadline():
+    assert Config(threads=3).spares == 0  # no --request-timeout: nothing is lent
+    assert Config(threads=3, request_timeout=5.0).spares == 3
+    assert Config(threads=3, request_timeout=5.0, spare_threads=0).spares == 0
+    assert Config(threads=3, request_timeout=5.0, spare_threads=7).spares == 7

@@ -4,6 +4,7 @@ import threading
 from typing import Callable, List, Optional
 
 from asyncwsgi.wsgi.pool import ThreadPool
+from tests.helpers import wait_for
 
 
 def test_admission_is_bounded_and_fifo():
@@ -62,3 +63,51 @@ def test_job_exception_does_not_kill_thread(caplog):
     pool.shutdown()
     assert pool.join(5) == []
     assert any("unexpected error" in r.getMessage() for r in caplog.records)
+
+
+def _alive(prefix: str) -> int:
+    return sum(1 for t in threading.enumerate() if t.name.startswith(prefix))
+
+
+def test_a_spare_stands_in_for_a_held_thread_then_retires():
+    pool = ThreadPool(threads=1, queue_size=0, spares=1, name="spare-test")
+    pool.start()
+    hold, held, quick = threading.Event(), threading.Event(), threading.Event()
+    admitted: List[str] = []
+
+    def holding() -> None:
+        held.set()
+        hold.wait(5)
+
+    assert pool.try_submit(holding)
+    assert held.wait(5)
+    assert not pool.try_submit(quick.set)  # the one thread is held, and the queue has no room
+
+    def waiter() -> None:
+        admitted.append("waiter")
+        pool.admit(quick.set)
+
+    pool.wait_for_slot(waiter)
+    assert pool.lend_spare()  # the new slot goes to the waiter at once
+    assert admitted == ["waiter"]
+    assert quick.wait(5)  # run by the spare while the first thread is still held
+    assert (pool.running_threads, pool.spares_out, pool.capacity) == (2, 1, 2)
+    assert not pool.lend_spare()  # every spare is out
+    pool.release()  # the quick job's slot
+    hold.set()
+    pool.give_back_spare()  # the held job has ended: one thread too many
+    pool.release()
+    assert (pool.running_threads, pool.spares_out, pool.capacity, pool.admitted) == (1, 0, 1, 0)
+    assert wait_for(lambda: _alive("spare-test") == 1)  # the first idle thread takes the stop and exits
+    ran = threading.Event()
+    assert pool.try_submit(ran.set)  # the one thread left still serves
+    assert ran.wait(5)
+    pool.release()
+    pool.shutdown()
+    assert pool.join(5) == []
+
+
+def test_no_spares_by_default():
+    pool = ThreadPool(threads=2, queue_size=0)
+    assert not pool.lend_spare()
+    assert (pool.running_threads, pool.capacity) == (2, 2)
