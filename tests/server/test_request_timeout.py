@@ -229,3 +229,54 @@ def test_an_upload_still_arriving_at_the_deadline_gets_408(serve):
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
         assert Reader(sock).response().status == 408
     assert ran == []
+
+
+def _endless_streams(srv, ended: List[int], rounds: int) -> None:
+    """Rounds of four endless streams, read as fast as they come: each must be cut off at the
+    deadline (its app's iterable closed), and the server must answer after each round."""
+    for round_ in range(rounds):
+        results: List[bytes] = []
+
+        def stream(results: List[bytes]) -> None:
+            with connect(srv.port) as sock:
+                sock.sendall(get("/stream"))
+                results.append(_until_closed(sock))
+
+        readers = [threading.Thread(target=stream, args=(results,)) for _ in range(4)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(WAIT)
+        assert len(results) == 4, f"round {round_}: a stream was never cut off"
+        for received in results:
+            assert received.startswith(b"HTTP/1.1 200 OK") and not received.endswith(b"0\r\n\r\n")
+        assert wait_for(lambda: len(ended) == 4 * (round_ + 1)), f"round {round_}"  # noqa: B023
+        assert request(srv.port, get("/quick")).body == b"quick"
+
+
+def _endless_app(ended: List[int]):
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/quick":
+            start_response("200 OK", [("Content-Length", "5")])
+            return [b"quick"]
+        start_response("200 OK", [])
+
+        def endless():
+            try:
+                while True:
+                    yield b"x" * 64  # each one a hand-off to the loop
+            finally:
+                ended.append(1)
+
+        return endless()
+
+    return app
+
+
+def test_responses_streamed_as_fast_as_they_are_read_are_still_cut_off(serve):
+    """Threads that hand chunks over as fast as the loop takes them must not hold the loop in
+    one batch of hand-offs: the deadline's timer has to fire (it never did on the stdlib loop
+    while the Mailbox drained its queue until empty)."""
+    ended: List[int] = []
+    srv = serve(_endless_app(ended), threads=4, request_timeout=0.2, spare_threads=0)
+    _endless_streams(srv, ended, rounds=1)
