@@ -17,6 +17,7 @@ from .errors import (
     RequestBodyError,
     RequestBodyTimeout,
     RequestBodyTooLarge,
+    RequestTimeout,
     RequestTrailersTooLarge,
 )
 from .server.server import Server, serve, start_server
@@ -29,6 +30,7 @@ __all__ = [
     "RequestBodyError",
     "RequestBodyTimeout",
     "RequestBodyTooLarge",
+    "RequestTimeout",
     "RequestTrailersTooLarge",
     "Server",
     "__version__",

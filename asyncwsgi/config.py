@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import typing
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Tuple, Union
@@ -118,6 +119,11 @@ class Config:
         "given back when its request's app returns. The app may then run on up to --threads plus "
         "this many threads at once (default: as many as --threads; 0: none).",
         metavar="N",
+    )
+    interrupt_on_timeout: bool = _opt(
+        False,
+        "At --request-timeout, also raise asyncwsgi.RequestTimeout in the app's thread, so it stops "
+        "at its next Python call or loop iteration (a blocking call only when it returns).",
     )
     slow_request_log: float = _opt(
         0.0,
@@ -366,6 +372,13 @@ class Config:
             _at_least(self, "spare_threads", 0)
             if not self.request_timeout:
                 _fail("spare_threads", "needs --request-timeout: spares are lent at half of a request's deadline")
+        if self.interrupt_on_timeout and not self.request_timeout:
+            _fail("interrupt_on_timeout", "needs --request-timeout: there is no deadline to interrupt at")
+        if self.interrupt_on_timeout and sys.implementation.name != "cpython":
+            _fail(
+                "interrupt_on_timeout",
+                f"needs CPython's PyThreadState_SetAsyncExc; this is {sys.implementation.name}",
+            )
         _at_least(self, "backlog", 1)
         _at_least(self, "max_head_bytes", 1024)
         _at_least(self, "max_request_line_bytes", 64)

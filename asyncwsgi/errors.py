@@ -55,6 +55,16 @@ class RequestTrailersTooLarge(RequestBodyError):
     reason = b"Request Header Fields Too Large"
 
 
+class RequestTimeout(Exception):
+    """Raised in the app's thread at ``--request-timeout`` with ``--interrupt-on-timeout``.
+
+    It arrives at the thread's next Python function call or loop iteration: a pure-Python loop
+    stops at once, a blocking call (``time.sleep``, a socket read, C code) only when it returns.
+    The client has already been answered ``504``; let it propagate (a broad ``except
+    Exception`` swallows it, and the app then runs on as without the option).
+    """
+
+
 class ProxyProtocolError(ValueError):
     """A trusted peer's PROXY protocol header is missing or malformed; the connection is refused."""
 

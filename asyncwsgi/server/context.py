@@ -16,6 +16,7 @@ from ..http.head import Head, HeadLimits
 from ..types import Environ, WSGIApp
 from ..wsgi.bridge import Mailbox
 from ..wsgi.environ import EnvironBuilder
+from ..wsgi.interrupt import ShieldedMailbox
 from ..wsgi.pool import ThreadPool
 from ..wsgi.proxy import TrustedProxies, apply_proxy_headers
 from .deadlines import DeadlineWheel, resolution_for
@@ -72,8 +73,9 @@ class ServerContext:
         # Each mount's lifespan state (copied into its request scopes); None: no lifespan support.
         self.lifespan_states: Dict[str, Optional[Dict[str, Any]]] = {}
         self.loop = loop
-        # What the pool's threads hand to this loop (responses, resume-reading), batched.
-        self.mailbox = Mailbox(loop)
+        # What the pool's threads hand to this loop (responses, resume-reading), batched; shielded
+        # from interruptions with --interrupt-on-timeout (wsgi/interrupt.py).
+        self.mailbox = ShieldedMailbox(loop) if config.interrupt_on_timeout else Mailbox(loop)
         self.pool = pool
         self.environ = EnvironBuilder(
             url_scheme="https" if config.certfile is not None else config.url_scheme,

@@ -39,6 +39,7 @@ from ..wsgi.bridge import (
     OutputChannel,
     RunCoroutine,
 )
+from ..wsgi.interrupt import AppInterrupt
 from .slowlog import describe, thread_stack
 from .stats import answer
 
@@ -56,6 +57,10 @@ class ExchangeState(enum.Enum):
 
 
 BUFFERING, WAITING, RUNNING, DONE = ExchangeState
+
+# --interrupt-on-timeout: how soon to try again when the app's thread is in shielded server
+# code (a hand-off to the loop, a few microseconds) at its deadline.
+_INTERRUPT_RETRY_SECONDS = 0.01
 
 # loop.sendfile is called for at most this much at a time, each call bounded by --write-timeout.
 _SENDFILE_SLICE_BYTES = 1024 * 1024
@@ -120,7 +125,8 @@ class Exchange:
         self.environ = environ
         self.channel = OutputChannel(ctx.mailbox, self.deliver, ctx.config.output_buffer_bytes, protocol.write_paused)
         environ["asyncwsgi.disconnected"] = DisconnectEvent(self.channel)
-        self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok, ctx.config.queue_timeout)
+        interrupt = AppInterrupt() if ctx.config.interrupt_on_timeout else None
+        self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok, ctx.config.queue_timeout, interrupt)
         self.state = WAITING
         self.status = 0
         self.framer: Optional[BodyFramer] = None  # set when the response head is written
@@ -355,6 +361,8 @@ class Exchange:
         """The app has run past the deadline: log where, drop its output, count its thread as
         stuck (until the job's last delivery), and lend a spare if it has none yet."""
         ctx = self.protocol.ctx
+        self.timed_out = True
+        ctx.stuck.add(self)  # first: whoever sees the count below sees it stuck
         ctx.stats.timeouts["request"] += 1
         if not self.slow_logged:
             self.slow_logged = True
@@ -364,10 +372,18 @@ class Exchange:
                 detail,
                 thread_stack(self.call.thread).rstrip(),
             )
-        self.timed_out = True
-        ctx.stuck.add(self)
         self.channel.close()  # the app's next write raises; its close() runs
         self._lend_spare()
+        if self.call.interrupt is not None:
+            self._interrupt()
+
+    def _interrupt(self) -> None:
+        """--interrupt-on-timeout: raise RequestTimeout in the app's thread; while the thread is
+        in shielded server code, try again shortly, for as long as the request is stuck."""
+        assert self.call.interrupt is not None
+        fired = self.call.interrupt.fire()
+        if fired is False and self in self.protocol.ctx.stuck:
+            self.protocol.ctx.loop.call_later(_INTERRUPT_RETRY_SECONDS, self._interrupt)
 
     def _stop_request_deadline(self) -> None:
         if self.deadline_timer is not None:

@@ -23,11 +23,12 @@ import threading
 import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from ..errors import ClientDisconnected, RequestBodyError
+from ..errors import ClientDisconnected, RequestBodyError, RequestTimeout
 from ..http.response import HOP_BY_HOP_FIELDS, ResponseHead
 from ..log import error_log
 from ..types import Environ, ExcInfo, WriteCallable, WSGIApp
 from .bridge import Delivery, FileSlice, OutputChannel
+from .interrupt import AppInterrupt
 
 # A list/tuple body up to this size crosses to the loop in a single hand-off.
 ONE_HOP_BYTES = 64 * 1024
@@ -187,6 +188,7 @@ class WSGICall:
         "environ",
         "head",
         "head_sent",
+        "interrupt",
         "length",
         "queue_expired",
         "queue_timeout",
@@ -203,12 +205,14 @@ class WSGICall:
         channel: OutputChannel,
         sendfile_ok: bool,
         queue_timeout: float = 0.0,
+        interrupt: Optional[AppInterrupt] = None,
     ) -> None:
         self.app = app
         self.environ = environ
         self.channel = channel
         self.sendfile_ok = sendfile_ok
         self.queue_timeout = queue_timeout
+        self.interrupt = interrupt  # --interrupt-on-timeout: armed while the app runs
         self.queued_at = 0.0  # time.monotonic() when the loop queued this job
         self.started_at = 0.0  # time.monotonic() when a thread took it (read by the loop for stats)
         self.thread = 0  # that thread's ident, for the loop's stack dumps (slowlog.py)
@@ -249,9 +253,13 @@ class WSGICall:
             self.channel.finish(_QUEUE_TIMEOUT)
             return
         try:
-            final = self._call_app()
+            final = self._call_app() if self.interrupt is None else self._call_interruptible(self.interrupt)
         except ClientDisconnected:
             error_log.debug("client disconnected during %s", self._request_line())
+        except RequestTimeout:
+            if self.interrupt is not None:
+                self.interrupt.disarm()  # again, if it landed on the way into the first
+            error_log.info("%s interrupted at --request-timeout (--interrupt-on-timeout)", self._request_line())
         except RequestBodyError as exc:
             error_log.info("request body for %s: %s", self._request_line(), exc)
             if not self.head_sent:
@@ -294,6 +302,21 @@ class WSGICall:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
+        return self._final(body)
+
+    def _call_interruptible(self, interrupt: AppInterrupt) -> Delivery:
+        """``_call_app`` with RequestTimeout armed from the app's call to its ``close()``."""
+        interrupt.arm()
+        try:
+            result = self.app(self.environ, self.start_response)
+            try:
+                body = self._consume(result)
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        finally:
+            interrupt.disarm()
         return self._final(body)
 
     def _consume(self, result: Iterable[bytes]) -> bytes:

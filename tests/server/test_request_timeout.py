@@ -12,6 +12,7 @@ from typing import List
 
 import pytest
 
+from asyncwsgi import RequestTimeout
 from tests.helpers import WAIT, Reader, connect, get, request, wait_for
 
 
@@ -280,3 +281,78 @@ def test_responses_streamed_as_fast_as_they_are_read_are_still_cut_off(serve):
     ended: List[int] = []
     srv = serve(_endless_app(ended), threads=4, request_timeout=0.2, spare_threads=0)
     _endless_streams(srv, ended, rounds=1)
+
+
+# --- --interrupt-on-timeout -------------------------------------------------------------------
+
+
+def test_interruption_stops_a_pure_python_loop_and_the_slot_comes_back(serve):
+    seen: List[str] = []
+    stop = threading.Event()
+
+    def app(environ, start_response):
+        if environ["PATH_INFO"] == "/spin":
+            try:
+                while not stop.is_set():  # pure Python: interrupted at its next call
+                    pass
+            except RequestTimeout:
+                seen.append("RequestTimeout")
+                raise
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    srv = serve(app, threads=1, queue_size=0, request_timeout=0.3, spare_threads=0, interrupt_on_timeout=True)
+    try:
+        assert request(srv.port, get("/spin")).status == 504
+        assert wait_for(lambda: seen == ["RequestTimeout"])
+        assert request(srv.port, get("/next")).body == b"ok"  # the one thread is free again
+    finally:
+        stop.set()
+
+
+def test_interruption_lands_in_a_loop_of_short_sleeps_once_one_returns(serve):
+    seen: List[float] = []
+
+    def app(environ, start_response):
+        started = time.monotonic()
+        try:
+            for _ in range(100):
+                time.sleep(0.05)  # a blocking call: the exception comes when it returns
+        except RequestTimeout:
+            seen.append(time.monotonic() - started)
+            raise
+        start_response("200 OK", [])
+        return [b"slept"]
+
+    srv = serve(app, threads=1, queue_size=0, request_timeout=0.3, spare_threads=0, interrupt_on_timeout=True)
+    assert request(srv.port, get("/")).status == 504
+    assert wait_for(lambda: len(seen) == 1)
+    assert 0.25 <= seen[0] < 1.0  # not the 5 s the loop would take
+    assert request(srv.port, get("/")).status == 504  # and it serves (and interrupts) again
+    assert wait_for(lambda: len(seen) == 2)
+
+
+def test_an_app_that_finishes_in_time_is_never_interrupted_later(serve):
+    """Armed only while the app runs: 200 fast requests on one thread with a short deadline
+    all succeed."""
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    srv = serve(app, threads=1, queue_size=0, request_timeout=0.05, interrupt_on_timeout=True)
+    with connect(srv.port) as sock:
+        reader = Reader(sock)
+        for _ in range(200):
+            sock.sendall(get("/"))
+            assert reader.response().body == b"ok"
+
+
+def test_interrupting_apps_that_stream_never_wedges_the_hand_offs(serve):
+    """Apps interrupted while they stream post to the loop all the time; the exception must
+    never land inside the shared hand-off to the loop (between its queue and its wake-up, it
+    would leave the loop unwoken for every request). Ten rounds of four endless streams are
+    each cut off at the deadline, and the server answers after each round."""
+    ended: List[int] = []
+    srv = serve(_endless_app(ended), threads=4, request_timeout=0.2, spare_threads=0, interrupt_on_timeout=True)
+    _endless_streams(srv, ended, rounds=10)

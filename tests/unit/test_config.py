@@ -60,6 +60,7 @@ def test_every_field_has_help():
         ({"uds": "/x", "fd": 3}, "mutually exclusive"),
         ({"max_head_bytes": 10}, "--max-head-bytes must be >= 1024"),
         ({"spare_threads": 2}, "--spare-threads needs --request-timeout"),
+        ({"interrupt_on_timeout": True}, "--interrupt-on-timeout needs --request-timeout"),
         ({"spare_threads": -1, "request_timeout": 5.0}, "--spare-threads must be >= 0"),
     ],
 )
