@@ -128,3 +128,30 @@ def test_many_threads_posting_to_a_real_loop_lose_nothing():
         loop.call_soon_threadsafe(loop.stop)
         runner.join(5)
         loop.close()
+
+
+def test_a_batch_that_keeps_growing_lets_the_loop_run_between():
+    """A callback that posts another (as threads streaming as fast as the loop runs do) must not
+    hold the loop in one batch: the loop's own callback runs long before the posts end."""
+    order: List[str] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        mailbox = Mailbox(loop)
+        left = [5000]
+        done = asyncio.Event()
+
+        def post_again() -> None:
+            left[0] -= 1
+            if left[0]:
+                mailbox.call_soon_threadsafe(post_again)
+            else:
+                order.append("posts done")
+                done.set()
+
+        mailbox.call_soon_threadsafe(post_again)
+        loop.call_soon(lambda: order.append("loop ran"))
+        await asyncio.wait_for(done.wait(), 10)
+
+    asyncio.run(main())
+    assert order == ["loop ran", "posts done"]
