@@ -85,8 +85,11 @@ class ServerContext:
         )
         # Set when --proxy-headers is on: whose Forwarded / X-Forwarded-* headers to believe.
         self.trusted_proxies = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
-        # Who may see thread stacks at the stats endpoint (?stacks=1).
-        self.stack_peers = TrustedProxies(config.forwarded_allow_ips)
+        # Who may see thread stacks at the stats endpoint (?stacks=1), and send --deadline-header.
+        self.trusted_peers = TrustedProxies(config.forwarded_allow_ips)
+        # --deadline-header as an environ key (HTTP_X_REQUEST_DEADLINE), or None.
+        header = config.deadline_header
+        self.deadline_key = None if header is None else "HTTP_" + header.upper().replace("-", "_")
         # Set when --proxy-protocol is on: which peers start their connections with a PROXY header.
         self.proxy_protocol_peers = TrustedProxies(config.forwarded_allow_ips) if config.proxy_protocol else None
         self.connections: Set[HTTPProtocol] = set()

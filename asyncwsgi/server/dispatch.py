@@ -5,11 +5,13 @@ In this order: a probe path the loop answers itself (``--health-path``, ``--read
 request under a mount (``asgi_exchange.ASGIExchange``); everything else goes to the WSGI app on
 the thread pool (``exchange.Exchange``, which may read the body first). A handshake the
 server must refuse comes back as a (status, detail) refusal instead, and the app never sees it.
+A WSGI request's deadline is decided here too: ``--request-timeout``, or sooner by
+``--deadline-header`` from a trusted peer.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Tuple, Union
+from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 import h11
 
@@ -41,8 +43,29 @@ def open_exchange(
         if problem is None and not websocket.available():
             problem = 501, "WebSockets need wsproto: pip install 'asyncwsgi[ws]'"
         return problem or WebSocketSession(protocol, request, environ, head, mount)
+    timeout = ctx.config.request_timeout
+    if ctx.deadline_key is not None and local is None:
+        budget = environ.get(ctx.deadline_key)
+        if budget is not None and ctx.trusted_peers.trusts(protocol.client[0] if protocol.client else None):
+            seconds = _seconds(budget)
+            if seconds is None:
+                return 400, f"{ctx.config.deadline_header} must be seconds (a number >= 0), got {budget[:40]!r}"
+            if not seconds:
+                ctx.stats.timeouts["request"] += 1
+                return 504, f"no time left by {ctx.config.deadline_header}: the app is not run"
+            timeout = min(timeout, seconds) if timeout else seconds
     buffer_bytes = 0
     if has_body and local is None:
         expects_continue = protocol._parser().they_are_waiting_for_100_continue
         buffer_bytes = ctx.request_buffer_for(head.content_length, expects_continue)
-    return Exchange(protocol, request, environ, has_body, local, buffer_bytes)
+    return Exchange(protocol, request, environ, has_body, local, buffer_bytes, timeout)
+
+
+def _seconds(value: str) -> Optional[float]:
+    """A --deadline-header value: a decimal number of seconds, at least 0 (0: no time left)."""
+    if not value or not all(c in "0123456789." for c in value):
+        return None  # no signs, exponents, inf or nan
+    try:
+        return float(value)
+    except ValueError:
+        return None

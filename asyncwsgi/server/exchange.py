@@ -91,6 +91,7 @@ class Exchange:
         "state",
         "status",
         "timed_out",
+        "timeout",
         "waits",
         "watched_fd",
     )
@@ -103,6 +104,7 @@ class Exchange:
         has_body: bool,
         local: Optional[str] = None,
         buffer_bytes: int = 0,
+        timeout: float = 0.0,
     ) -> None:
         ctx = protocol.ctx
         self.protocol = protocol
@@ -145,7 +147,8 @@ class Exchange:
         self.slow_logged = False  # its stack was logged (--slow-request-log, --request-timeout)
         self.spared = False  # the pool lent a spare thread in place of ours (--spare-threads)
         self.deadline_timer: Optional[asyncio.TimerHandle] = None
-        timeout = ctx.config.request_timeout
+        # --request-timeout, or tighter from --deadline-header (0: none; a local answer has none)
+        self.timeout = timeout
         deadline: Optional[float] = None
         if timeout and local is None:
             deadline = self.started + timeout
@@ -316,7 +319,7 @@ class Exchange:
         if self.state is DONE:
             return
         ctx = self.protocol.ctx
-        remaining = self.started + ctx.config.request_timeout - time.monotonic()
+        remaining = self.started + self.timeout - time.monotonic()
         self.deadline_timer = ctx.loop.call_later(max(0.0, remaining), self._on_request_deadline)
         self._lend_spare()
 
@@ -338,7 +341,9 @@ class Exchange:
         if self.state is DONE:
             return
         ctx = protocol.ctx
-        detail = f"request not answered within --request-timeout ({ctx.config.request_timeout:g}s)"
+        config = ctx.config
+        source = "--request-timeout" if self.timeout == config.request_timeout else config.deadline_header
+        detail = f"request not answered within {source} ({self.timeout:g}s)"
         if protocol.lost:
             if self.state is RUNNING and self.call.started_at and not self.cancelled:
                 self._stuck(detail)  # the client gave up first; the thread is held all the same

@@ -179,7 +179,7 @@ def answer(
         reason = "draining" if ctx.draining else "saturated"
         return 503, b"Service Unavailable", "text/plain; charset=utf-8", f"not ready: {reason}\n".encode()
     stacks = b"stacks=1" in query
-    if stacks and not ctx.stack_peers.trusts(peer):
+    if stacks and not ctx.trusted_peers.trusts(peer):
         return 403, b"Forbidden", "text/plain; charset=utf-8", b"stacks only for --forwarded-allow-ips\n"
     data = snapshot(ctx, stacks)
     if b"format=prometheus" in query or "text/plain" in accept or "openmetrics" in accept:

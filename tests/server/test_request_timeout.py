@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import sys
 import threading
 import time
 from typing import List
@@ -285,7 +286,11 @@ def test_responses_streamed_as_fast_as_they_are_read_are_still_cut_off(serve):
 
 # --- --interrupt-on-timeout -------------------------------------------------------------------
 
+# --interrupt-on-timeout is refused on 3.13 and later (config.py, CPython gh-139622).
+needs_safe_interrupts = pytest.mark.skipif(sys.version_info >= (3, 13), reason="--interrupt-on-timeout refused here")
 
+
+@needs_safe_interrupts
 def test_interruption_stops_a_pure_python_loop_and_the_slot_comes_back(serve):
     seen: List[str] = []
     stop = threading.Event()
@@ -310,6 +315,7 @@ def test_interruption_stops_a_pure_python_loop_and_the_slot_comes_back(serve):
         stop.set()
 
 
+@needs_safe_interrupts
 def test_interruption_lands_in_a_loop_of_short_sleeps_once_one_returns(serve):
     seen: List[float] = []
 
@@ -332,6 +338,7 @@ def test_interruption_lands_in_a_loop_of_short_sleeps_once_one_returns(serve):
     assert wait_for(lambda: len(seen) == 2)
 
 
+@needs_safe_interrupts
 def test_an_app_that_finishes_in_time_is_never_interrupted_later(serve):
     """Armed only while the app runs: 200 fast requests on one thread with a short deadline
     all succeed."""
@@ -348,6 +355,7 @@ def test_an_app_that_finishes_in_time_is_never_interrupted_later(serve):
             assert reader.response().body == b"ok"
 
 
+@needs_safe_interrupts
 def test_interrupting_apps_that_stream_never_wedges_the_hand_offs(serve):
     """Apps interrupted while they stream post to the loop all the time; the exception must
     never land inside the shared hand-off to the loop (between its queue and its wake-up, it
@@ -356,3 +364,57 @@ def test_interrupting_apps_that_stream_never_wedges_the_hand_offs(serve):
     ended: List[int] = []
     srv = serve(_endless_app(ended), threads=4, request_timeout=0.2, spare_threads=0, interrupt_on_timeout=True)
     _endless_streams(srv, ended, rounds=10)
+
+
+# --- --deadline-header ------------------------------------------------------------------------
+
+
+def _deadline_app(ran: List[str]):
+    def app(environ, start_response):
+        ran.append(environ["PATH_INFO"])
+        if environ["PATH_INFO"] == "/stuck":
+            time.sleep(1.5)
+        left = environ["asyncwsgi.time_remaining"]() if "asyncwsgi.deadline" in environ else None
+        body = json.dumps({"left": left}).encode()
+        start_response("200 OK", [("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+
+
+def _get_with(path: str, deadline: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: t\r\nX-Request-Deadline: {deadline}\r\n\r\n".encode()
+
+
+def test_a_trusted_proxy_sets_the_deadline_with_a_header(serve):
+    ran: List[str] = []
+    srv = serve(_deadline_app(ran), deadline_header="X-Request-Deadline")  # no --request-timeout
+    left = json.loads(request(srv.port, _get_with("/", "2.5")).body)["left"]
+    assert 2.0 < left <= 2.5
+    began = time.monotonic()
+    assert request(srv.port, _get_with("/stuck", "0.3")).status == 504
+    assert time.monotonic() - began < 1.2  # at its own deadline, not when the app returns
+    assert json.loads(request(srv.port, get("/")).body)["left"] is None  # no header: no deadline
+
+
+def test_the_header_only_shortens_the_request_timeout(serve):
+    ran: List[str] = []
+    srv = serve(_deadline_app(ran), request_timeout=1.0, deadline_header="X-Request-Deadline")
+    assert 0.3 < json.loads(request(srv.port, _get_with("/", "0.4")).body)["left"] <= 0.4
+    assert 0.5 < json.loads(request(srv.port, _get_with("/", "60")).body)["left"] <= 1.0
+
+
+def test_the_header_from_an_untrusted_peer_is_ignored(serve):
+    ran: List[str] = []
+    srv = serve(_deadline_app(ran), deadline_header="X-Request-Deadline", forwarded_allow_ips="192.0.2.1")
+    assert json.loads(request(srv.port, _get_with("/", "0.5")).body)["left"] is None
+
+
+@pytest.mark.parametrize("value,status", [("2s", 400), ("-1", 400), ("1e3", 400), ("nan", 400), ("0", 504)])
+def test_a_bad_or_spent_deadline_is_answered_without_the_app(serve, value, status):
+    ran: List[str] = []
+    srv = serve(_deadline_app(ran), deadline_header="X-Request-Deadline")
+    resp = request(srv.port, _get_with("/", value))
+    assert resp.status == status
+    assert (b"Connection", b"close") in resp.headers
+    assert ran == []

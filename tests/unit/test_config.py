@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 
 import pytest
 
@@ -90,3 +91,18 @@ def test_spares_default_to_as_many_as_threads_and_only_with_a_deadline():
     assert Config(threads=3, request_timeout=5.0).spares == 3
     assert Config(threads=3, request_timeout=5.0, spare_threads=0).spares == 0
     assert Config(threads=3, request_timeout=5.0, spare_threads=7).spares == 7
+
+
+def test_deadline_header_is_a_header_name_and_allows_spares_alone():
+    with pytest.raises(ConfigError, match="--deadline-header must be a header name"):
+        Config(deadline_header="X Deadline")
+    config = Config(threads=2, deadline_header="X-Request-Deadline", spare_threads=1)
+    assert config.deadlines and config.spares == 1
+
+
+def test_interrupt_on_timeout_is_refused_where_interrupts_skip_finally_blocks():
+    if sys.version_info >= (3, 13):
+        with pytest.raises(ConfigError, match="gh-139622"):
+            Config(request_timeout=5.0, interrupt_on_timeout=True)
+    else:
+        assert Config(request_timeout=5.0, interrupt_on_timeout=True).interrupt_on_timeout
