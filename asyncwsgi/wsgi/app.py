@@ -305,19 +305,13 @@ class WSGICall:
         return self._final(body)
 
     def _call_interruptible(self, interrupt: AppInterrupt) -> Delivery:
-        """``_call_app`` with RequestTimeout armed from the app's call to its ``close()``."""
+        """``_call_app`` with RequestTimeout armed from the app's call to its ``close()`` (and the
+        final delivery's making, which is this request's alone)."""
         interrupt.arm()
         try:
-            result = self.app(self.environ, self.start_response)
-            try:
-                body = self._consume(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
+            return self._call_app()
         finally:
             interrupt.disarm()
-        return self._final(body)
 
     def _consume(self, result: Iterable[bytes]) -> bytes:
         """Stream the iterable; return the bytes still to send with the final hand-off."""

@@ -17,15 +17,23 @@ from landing anywhere but the app:
   never returns). Instead, whenever the thread disarms after a fire, it calls an empty function,
   whose entry delivers the exception if it is still pending: at a known point, in the thread's
   own server code, where it propagates to the job (``wsgi.app``) like any other.
+
+And one rule it cannot make safe, so it does not fire at all: while a tracer or profiler is set
+(coverage, a debugger, an APM agent's profiler). Those call back into Python code of their own
+from every thread, under locks of their own; an exception landing there leaves the lock held
+and every thread waiting on it (seen: coverage's ``lock_data`` on Python 3.10, all threads
+parked there, in the CI run of the first version of this module).
 """
 
 from __future__ import annotations
 
 import ctypes
+import sys
 import threading
 from typing import Any, Callable, Optional
 
 from ..errors import RequestTimeout
+from ..log import error_log
 from .bridge import Mailbox
 
 _current = threading.local()  # [thread] .interrupt: the AppInterrupt of the app it runs, if armed
@@ -77,8 +85,11 @@ class AppInterrupt:
 
     def fire(self) -> Optional[bool]:
         """Raise RequestTimeout in the app's thread. True: fired. False: not now (the thread is
-        in shielded server code, or arming): try again. None: never (it has fired, or the app is
-        not running)."""
+        in shielded server code, or arming): try again. None: never (it has fired, the app is
+        not running, or a tracer or profiler is set)."""
+        if tracing():
+            _warn_once()
+            return None
         if not self._lock.acquire(blocking=False):
             return False
         try:
@@ -91,6 +102,31 @@ class AppInterrupt:
             return _set_async_exc(self._ident, RequestTimeout) == 1
         finally:
             self._lock.release()
+
+
+def tracing() -> bool:
+    """[any] Whether a tracer or profiler is set, here or for new threads (sys.settrace,
+    sys.setprofile, threading.settrace, threading.setprofile)."""
+    return (
+        sys.gettrace() is not None
+        or sys.getprofile() is not None
+        or threading.gettrace() is not None
+        or threading.getprofile() is not None
+    )
+
+
+_warned = False
+
+
+def _warn_once() -> None:
+    global _warned
+    if not _warned:
+        _warned = True
+        error_log.warning(
+            "--interrupt-on-timeout: not interrupting while a tracer or profiler is set (coverage, a "
+            "debugger, a profiling agent): an exception landing in its callbacks could leave its "
+            "lock held and every thread waiting"
+        )
 
 
 def _deliver_pending() -> None:

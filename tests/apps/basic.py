@@ -191,3 +191,14 @@ def stuck_or_pid(environ, start_response):
     body = str(os.getpid()).encode()
     start_response("200 OK", [("Content-Length", str(len(body)))])
     return [body]
+
+
+def spin_or_ok(environ, start_response):
+    """``/spin`` loops in pure Python for 30 s (a stuck request that --interrupt-on-timeout can
+    stop); anything else answers ok."""
+    if environ["PATH_INFO"] == "/spin":
+        until = time.monotonic() + 30
+        while time.monotonic() < until:
+            pass
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]

@@ -14,6 +14,7 @@ from typing import List
 import pytest
 
 from asyncwsgi import RequestTimeout
+from asyncwsgi.wsgi import interrupt as interrupt_module
 from tests.helpers import WAIT, Reader, connect, get, request, wait_for
 
 
@@ -286,8 +287,37 @@ def test_responses_streamed_as_fast_as_they_are_read_are_still_cut_off(serve):
 
 # --- --interrupt-on-timeout -------------------------------------------------------------------
 
-# --interrupt-on-timeout is refused on 3.13 and later (config.py, CPython gh-139622).
-needs_safe_interrupts = pytest.mark.skipif(sys.version_info >= (3, 13), reason="--interrupt-on-timeout refused here")
+# --interrupt-on-timeout is refused on 3.13 and later (config.py, CPython gh-139622), and fires
+# nothing while a tracer is set: under coverage these run in tests/process/test_interrupt.py.
+needs_safe_interrupts = pytest.mark.skipif(
+    sys.version_info >= (3, 13) or interrupt_module.tracing(), reason="refused here, or a tracer is set"
+)
+
+
+def test_with_a_tracer_set_nothing_is_interrupted_and_the_log_says_why(serve, monkeypatch, caplog):
+    monkeypatch.setattr(interrupt_module, "tracing", lambda: True)
+    monkeypatch.setattr(interrupt_module, "_warned", False)
+    stop, spinning = threading.Event(), threading.Event()
+    seen: List[str] = []
+
+    def app(environ, start_response):
+        try:
+            spinning.set()
+            while not stop.is_set():
+                pass
+        except RequestTimeout:
+            seen.append("interrupted")
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    srv = serve(app, threads=1, request_timeout=0.2, spare_threads=0, interrupt_on_timeout=True)
+    try:
+        assert request(srv.port, get("/")).status == 504
+        assert wait_for(lambda: "not interrupting while a tracer or profiler is set" in caplog.text)
+        assert seen == [] and not stop.is_set()
+    finally:
+        stop.set()
+    assert wait_for(lambda: srv.server is not None and not srv.server.threads_lost())
 
 
 @needs_safe_interrupts

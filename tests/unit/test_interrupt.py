@@ -1,133 +1,175 @@
 """wsgi/interrupt.py: RequestTimeout lands in the app or at a shield, never half-way into shared
-server code, and nothing is left pending that could wedge a traced interpreter."""
+server code; nothing is left pending; nothing fires while a tracer is set.
+
+Each case runs in a fresh interpreter: the suite itself runs under coverage's tracer, where the
+interrupt refuses to fire (and firing would risk the tracer's own lock)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-import threading
-from typing import List
+import textwrap
 
 import pytest
 
-from asyncwsgi.errors import RequestTimeout
-from asyncwsgi.wsgi.interrupt import AppInterrupt
-from tests.helpers import WAIT
 from tests.proc import ROOT
 
 # On 3.13 and later an interruption can skip the try around a loop (CPython gh-139622), and the
 # server refuses --interrupt-on-timeout there (config.py).
 pytestmark = pytest.mark.skipif(sys.version_info >= (3, 13), reason="--interrupt-on-timeout refused here")
 
+_PRELUDE = """
+import sys, threading, time
+from asyncwsgi.errors import RequestTimeout
+from asyncwsgi.wsgi.interrupt import AppInterrupt
 
-def test_fire_needs_an_armed_thread_and_fires_once():
-    interrupt = AppInterrupt()
-    assert interrupt.fire() is None  # never armed: no app is running
-    armed, go, done = threading.Event(), threading.Event(), threading.Event()
-    seen: List[str] = []
+interrupt = AppInterrupt()
+armed = threading.Event()
+seen = []
 
-    def app_thread() -> None:
-        interrupt.arm()
-        interrupt.shield()  # in server code: not now
-        armed.set()
-        go.wait(WAIT)
-        interrupt.unshield()
-        try:
-            while not done.is_set():  # the app's own Python code
-                pass
-        except RequestTimeout:
-            seen.append("app")
-        interrupt.disarm()
+def fire_until_it_lands():
+    for _ in range(5000):
+        if interrupt.fire():
+            return True
+        time.sleep(0.001)
+    return False
+"""
 
-    thread = threading.Thread(target=app_thread)
-    thread.start()
-    assert armed.wait(WAIT)
-    assert interrupt.fire() is False  # shielded: try again later
-    go.set()
-    for _ in range(1000):
-        fired = interrupt.fire()
-        if fired:
-            break
-        done.wait(0.001)
-    assert fired is True
-    thread.join(WAIT)
-    done.set()
-    assert seen == ["app"]
-    assert interrupt.fire() is None  # once only
+
+def _run(script: str) -> str:
+    code = _PRELUDE + textwrap.dedent(script)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_fire_needs_an_armed_unshielded_thread_and_fires_once():
+    assert (
+        _run("""
+        go, done = threading.Event(), threading.Event()
+        first = interrupt.fire()  # never armed: no app is running
+
+        def app():
+            interrupt.arm()
+            interrupt.shield()  # in server code: not now
+            armed.set()
+            go.wait(10)
+            interrupt.unshield()
+            try:
+                while not done.is_set():  # the app's own Python code
+                    pass
+            except RequestTimeout:
+                seen.append("app")
+            interrupt.disarm()
+
+        thread = threading.Thread(target=app)
+        thread.start()
+        armed.wait(10)
+        shielded = interrupt.fire()
+        go.set()
+        landed = fire_until_it_lands()
+        thread.join(10)
+        done.set()
+        print(first, shielded, landed, seen, interrupt.fire())
+    """)
+        == "None False True ['app'] None"
+    )
 
 
 def test_a_pending_interrupt_lands_at_the_shield_not_inside_the_shared_code():
     """Fired while the thread blocks in C (the exception waits for its next Python call), it
     is delivered at the shield's entry; the code the shield guards never starts."""
-    interrupt = AppInterrupt()
-    blocked = threading.Lock()
-    blocked.acquire()
-    armed = threading.Event()
-    seen: List[str] = []
+    assert (
+        _run("""
+        blocked = threading.Lock()
+        blocked.acquire()
 
-    def app_thread() -> None:
-        interrupt.arm()
-        armed.set()
-        try:
-            blocked.acquire()  # C: no Python code runs while it waits
-            interrupt.shield()
-            seen.append("guarded code ran")
-            interrupt.unshield()
-        except RequestTimeout:
-            seen.append("landed at the shield")
-        interrupt.disarm()
+        def app():
+            interrupt.arm()
+            armed.set()
+            try:
+                blocked.acquire()  # C: no Python code runs while it waits
+                interrupt.shield()
+                seen.append("guarded code ran")
+                interrupt.unshield()
+            except RequestTimeout:
+                seen.append("landed at the shield")
+            interrupt.disarm()
 
-    thread = threading.Thread(target=app_thread)
-    thread.start()
-    assert armed.wait(WAIT)
-    assert interrupt.fire() is True
-    blocked.release()
-    thread.join(WAIT)
-    assert seen == ["landed at the shield"]
-
-
-_UNDER_A_TRACER = """
-import sys, threading
-from asyncwsgi.errors import RequestTimeout
-from asyncwsgi.wsgi.interrupt import AppInterrupt
-
-def tracer(frame, event, arg):
-    return tracer  # like coverage: every call and line is traced
-
-def work():
-    return 1
-
-interrupt = AppInterrupt()
-armed = threading.Event()
-result = []
-
-def app_thread():
-    interrupt.arm()
-    armed.set()
-    try:
-        while True:
-            work()
-    except RequestTimeout:
-        pass
-    interrupt.disarm()
-    for _ in range(100000):  # after a fired interrupt, calls still return
-        work()
-    result.append("done")
-
-threading.settrace(tracer)
-thread = threading.Thread(target=app_thread)
-thread.start()
-armed.wait(10)
-while not interrupt.fire():
-    pass
-thread.join(15)
-print(result[0] if result else "hung")
-"""
+        thread = threading.Thread(target=app)
+        thread.start()
+        armed.wait(10)
+        fired = interrupt.fire()
+        blocked.release()
+        thread.join(10)
+        print(fired, seen)
+    """)
+        == "True ['landed at the shield']"
+    )
 
 
-def test_nothing_is_left_pending_to_wedge_a_traced_thread():
+def test_after_an_interrupt_a_traced_thread_still_runs():
     """Clearing a fired exception with PyThreadState_SetAsyncExc(id, NULL), as the first
-    version did, leaves CPython 3.11's eval breaker set with nothing to deliver, and under a
-    tracer the thread then loops at its next call forever."""
-    out = subprocess.run([sys.executable, "-c", _UNDER_A_TRACER], cwd=ROOT, capture_output=True, text=True, timeout=30)
-    assert out.stdout.strip() == "done", out.stderr
+    version did, leaves CPython 3.11's eval breaker set with nothing to deliver; a thread that is
+    traced from then on loops at its next call forever."""
+    assert (
+        _run("""
+        def work():
+            return 1
+
+        def tracer(frame, event, arg):
+            return tracer
+
+        def app():
+            interrupt.arm()
+            armed.set()
+            try:
+                while True:
+                    work()
+            except RequestTimeout:
+                pass
+            interrupt.disarm()
+            sys.settrace(tracer)  # from here on, every call and line of this thread is traced
+            for _ in range(100000):
+                work()
+            sys.settrace(None)
+            seen.append("done")
+
+        thread = threading.Thread(target=app)
+        thread.start()
+        armed.wait(10)
+        fire_until_it_lands()
+        thread.join(15)
+        print(seen)
+    """)
+        == "['done']"
+    )
+
+
+def test_nothing_fires_while_a_tracer_is_set():
+    assert (
+        _run("""
+        threading.settrace(lambda *args: None)  # as coverage does, for every new thread
+        stop = threading.Event()
+
+        def app():
+            interrupt.arm()
+            armed.set()
+            try:
+                while not stop.is_set():
+                    pass
+            except RequestTimeout:
+                seen.append("interrupted")
+            interrupt.disarm()
+
+        thread = threading.Thread(target=app)
+        thread.start()
+        armed.wait(10)
+        fired = interrupt.fire()
+        time.sleep(0.1)
+        stop.set()
+        thread.join(10)
+        print(fired, seen)
+    """)
+        == "None []"
+    )
