@@ -294,6 +294,7 @@ needs_safe_interrupts = pytest.mark.skipif(
 )
 
 
+@pytest.mark.skipif(sys.version_info >= (3, 13), reason="--interrupt-on-timeout refused here")
 def test_with_a_tracer_set_nothing_is_interrupted_and_the_log_says_why(serve, monkeypatch, caplog):
     monkeypatch.setattr(interrupt_module, "tracing", lambda: True)
     monkeypatch.setattr(interrupt_module, "_warned", False)
