@@ -44,6 +44,7 @@ class ServerThread:
             self.server = self.loop.run_until_complete(start_server(self.app, **self.options))
         except BaseException as exc:
             self._error = exc
+            self.loop.close()  # (left open, its self-pipe fails a later test with a ResourceWarning)
             self._ready.set()
             return
         self._ready.set()
