@@ -312,7 +312,7 @@ class Exchange:
         return True
 
     def _on_half_deadline(self) -> None:
-        """Half of --request-timeout has passed. An app still running holds its thread long
+        """Half its deadline has passed. An app still running holds its thread long
         enough to be likely stuck: the pool lends a spare in its place (--spare-threads), so the
         requests queued behind it run before their own deadlines, which come later than its."""
         self.deadline_timer = None
@@ -333,9 +333,10 @@ class Exchange:
             self.protocol.ctx.pool.give_back_spare()
 
     def _on_request_deadline(self) -> None:
-        """--request-timeout has passed. Not started: 504 from the loop, the app's later output
-        dropped (its thread runs on; Python cannot stop it). Started: the connection is aborted.
-        Either way a thread still in the app is counted stuck, whether or not its client stayed."""
+        """Its deadline (--request-timeout, or --deadline-header) has passed. Not started: 504
+        from the loop, the app's later output dropped (its thread runs on; Python cannot stop
+        it). Started: the connection is aborted. Either way a thread still in the app is counted
+        stuck, whether or not its client stayed."""
         self.deadline_timer = None
         protocol = self.protocol
         if self.state is DONE:
