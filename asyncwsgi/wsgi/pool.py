@@ -8,7 +8,7 @@ would queue forever). A slot is released on the loop thread when the job's last 
 arrives there, which every job sends exactly once (see ``bridge.OutputChannel.finish``).
 
 Spare threads (``--spare-threads``): Python cannot stop a thread stuck in the app, so a request
-that holds its thread past half of ``--request-timeout`` is lent a spare: one more thread and
+that holds its thread past half its deadline (``--request-timeout``) is lent a spare: one more thread and
 one more slot, so the requests queued behind it run before their own deadlines. When that
 request's job ends, the pool gives the spare back: one thread too many, and whichever is idle
 first exits. At most ``spares`` are out at a time; past that, stuck requests shrink the pool
@@ -72,6 +72,10 @@ class ThreadPool:
     def release(self) -> None:
         """A job has finished: hand its slot to the oldest waiter that still wants one."""
         self._admitted -= 1
+        if self._waiters:  # (checked here: a call per request costs, and most find none)
+            self._hand_out_slots()
+
+    def _hand_out_slots(self) -> None:
         while self._waiters and self._admitted < self.capacity:
             waiter = self._waiters.popleft()
             waiter()
@@ -101,8 +105,7 @@ class ThreadPool:
         self.capacity += 1
         self._workers = [t for t in self._workers if t.is_alive()]
         self._start_thread()
-        while self._waiters and self._admitted < self.capacity:
-            self._waiters.popleft()()  # the new slot goes to the oldest waiter
+        self._hand_out_slots()  # the new slot goes to the oldest waiter
         return True
 
     def give_back_spare(self) -> None:
