@@ -19,6 +19,7 @@ from .accesslog import check_format
 from .asgi.mounts import parse_spec
 from .errors import ConfigError
 from .http.binds import parse_bind
+from .http.grammar import TOKEN
 from .wsgi.proxy import TrustedProxies
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
@@ -30,8 +31,7 @@ LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 # `with`, the `finally` and the `except` (3.10, 3.11 and 3.12: 0 of 20).
 _INTERRUPTS_ESCAPE_FROM = (3, 13)
 
-# RFC 9110 section 5.6.2: a field name is a token.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_FIELD_NAME = re.compile(TOKEN)
 
 
 def _opt(default: Any, help: str, **extra: Any) -> Any:
@@ -385,7 +385,7 @@ class Config:
         _at_least(self, "max_requests", 0)
         _at_least(self, "max_requests_jitter", 0)
         _at_least(self, "queue_size", 0)
-        if self.deadline_header is not None and not _TOKEN.fullmatch(self.deadline_header):
+        if self.deadline_header is not None and not _FIELD_NAME.fullmatch(self.deadline_header):
             _fail("deadline_header", f"must be a header name, got {self.deadline_header!r}")
         if self.spare_threads is not None:
             _at_least(self, "spare_threads", 0)

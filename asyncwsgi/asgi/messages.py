@@ -10,9 +10,10 @@ import http
 import re
 from typing import Any, List, Tuple
 
+from ..http.grammar import TOKEN_BYTES
 from ..http.response import HOP_BY_HOP_FIELDS, ResponseHead
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_TOKEN = re.compile(TOKEN_BYTES + rb"\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # Hop-by-hop fields are the server's (http.response.HOP_BY_HOP_FIELDS); Connection: close is
 # honoured, as from a WSGI app.

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from typing import List, Optional, Tuple, Union
 
+from .grammar import TOKEN_BYTES
+
 Bytes = Union[bytes, bytearray]
 
 # RFC 9112 §2.2: "SHOULD ignore at least one empty line"; more than this is not a client's slip.
@@ -46,7 +48,7 @@ _HEAD_FAULTS = {
     b"\n": "a bare LF in the request head (lines must end in CRLF)",
 }
 
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TOKEN = TOKEN_BYTES
 _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 _EXTENSION = rb"%s(?:[ \t]*=[ \t]*(?:%s|%s))?" % (_TOKEN, _TOKEN, _QUOTED)
 # chunk-size, then extensions: BWS is allowed around "=" and after ";" (RFC 9112 §7.1.1), but not

@@ -24,6 +24,7 @@ import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import ClientDisconnected, RequestBodyError, RequestTimeout
+from ..http.grammar import TOKEN
 from ..http.response import HOP_BY_HOP_FIELDS, ResponseHead
 from ..log import error_log
 from ..types import Environ, ExcInfo, WriteCallable, WSGIApp
@@ -38,7 +39,7 @@ SLICE_BYTES = 256 * 1024
 SENDFILE_FALLBACK_BLOCK = 256 * 1024
 
 _STATUS_RE = re.compile(r"([0-9]{3}) ([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
-_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_TOKEN_RE = re.compile(TOKEN + r"\Z")
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9110 §7.6.1: these describe one connection, which is the server's business, not the app's.
 _HOP_BY_HOP = frozenset(HOP_BY_HOP_FIELDS)
