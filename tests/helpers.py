@@ -315,11 +315,21 @@ def listening_sockets(port: int) -> int:
 
 
 def children(pid: int) -> Set[int]:
+    """The live child processes of ``pid``, by each process's parent in /proc/N/stat.
+
+    (Reading /proc/PID/task/*/children instead gave partial sets: a task that ended during the
+    scan ended it early, and children are listed under the thread that forked them.)"""
     found: Set[int] = set()
-    try:
-        for task in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{task}/children") as f:
-                found |= {int(c) for c in f.read().split()}
-    except FileNotFoundError:
-        pass
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue  # it exited meanwhile
+        # pid (comm) state ppid ...: comm may hold spaces and parentheses, so split after the last ")"
+        state, ppid = stat.rsplit(")", 1)[1].split()[:2]
+        if int(ppid) == pid and state != "Z":
+            found.add(int(entry))
     return found
