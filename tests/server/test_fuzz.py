@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from tests.harness import parse_all, run, split
@@ -120,6 +120,9 @@ chunk_line_bytes = st.lists(
     chunk_line_bytes,
     st.lists(st.integers(min_value=0), max_size=8),
 )
+# Found by the fresh-clone CI: the POST's chunks end early ("0" CRLF, empty trailers), and the
+# "5" CRLF CRLF after them is a malformed next request.
+@example(size_tail=b"", after_data=b"\r\n", last_tail=b"\r\n\r\n5", cuts=[])
 def test_arbitrary_chunk_lines_split_anywhere_frame_one_way(size_tail, after_data, last_tail, cuts):
     """Chunk lines with arbitrary bytes, then a pipelined GET: every split gives the same answer,
     and the GET is dispatched only after a POST whose body was read exactly as framed."""
@@ -139,4 +142,7 @@ def test_arbitrary_chunk_lines_split_anywhere_frame_one_way(size_tail, after_dat
     if any(r.body == b"GET /smuggled " for r in responses):
         assert responses[0].status == 200 and responses[0].body == b"POST /p hello", whole
     else:
-        assert all(r.status >= 400 for r in responses), whole
+        # Not dispatched: the exchange ends in a refusal, and a POST answered before it was read
+        # exactly as framed (its chunks may end early; what follows is then a bad next request).
+        assert responses and responses[-1].status >= 400, whole
+        assert all(r.status >= 400 or r.body == b"POST /p hello" for r in responses), whole
