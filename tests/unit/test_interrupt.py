@@ -27,6 +27,12 @@ interrupt = AppInterrupt()
 armed = threading.Event()
 seen = []
 
+def start(app):  # run app on a thread of its own; return once it has armed the interrupt
+    thread = threading.Thread(target=app)
+    thread.start()
+    armed.wait(10)
+    return thread
+
 def fire_until_it_lands():
     for _ in range(5000):
         if interrupt.fire():
@@ -62,9 +68,7 @@ def test_fire_needs_an_armed_unshielded_thread_and_fires_once():
                 seen.append("app")
             interrupt.disarm()
 
-        thread = threading.Thread(target=app)
-        thread.start()
-        armed.wait(10)
+        thread = start(app)
         shielded = interrupt.fire()
         go.set()
         landed = fire_until_it_lands()
@@ -96,9 +100,7 @@ def test_a_pending_interrupt_lands_at_the_shield_not_inside_the_shared_code():
                 seen.append("landed at the shield")
             interrupt.disarm()
 
-        thread = threading.Thread(target=app)
-        thread.start()
-        armed.wait(10)
+        thread = start(app)
         fired = interrupt.fire()
         blocked.release()
         thread.join(10)
@@ -135,9 +137,7 @@ def test_after_an_interrupt_a_traced_thread_still_runs():
             sys.settrace(None)
             seen.append("done")
 
-        thread = threading.Thread(target=app)
-        thread.start()
-        armed.wait(10)
+        thread = start(app)
         fire_until_it_lands()
         thread.join(15)
         print(seen)
@@ -162,9 +162,7 @@ def test_nothing_fires_while_a_tracer_is_set():
                 seen.append("interrupted")
             interrupt.disarm()
 
-        thread = threading.Thread(target=app)
-        thread.start()
-        armed.wait(10)
+        thread = start(app)
         fired = interrupt.fire()
         time.sleep(0.1)
         stop.set()
