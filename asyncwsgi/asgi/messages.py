@@ -15,8 +15,9 @@ from ..http.response import HOP_BY_HOP_FIELDS, ResponseHead
 
 _TOKEN = re.compile(TOKEN_BYTES + rb"\Z")
 _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-# Hop-by-hop fields are the server's (http.response.HOP_BY_HOP_FIELDS); Connection: close is
-# honoured, as from a WSGI app.
+# Hop-by-hop fields are the server's (http.response.HOP_BY_HOP_FIELDS): a 500, but for
+# Transfer-Encoding, which the ASGI spec says to ignore. Connection: close is honoured, as from a
+# WSGI app.
 _HOP_BY_HOP = frozenset(name.encode("ascii") for name in HOP_BY_HOP_FIELDS)
 _REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
 
@@ -47,6 +48,11 @@ def response_head(message: Any) -> Tuple[ResponseHead, bool]:
         if _BAD_VALUE.search(value) is not None:
             raise ValueError(f"http.response.start: invalid characters in header {name!r}: {value!r}")
         lower = name.lower()
+        if lower == b"transfer-encoding":
+            # The spec ("Response Start"): the app may send one, the server must ignore it and
+            # frame the body itself. (A WSGI app gets a 500 for the same header: PEP 3333 makes
+            # every hop-by-hop header an error.)
+            continue
         if lower in _HOP_BY_HOP:
             raise ValueError(f"http.response.start: {name.decode()!r} is the server's to send")
         if lower == b"connection":

@@ -20,6 +20,9 @@ from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 NO_BODY, LENGTH, CHUNKED, UNTIL_CLOSE = "NO_BODY", "LENGTH", "CHUNKED", "UNTIL_CLOSE"
 
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# Final statuses that never have content (RFC 9110 §15.3.5, §15.4.5): the server frames them
+# with no body and invents no Content-Length for them (§8.6).
+NO_CONTENT_STATUSES = frozenset({204, 304})
 _CONNECTION_CLOSE = b"Connection: close"
 _CONNECTION_KEEP_ALIVE = b"Connection: keep-alive"
 _CHUNKED = b"Transfer-Encoding: chunked"
@@ -127,7 +130,9 @@ def start_response(
     for name, value in head.headers:
         lower = name.lower()
         if lower == b"content-length":
-            length = int(value)  # validated by wsgi.make_head
+            if code == 204:
+                continue  # RFC 9110 §8.6: never in a 204, whatever the app says
+            length = int(value)  # validated by wsgi.make_head (asgi.messages for ASGI)
         elif lower == b"connection":
             app_close = True  # make_head keeps only "Connection: close"
         elif lower == b"date":
@@ -141,7 +146,7 @@ def start_response(
         # RFC 9110 §6.6.1: one Date. The app's Date and Server win (Werkzeug sets Date on every
         # conditional response, Flask's send_file included), as under wsgiref and gunicorn.
         lines.extend(line for line in extra if not own & _owner(line))
-    if code == 204 or code == 304:
+    if code in NO_CONTENT_STATUSES:
         kind = NO_BODY
     elif length is not None:
         kind = NO_BODY if head_request else LENGTH

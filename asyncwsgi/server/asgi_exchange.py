@@ -33,19 +33,20 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional
+from typing import TYPE_CHECKING, Any, Deque, Dict, Optional
 
 import h11
 
-from ..asgi.messages import body_of, reason_phrase, response_head
+from ..asgi.messages import body_of
 from ..asgi.mounts import Mount
 from ..asgi.scope import http_scope
 from ..errors import ClientDisconnected, RequestBodyError
 from ..http.head import Head
-from ..http.response import CONTINUE, NO_BODY, BodyFramer, FramingError, ResponseHead
+from ..http.response import CONTINUE, BodyFramer
 from ..log import error_log
 from ..types import Environ
-from .exchange import DONE, open_response
+from .asgi_response import ASGIResponse
+from .exchange import DONE
 from .mounted import MountedExchange
 
 if TYPE_CHECKING:
@@ -64,12 +65,9 @@ class ASGIExchange(MountedExchange):
         "_chunks",
         "_error",
         "_gone",
-        "_has_length",
-        "_head",
         "continue_sent",
         "deadline_timer",
-        "framer",
-        "response_complete",
+        "response",
         "scope",
         "timed_out",
     )
@@ -80,12 +78,9 @@ class ASGIExchange(MountedExchange):
         super().__init__(protocol, request, environ, mount)
         ctx = protocol.ctx
         self.scope = http_scope(environ, mount.prefix, head.path, head.fields, ctx.lifespan_state(mount.prefix))
-        self.framer: Optional[BodyFramer] = None  # set when the response head is written
-        self.response_complete = False
+        self.response = ASGIResponse(protocol, request, self._name())
         self.continue_sent = False
         self.timed_out = False
-        self._head: Optional[ResponseHead] = None  # from http.response.start, until the first body
-        self._has_length = False
         self._chunks: Deque[bytes] = collections.deque()
         self._body_done = not has_body  # the last body byte has arrived
         self._body_delivered = False  # ... and receive() has handed it over
@@ -95,6 +90,17 @@ class ASGIExchange(MountedExchange):
         timeout = ctx.config.request_timeout
         if timeout:
             self.deadline_timer = ctx.loop.call_later(timeout, self._on_request_deadline)
+
+    # --- what the protocol reads ---------------------------------------------------------------
+
+    @property
+    def framer(self) -> Optional[BodyFramer]:
+        """The response's body framer, once its head is written."""
+        return self.response.framer
+
+    @property
+    def response_complete(self) -> bool:
+        return self.response.complete
 
     # --- from the protocol ----------------------------------------------------------------------
 
@@ -138,7 +144,7 @@ class ASGIExchange(MountedExchange):
             if not self.timed_out:
                 raise
         except RequestBodyError as exc:
-            if not self._response_started() and not self._gone:
+            if not self.response.started and not self._gone:
                 self._respond(exc.status, str(exc).encode("utf-8", "replace") + b"\n")
             else:
                 self._failed(exc)
@@ -147,8 +153,8 @@ class ASGIExchange(MountedExchange):
         except Exception as exc:
             self._failed(exc)
         else:
-            if not self.response_complete and not self._gone:
-                if self._response_started():
+            if not self.response.complete and not self._gone:
+                if self.response.started:
                     error_log.error("%s: the app returned before its response ended; closing", self._name())
                     self.protocol.close()
                 else:
@@ -159,18 +165,18 @@ class ASGIExchange(MountedExchange):
 
     def _failed(self, exc: BaseException) -> None:
         error_log.error("%s: the app raised", self._name(), exc_info=exc)
-        if self._gone or self.response_complete:
+        if self._gone or self.response.complete:
             return
-        if self._response_started():
+        if self.response.started:
             self.protocol.close()  # a cut response must not look whole
         else:
             self._respond(500, _500)
 
     def _respond(self, status: int, body: bytes) -> None:
         """A response of our own, when the app gave none."""
-        self._head = ResponseHead(status, reason_phrase(status), [(b"content-type", b"text/plain; charset=utf-8")])
-        self._has_length = False
-        self._write(body, False)
+        self.response.plain(status, body)
+        if self.response.complete:
+            self._finish()
 
     async def _receive(self) -> Dict[str, Any]:
         while not self._body_delivered:
@@ -188,11 +194,11 @@ class ASGIExchange(MountedExchange):
             if self._body_done:
                 self._body_delivered = True
                 return {"type": "http.request", "body": b"", "more_body": False}
-            if not self.continue_sent and self.framer is None and self.protocol.awaiting_continue():
+            if not self.continue_sent and self.response.framer is None and self.protocol.awaiting_continue():
                 self.continue_sent = True  # the first read invites the body (RFC 9110 §10.1.1)
                 self.protocol.write(CONTINUE)
             await self._wait()
-        while not (self._gone or self._eof or self.response_complete):
+        while not (self._gone or self._eof or self.response.complete):
             await self._wait()
         return _DISCONNECT
 
@@ -201,13 +207,13 @@ class ASGIExchange(MountedExchange):
             raise ClientDisconnected("client disconnected")
         kind = message.get("type")
         if kind == "http.response.start":
-            if self._response_started():
+            if self.response.started:
                 raise RuntimeError("http.response.start sent twice")
-            self._head, self._has_length = response_head(message)
+            self.response.start(message)
         elif kind == "http.response.body":
-            if not self._response_started():
+            if not self.response.started:
                 raise RuntimeError("http.response.body sent before http.response.start")
-            if self.response_complete:
+            if self.response.complete:
                 raise RuntimeError("http.response.body sent after the response ended")
             body, more = body_of(message)
             self._write(body, more)
@@ -219,40 +225,10 @@ class ASGIExchange(MountedExchange):
             raise RuntimeError(f"unexpected ASGI message {kind!r} on an http connection")
 
     def _write(self, body: bytes, more: bool) -> None:
-        protocol = self.protocol
-        out: List[Any] = []
-        if self.framer is None:
-            head = self._head
-            assert head is not None
-            if not more and not self._has_length and (body or self.request.method != b"HEAD"):
-                # The whole response in one message: say its length, the cheapest framing.
-                head.headers.append((b"content-length", b"%d" % len(body)))
-            data, self.framer = open_response(protocol, self.request, head)
-            self.status = head.status_code
-            self._head = None
-            out.append(data)
-        framer = self.framer
-        try:
-            if body and framer.kind is not NO_BODY:
-                excess = framer.excess
-                out.extend(framer.data(body))
-                self.bytes_out += len(body) - (framer.excess - excess)
-                if framer.excess and not excess:
-                    # Past its Content-Length: the declared bytes are the response; then close.
-                    error_log.error("%s: the app sent more than its Content-Length; closing after it", self._name())
-                    protocol.close_after_response()
-                    more = False
-            if not more:
-                out.append(framer.end())
-                self.response_complete = True
-        except FramingError as exc:
-            error_log.error("%s: response violates HTTP framing: %s; closing", self._name(), exc)
-            protocol.writelines(out)
-            protocol.close()
-            self._gone = True
+        if not self.response.body(body, more):
+            self._gone = True  # it broke its framing: the connection is closing
             return
-        protocol.writelines(out)
-        if self.response_complete:
+        if self.response.complete:
             self._notify()  # a receive() waiting for the end says http.disconnect
             self._finish()
 
@@ -265,7 +241,7 @@ class ASGIExchange(MountedExchange):
         ctx.stats.timeouts["request"] += 1
         self.timed_out = True
         detail = f"request not answered within --request-timeout ({ctx.config.request_timeout:g}s)"
-        if self.framer is None:
+        if self.response.framer is None:
             self.status = 504
             self.state = DONE  # the refusal is counted and logged as such; _finish adds nothing
             self._stop_deadline()
@@ -278,9 +254,6 @@ class ASGIExchange(MountedExchange):
 
     # --- helpers --------------------------------------------------------------------------------
 
-    def _response_started(self) -> bool:
-        return self._head is not None or self.framer is not None
-
     def _stop_deadline(self) -> None:
         if self.deadline_timer is not None:
             self.deadline_timer.cancel()
@@ -292,6 +265,9 @@ class ASGIExchange(MountedExchange):
         self.state = DONE
         self._stop_deadline()
         protocol = self.protocol
+        if self.response.framer is not None:  # (not written: 0, as no response went out)
+            self.status = self.response.status
+        self.bytes_out = self.response.bytes_out
         self._log(protocol.body_bytes_received, self._gone or self._eof, self.timed_out)
         if protocol.exchange is self:
             protocol.exchange_finished(self)

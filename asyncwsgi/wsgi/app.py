@@ -25,7 +25,7 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import ClientDisconnected, RequestBodyError, RequestTimeout
 from ..http.grammar import TOKEN
-from ..http.response import HOP_BY_HOP_FIELDS, ResponseHead
+from ..http.response import HOP_BY_HOP_FIELDS, NO_CONTENT_STATUSES, ResponseHead
 from ..log import error_log
 from ..types import Environ, ExcInfo, WriteCallable, WSGIApp
 from .bridge import Delivery, FileSlice, OutputChannel
@@ -43,7 +43,6 @@ _TOKEN_RE = re.compile(TOKEN + r"\Z")
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 # RFC 9110 §7.6.1: these describe one connection, which is the server's business, not the app's.
 _HOP_BY_HOP = frozenset(HOP_BY_HOP_FIELDS)
-_NO_BODY_STATUSES = frozenset({204, 304})
 
 _ABORT = Delivery(None, b"", end=False, last=True, abort=True)
 
@@ -360,7 +359,7 @@ class WSGICall:
             if (
                 declared is not None
                 and declared != len(body)
-                and head.status_code not in _NO_BODY_STATUSES
+                and head.status_code not in NO_CONTENT_STATUSES
                 and self.environ["REQUEST_METHOD"] != "HEAD"
             ):
                 # The whole response is here and nothing is sent: answer for the app's mistake
@@ -375,7 +374,7 @@ class WSGICall:
                 return Delivery(_error_head(500, b"Internal Server Error", _500_BODY), _500_BODY, True, True)
             if (
                 declared is None
-                and head.status_code not in _NO_BODY_STATUSES
+                and head.status_code not in NO_CONTENT_STATUSES
                 and (body or self.environ["REQUEST_METHOD"] != "HEAD")
             ):
                 # Nothing has been sent yet, so ``body`` is the whole body: frame it by length
@@ -401,7 +400,7 @@ class WSGICall:
         count = max(0, info.st_size - offset)
         if self.length is not None:
             count = min(count, self.length)
-        elif head.status_code not in _NO_BODY_STATUSES:
+        elif head.status_code not in NO_CONTENT_STATUSES:
             head.headers.append((b"Content-Length", str(count).encode()))
         if self.sendfile_ok:
             self.head_sent = True

@@ -96,12 +96,20 @@ def test_response_head_is_checked():
         ({"status": 200, "headers": [(b"x",)]}, TypeError),
         ({"status": 200, "headers": [(b"bad name", b"y")]}, ValueError),
         ({"status": 200, "headers": [(b"x", b"a\r\nb")]}, ValueError),
-        ({"status": 200, "headers": [(b"transfer-encoding", b"chunked")]}, ValueError),
+        ({"status": 200, "headers": [(b"upgrade", b"h2c")]}, ValueError),
         ({"status": 200, "headers": [(b"content-length", b"x")]}, ValueError),
         ({"status": 200, "headers": [(b"content-length", b"1"), (b"content-length", b"2")]}, ValueError),
     ]:
         with pytest.raises(error):
             response_head(message)
+
+
+def test_transfer_encoding_from_the_app_is_ignored():
+    """ASGI spec, "Response Start": the server frames the body; the app's header is dropped."""
+    head, has_length = response_head(
+        {"status": 200, "headers": [(b"Transfer-Encoding", b"chunked"), (b"content-type", b"text/plain")]}
+    )
+    assert head.headers == [(b"content-type", b"text/plain")] and not has_length
 
 
 def test_connection_close_is_kept_and_other_connection_values_dropped():

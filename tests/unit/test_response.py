@@ -114,6 +114,14 @@ def test_no_body_statuses_get_no_framing_headers(code):
     assert framer.data(b"ignored") == [] and framer.end() == b""
 
 
+def test_a_204_never_carries_content_length_and_a_304_keeps_the_apps():
+    """RFC 9110 §8.6: no Content-Length in a 204; a 304 may say the length a 200 would have."""
+    data, framer, _ = start(head(204, [(b"Content-Length", b"5"), (b"X", b"y")], b"No Content"))
+    assert b"Content-Length" not in data and b"X: y\r\n" in data and framer.kind is NO_BODY
+    data, framer, _ = start(head(304, [(b"Content-Length", b"5")], b"Not Modified"))
+    assert b"Content-Length: 5\r\n" in data and framer.kind is NO_BODY and framer.end() == b""
+
+
 def test_head_gets_get_headers_without_body():
     data, framer, _ = start(head(), method=b"HEAD")
     assert b"Transfer-Encoding: chunked" in data  # as a GET would get
