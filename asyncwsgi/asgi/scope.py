@@ -17,7 +17,9 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from ..types import Environ
 
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+# spec_version: the HTTP and WebSocket message format as of 2.5, which added the client's close
+# ``reason`` to websocket.disconnect (2.4: send() after a disconnect raises an OSError).
+ASGI_VERSION = {"version": "3.0", "spec_version": "2.5"}
 
 
 def http_scope(

@@ -467,6 +467,11 @@ class HTTPProtocol(BodyInput):
             self.transport.write(refusal(self.ctx, status, request, self.client, extra_headers))
         self._linger()
 
+    def linger(self) -> None:
+        """Half-close, then read and discard what the client still sends for a while before
+        closing (LINGER): a client still sending reads what we wrote instead of a reset."""
+        self._linger()
+
     def _linger(self) -> None:
         transport = self.transport
         if self.lost or transport.is_closing():

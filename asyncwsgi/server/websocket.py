@@ -30,17 +30,21 @@ import base64
 import binascii
 import collections
 import enum
-from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, Union
 
 import h11
 
-from ..asgi.messages import reason_phrase, response_head
+from ..asgi.messages import body_of, reason_phrase
 from ..asgi.mounts import Mount
 from ..asgi.scope import websocket_scope
 from ..errors import ClientDisconnected
+from ..http.deflate_offer import checked_offer
 from ..http.head import Head
+from ..http.response import BodyFramer
+from ..http.wsframes import FrameSizeWatch
 from ..log import error_log
 from ..types import Environ
+from .asgi_response import ASGIResponse
 from .exchange import DONE
 from .mounted import MountedExchange
 
@@ -54,13 +58,13 @@ try:  # the optional extra asyncwsgi[ws]
         Ping,
         Pong,
         RejectConnection,
-        RejectData,
         TextMessage,
     )
     from wsproto.extensions import Extension, PerMessageDeflate
     from wsproto.utilities import RemoteProtocolError
 except ImportError:  # pragma: no cover - exercised by the test that hides wsproto
     wsproto = None  # type: ignore[assignment]
+    PerMessageDeflate = object  # type: ignore[assignment,misc]
 
 if TYPE_CHECKING:
     from .protocol import HTTPProtocol
@@ -107,22 +111,35 @@ def handshake_problem(request: h11.Request, fields: List[Tuple[bytes, bytes]]) -
     return None
 
 
+class CheckedDeflate(PerMessageDeflate):
+    """wsproto's permessage-deflate, reading each offer strictly first (``http.deflate_offer``:
+    wsproto ignores unknown parameters and raises ValueError on quoted or bad values) and
+    accepting only the first offer it can (RFC 7692 §5: the others are declined)."""
+
+    def accept(self, offer: str) -> Union[bool, str, None]:
+        if self.enabled():
+            return None  # an earlier offer was accepted
+        plain = checked_offer(offer)
+        return None if plain is None else super().accept(plain)
+
+
 class WebSocketSession(MountedExchange):
     """One WebSocket connection, from its handshake to its close."""
 
     __slots__ = (
         "_close_code",
+        "_close_reason",
         "_close_timer",
         "_deflate",
+        "_denial",
         "_events",
         "_message",
         "_message_size",
         "_ping_timer",
         "_pong_due",
+        "_sizes",
         "_ws",
         "continue_sent",
-        "framer",
-        "response_complete",
         "scope",
         "ws_state",
     )
@@ -134,18 +151,32 @@ class WebSocketSession(MountedExchange):
         ctx = protocol.ctx
         self.scope = websocket_scope(environ, mount.prefix, head.path, head.fields, ctx.lifespan_state(mount.prefix))
         self.ws_state = CONNECTING
-        self.framer = None  # (the protocol asks; a session has no HTTP body framer)
-        self.response_complete = False
         self.continue_sent = False
+        # The app's answer in plain HTTP instead of a 101 (the denial-response extension, or our
+        # 403 and 500): made when it starts.
+        self._denial: Optional[ASGIResponse] = None
         self._ws: Any = wsproto.WSConnection(wsproto.ConnectionType.SERVER)
         self._events: Deque[Dict[str, Any]] = collections.deque([{"type": "websocket.connect"}])
         self._message: List[Any] = []  # the fragments of a message in progress
         self._message_size = 0
         self._close_code = 1006  # what websocket.disconnect says if no close frame comes
+        self._close_reason = ""  # the reason in the client's close frame (ASGI spec 2.5)
+        self._sizes = FrameSizeWatch(ctx.config.ws_max_size)
         self._ping_timer: Optional[asyncio.TimerHandle] = None
         self._pong_due = 0.0  # loop time by which the last ping's pong must come (0: none due)
         self._close_timer: Optional[asyncio.TimerHandle] = None
         self._deflate = False  # permessage-deflate was negotiated
+
+    # --- what the protocol reads ---------------------------------------------------------------
+
+    @property
+    def framer(self) -> Optional[BodyFramer]:
+        """The framer of a plain HTTP answer to the handshake, once its head is written."""
+        return None if self._denial is None else self._denial.framer
+
+    @property
+    def response_complete(self) -> bool:
+        return self._denial is not None and self._denial.complete
 
     # --- from the protocol ----------------------------------------------------------------------
 
@@ -155,7 +186,7 @@ class WebSocketSession(MountedExchange):
         protocol = self.protocol
         try:
             self._ws.receive_data(protocol._head())
-            events = list(self._ws.events())
+            list(self._ws.events())  # the Request, which scope and head already say
         except RemoteProtocolError as exc:
             hint = exc.event_hint
             status = hint.status_code if isinstance(hint, RejectConnection) else 400
@@ -163,27 +194,37 @@ class WebSocketSession(MountedExchange):
             self.state = DONE
             protocol.send_error(status, f"WebSocket handshake: {exc}", self.request, headers)
             return
-        offered = events[0].extensions if events else []
-        self._deflate = protocol.ctx.config.ws_per_message_deflate and any(
-            "permessage-deflate" in str(offer) for offer in offered
-        )
         self.task = protocol.ctx.run_asgi(self._run())
 
     def feed(self, data: bytes) -> None:
         """Frames from the client (Phase.UPGRADED)."""
         if self.ws_state is CLOSED:
             return  # the close handshake is over: what else comes is dropped
+        too_large = self._sizes.feed(data)
+        if too_large is not None:
+            data = data[:too_large]  # the frames before it still count
         step = _DEFLATE_FEED_BYTES if len(data) > _DEFLATE_FEED_BYTES and self._deflate else len(data)
         for offset in range(0, len(data), step or 1):
             self._ws.receive_data(data[offset : offset + step])
             self._take_events()
             if self.ws_state is CLOSED:
                 return
+        if too_large is not None:
+            self._refuse_message()
+
+    def _refuse_message(self) -> None:
+        """A frame header took its message over --ws-max-size: 1009 at once (RFC 6455 §7.4.1).
+        The client cannot answer our close until its frame ends, which may be never: the app
+        hears the close now, and the connection half-closes and discards what comes."""
+        limit = self.protocol.ctx.config.ws_max_size
+        self._send_close(1009, f"message over {limit} bytes")
+        self._closed(1009, "")
+        self.protocol.linger()
 
     def feed_eof(self) -> None:
         """The client closed its side without a close frame: 1006."""
         self._eof = True
-        self._closed(1006)
+        self._closed(1006, "")
         self.protocol.close()
 
     def on_body(self, data: bytes) -> None:
@@ -196,7 +237,7 @@ class WebSocketSession(MountedExchange):
         self._notify()
 
     def connection_lost(self) -> None:
-        self._closed(self._close_code)
+        self._closed(self._close_code, self._close_reason)
         self._stop_timers()
         self._notify()
 
@@ -214,12 +255,12 @@ class WebSocketSession(MountedExchange):
             pass
         except Exception as exc:
             error_log.error("%s: the app raised", self._name(), exc_info=exc)
-            if self.ws_state is CONNECTING and not self.response_complete:
+            if self.ws_state is CONNECTING:
                 self._refuse(500, "the app raised before accepting")
             elif self.ws_state is OPEN:
                 self._send_close(1011, "internal error")
         else:
-            if self.ws_state is CONNECTING and not self.response_complete:
+            if self.ws_state is CONNECTING:
                 self._refuse(403, "the app returned without accepting")  # as if it closed
             elif self.ws_state is OPEN:
                 self._send_close(1000, "")
@@ -229,7 +270,7 @@ class WebSocketSession(MountedExchange):
     async def _receive(self) -> Dict[str, Any]:
         while not self._events:
             if self.ws_state is CLOSED:
-                return {"type": "websocket.disconnect", "code": self._close_code, "reason": ""}
+                return {"type": "websocket.disconnect", "code": self._close_code, "reason": self._close_reason}
             await self._wait()
         event = self._events.popleft()
         self._taken(len(event.get("bytes") or event.get("text") or ""))
@@ -288,15 +329,16 @@ class WebSocketSession(MountedExchange):
             raise ValueError(f"websocket.accept: subprotocol {subprotocol!r} was not offered")
         config = self.protocol.ctx.config
         extensions: List[Extension] = []
+        deflate = None
         if config.ws_per_message_deflate:
             # Without context takeover (asked of the client too, RFC 7692 §7.1.1), a socket holds
             # no zlib state between messages: 16 KiB per idle socket instead of about 115 KiB
             # once it has sent and received a message (benchmarks/mixing.py).
             takeover = config.ws_deflate_context_takeover
-            extensions.append(
-                PerMessageDeflate(client_no_context_takeover=not takeover, server_no_context_takeover=not takeover)
-            )
+            deflate = CheckedDeflate(client_no_context_takeover=not takeover, server_no_context_takeover=not takeover)
+            extensions.append(deflate)
         data = self._ws.send(AcceptConnection(subprotocol=subprotocol, extensions=extensions, extra_headers=headers))
+        self._deflate = deflate is not None and deflate.enabled()  # an offer was accepted
         self.protocol.write(data)
         self.ws_state = OPEN
         self.status = 101
@@ -308,49 +350,45 @@ class WebSocketSession(MountedExchange):
     def _refuse(self, status: int, detail: str) -> None:
         """Answer the handshake with plain HTTP and close: 403 when the app closed it (ASGI
         spec), 500 when it raised."""
-        if self.response_complete or self.protocol.lost:
+        denial = self._denial
+        if self.protocol.lost or (denial is not None and denial.complete):
             return
-        if self.status:  # a denial response is half out: it cannot be replaced
-            self.response_complete = True
+        if denial is not None and denial.framer is not None:  # a denial is half out: no other
             self.ws_state = CLOSED
             self.protocol.close()
             self._finish()
             return
-        body = (reason_phrase(status) or b"Refused") + b"\n"
-        data = self._ws.send(
-            RejectConnection(
-                status_code=status,
-                headers=[(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(body))],
-                has_body=True,
-            )
-        )
-        data += self._ws.send(RejectData(data=body, body_finished=True))
-        self._end_http(status, data, detail)
+        if denial is None:
+            denial = self._deny()
+        denial.plain(status, (reason_phrase(status) or b"Refused") + b"\n")
+        self._end_http(detail)
 
     def _deny_start(self, message: Dict[str, Any]) -> None:
-        head, _ = response_head({"status": message.get("status"), "headers": message.get("headers", ())})
-        self.status = head.status_code
-        data = self._ws.send(RejectConnection(status_code=head.status_code, headers=head.headers, has_body=True))
-        self.protocol.write(data)
+        if self._denial is not None:
+            raise RuntimeError("websocket.http.response.start sent twice")
+        self._deny().start({"status": message.get("status"), "headers": message.get("headers", ())})
 
     def _deny_body(self, message: Dict[str, Any]) -> None:
-        if not self.status:
-            raise RuntimeError("websocket.http.response.body before websocket.http.response.start")
-        body = message.get("body", b"")
-        more = bool(message.get("more_body", False))
-        data = self._ws.send(RejectData(data=body, body_finished=not more))
-        self.bytes_out += len(body)
-        if more:
-            self.protocol.write(data)
-        else:
-            self._end_http(self.status, data, "the app denied the WebSocket")
+        denial = self._denial
+        if denial is None or denial.complete:
+            raise RuntimeError("websocket.http.response.body without a response in progress")
+        body, more = body_of(message)
+        if denial.body(body, more) and not denial.complete:
+            return  # more to come
+        self._end_http("the app denied the WebSocket")
 
-    def _end_http(self, status: int, data: bytes, detail: str) -> None:
-        error_log.debug("%s: %d, %s", self._name(), status, detail)
-        self.status = status
+    def _deny(self) -> ASGIResponse:
+        """A plain HTTP answer to the handshake, framed as any response; it ends the connection."""
         self.protocol.close_after_response()
-        self.protocol.write(data)
-        self.response_complete = True
+        self._denial = ASGIResponse(self.protocol, self.request, self._name())
+        return self._denial
+
+    def _end_http(self, detail: str) -> None:
+        denial = self._denial
+        assert denial is not None
+        error_log.debug("%s: %d, %s", self._name(), denial.status, detail)
+        self.status = denial.status
+        self.bytes_out = denial.bytes_out
         self.ws_state = CLOSED
         self._close_code = 1006
         self._notify()
@@ -384,7 +422,7 @@ class WebSocketSession(MountedExchange):
                 self._close_code = event.code
                 if self.ws_state is OPEN:
                     self._write(ws.send(event.response()))  # answer it (RFC 6455 §5.5.1)
-                self._closed(event.code)
+                self._closed(event.code, event.reason or "")
                 self.protocol.close()  # the server closes the TCP connection first (§7.1.1)
                 return
 
@@ -403,13 +441,16 @@ class WebSocketSession(MountedExchange):
         self._close_timer = self.protocol.ctx.loop.call_later(_CLOSE_TIMEOUT_SECONDS, self.protocol.close)
         self._notify()
 
-    def _closed(self, code: int) -> None:
+    def _closed(self, code: int, reason: str) -> None:
+        """The session is over: the app's next receive() says so, with the client's close code
+        and reason (ASGI spec 2.5; 1006 and no reason when no close frame came)."""
         if self.ws_state is CLOSED:
             return
         self.ws_state = CLOSED
         self._close_code = code
+        self._close_reason = reason
         self._stop_timers()
-        self._events.append({"type": "websocket.disconnect", "code": code, "reason": ""})
+        self._events.append({"type": "websocket.disconnect", "code": code, "reason": reason})
         self._notify()
 
     def _write(self, data: bytes) -> None:
@@ -469,7 +510,6 @@ class WebSocketSession(MountedExchange):
                 protocol.close()
             # CLOSING: the client's close frame (or the close timer) closes the connection
         else:
-            self.response_complete = True
             protocol.exchange_finished(self)  # a plain-HTTP answer: closes (close_after_response)
 
     def _name(self) -> str:

@@ -40,3 +40,10 @@ def test_the_python_examples_parse():
     assert len(blocks) == 2
     for block in blocks:
         ast.parse(block)
+
+
+def test_the_stated_spec_version_is_the_scopes():
+    from asyncwsgi.asgi.scope import ASGI_VERSION
+
+    stated = re.search(r"`spec_version` `([\d.]+)`", PAGE)
+    assert stated is not None and stated.group(1) == ASGI_VERSION["spec_version"]
