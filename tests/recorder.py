@@ -19,6 +19,7 @@ MIX: List[Tuple[str, str, Optional[bytes], int]] = [
     ("POST", "/upload", b"u" * 65536, 5),
     ("GET", "/download", None, 256 * 1024),
     ("GET", "/fast", None, 0),
+    ("GET", "/stream", None, 2000),
 ]
 
 

@@ -315,9 +315,12 @@ class HTTPProtocol(BodyInput):
             exchange is not None
             and exchange.response_complete
             and self._parser().their_state in _REQUEST_ENDED
-            and not self.ctx.draining
             and not self._close_after_response
         ):
+            # (While draining, only a response whose head went out before the drain began gets
+            # here, as every later one says Connection: close. It promised to keep the
+            # connection, and its client may send the next request the moment it ends: that
+            # request gets its answer, with Connection: close, within the drain's grace.)
             # A fresh parser per request: cheaper than h11's start_next_cycle, which needs our
             # side of h11's state machine driven through its send path (see response.py).
             buffered, closed = self._parser().trailing_data
@@ -343,6 +346,8 @@ class HTTPProtocol(BodyInput):
             if buffered:
                 self._enter(HEAD, self.ctx.config.header_timeout)
                 self._process()  # a pipelined request is already here
+            elif self.ctx.draining:
+                self._enter(IDLE, _drain_grace(self.ctx.config.header_timeout))
             else:
                 self._enter(IDLE, self.ctx.config.keep_alive)
             return

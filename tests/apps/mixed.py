@@ -1,5 +1,5 @@
 """One app with the mix of requests the recycling and reload tests run: fast (answers the pid),
-slow, upload, download; and stuck, for the --request-timeout recycling test."""
+slow, upload, download, a stream; and stuck, for the --request-timeout recycling test."""
 
 from __future__ import annotations
 
@@ -16,6 +16,11 @@ def app(environ, start_response):
         body = str(len(environ["wsgi.input"].read())).encode()
     elif path == "/download":
         body = b"d" * (256 * 1024)
+    elif path == "/stream":
+        # Its head goes out before its end: a drain that begins in between finds a response
+        # that has already promised to keep the connection.
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return _stream()
     elif path == "/stuck":
         time.sleep(60)  # never comes back within a test
         body = b"late"
@@ -23,3 +28,9 @@ def app(environ, start_response):
         body = b"%d" % os.getpid()
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
     return [body]
+
+
+def _stream():
+    yield b"s" * 1000
+    time.sleep(0.01)
+    yield b"s" * 1000

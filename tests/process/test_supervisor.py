@@ -273,20 +273,22 @@ def _recycles(server: CLIServer) -> int:
 
 @pytest.mark.slow
 def test_max_requests_recycling_under_load_loses_no_request():
-    """50 keep-alive clients (fast, slow, upload, download) while workers recycle: every request
-    sent gets its whole answer. Before, 6 to 25 of about 7,700 failed (closed or reset)."""
+    """50 keep-alive clients (fast, slow, upload, download, stream) while workers recycle every
+    300 requests: every request sent gets its whole answer, over at least 20,000. A stream whose
+    head went out before its worker began to drain promised keep-alive; its connection was closed
+    at its end, under the client's next request: 93 of 45,858 failed so (reset, or closed
+    without a response)."""
     with CLIServer(
-        "tests.apps.mixed:app", "--port", "0", "--no-access-log", "--workers", "2", "--max-requests", "1000"
+        "tests.apps.mixed:app", "--port", "0", "--no-access-log", "--workers", "2", "--max-requests", "300"
     ) as server:
         server.wait_listening()
         assert wait_for(lambda: len(children(server.pid)) == 2)
         recorder = Recorder(server.port, clients=50)
         try:
-            assert wait_for(lambda: _recycles(server) >= 10, timeout=90), server.output()
+            assert wait_for(lambda: recorder.ok >= 20000 and _recycles(server) >= 20, timeout=120), server.output()
         finally:
             recorder.stop()
         assert recorder.failures == [], recorder.failures[:10]
-        assert recorder.ok > 10000
         server.signal()
         assert server.wait() == 0
 
