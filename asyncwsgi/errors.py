@@ -31,28 +31,24 @@ class RequestBodyError(ValueError):
     """
 
     status = 400
-    reason = b"Bad Request"
 
 
 class RequestBodyTooLarge(RequestBodyError):
     """A chunked body went over ``--max-body-bytes``."""
 
     status = 413
-    reason = b"Content Too Large"
 
 
 class RequestBodyTimeout(RequestBodyError):
     """The client stopped sending its body (``--body-timeout``) or sent it too slowly (``--body-min-rate``)."""
 
     status = 408
-    reason = b"Request Timeout"
 
 
 class RequestTrailersTooLarge(RequestBodyError):
     """The chunked body's trailer fields went over the header limits."""
 
     status = 431
-    reason = b"Request Header Fields Too Large"
 
 
 class RequestTimeout(Exception):

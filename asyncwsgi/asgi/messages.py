@@ -6,10 +6,10 @@ error where it made it, and the client gets a 500 instead of a corrupt response.
 
 from __future__ import annotations
 
-import http
 import re
 from typing import Any, List, Tuple
 
+from ..http import plain
 from ..http.grammar import TOKEN_BYTES
 from ..http.response import HOP_BY_HOP_FIELDS, ResponseHead
 
@@ -19,11 +19,6 @@ _BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # Transfer-Encoding, which the ASGI spec says to ignore. Connection: close is honoured, as from a
 # WSGI app.
 _HOP_BY_HOP = frozenset(name.encode("ascii") for name in HOP_BY_HOP_FIELDS)
-_REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
-
-
-def reason_phrase(status: int) -> bytes:
-    return _REASONS.get(status, b"")
 
 
 def response_head(message: Any) -> Tuple[ResponseHead, bool]:
@@ -69,7 +64,7 @@ def response_head(message: Any) -> Tuple[ResponseHead, bool]:
                 continue
             has_length = True
         out.append((name, value))
-    return ResponseHead(status, _REASONS.get(status, b""), out), has_length
+    return ResponseHead(status, plain.reason(status), out), has_length
 
 
 def body_of(message: Any) -> Tuple[bytes, bool]:

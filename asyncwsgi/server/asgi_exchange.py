@@ -52,7 +52,6 @@ from .mounted import MountedExchange
 if TYPE_CHECKING:
     from .protocol import HTTPProtocol
 
-_500 = b"Internal Server Error\n"
 _DISCONNECT = {"type": "http.disconnect"}
 
 
@@ -145,7 +144,7 @@ class ASGIExchange(MountedExchange):
                 raise
         except RequestBodyError as exc:
             if not self.response.started and not self._gone:
-                self._respond(exc.status, str(exc).encode("utf-8", "replace") + b"\n")
+                self._respond(exc.status)
             else:
                 self._failed(exc)
         except ClientDisconnected:
@@ -159,7 +158,7 @@ class ASGIExchange(MountedExchange):
                     self.protocol.close()
                 else:
                     error_log.error("%s: the app returned without a response", self._name())
-                    self._respond(500, _500)
+                    self._respond(500)
         finally:
             self._finish()
 
@@ -170,11 +169,11 @@ class ASGIExchange(MountedExchange):
         if self.response.started:
             self.protocol.close()  # a cut response must not look whole
         else:
-            self._respond(500, _500)
+            self._respond(500)
 
-    def _respond(self, status: int, body: bytes) -> None:
+    def _respond(self, status: int) -> None:
         """A response of our own, when the app gave none."""
-        self.response.plain(status, body)
+        self.response.plain(status)
         if self.response.complete:
             self._finish()
 

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any, List, Optional
 
 import h11
 
-from ..asgi.messages import reason_phrase, response_head
+from ..asgi.messages import response_head
+from ..http import plain
 from ..http.response import NO_BODY, NO_CONTENT_STATUSES, BodyFramer, FramingError, ResponseHead
 from ..log import error_log
 from .exchange import open_response
@@ -54,12 +55,13 @@ class ASGIResponse:
         self._head, self._has_length = response_head(message)
         self.status = self._head.status_code
 
-    def plain(self, status: int, body: bytes) -> None:
-        """A plain-text response of the server's own, when the app gave none (a 500, a 413)."""
-        self._head = ResponseHead(status, reason_phrase(status), [(b"content-type", b"text/plain; charset=utf-8")])
-        self._has_length = False
+    def plain(self, status: int) -> None:
+        """A plain-text response of the server's own (``http.plain``), when the app gave none:
+        a 500, the 413 of a body that failed, the 403 of a refused WebSocket."""
+        self._head = plain.head(status)
+        self._has_length = True
         self.status = status
-        self.body(body, False)
+        self.body(plain.body(status), False)
 
     def body(self, body: bytes, more: bool) -> bool:
         """Write a body message (the head first, if not yet); False if the response broke its

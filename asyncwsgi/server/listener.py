@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from ..config import Config
+from ..http import plain
 from ..http.binds import BindAddress, parse_bind
 from ..log import error_log
 
@@ -30,10 +31,8 @@ _RESOURCE_LOG_SECONDS = 5.0
 # Connections accepted in one go before yielding to the rest of the loop.
 _ACCEPT_BATCH = 64
 
-_TOO_MANY_FROM_IP = (
-    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 30\r\n"
-    b"Connection: close\r\nRetry-After: 1\r\n\r\nToo many connections from you\n"
-)
+# Sent (best effort, without a protocol) to a client over --max-connections-per-ip.
+_TOO_MANY_FROM_IP = plain.closing(503, [(b"Retry-After", b"1")])
 
 
 # Port 0 on a name with several addresses: how many kernel-chosen ports to try before giving up

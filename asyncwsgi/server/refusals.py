@@ -13,29 +13,16 @@ from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 import h11
 
 from ..accesslog import AccessRecord, log_access
-from ..http.response import simple_response
+from ..http import plain
 from ..log import error_log
 from .exchange import request_line
 
 if TYPE_CHECKING:
     from .context import ServerContext
 
-REASONS = {
-    400: b"Bad Request",
-    408: b"Request Timeout",
-    413: b"Content Too Large",
-    414: b"URI Too Long",
-    426: b"Upgrade Required",
-    431: b"Request Header Fields Too Large",
-    501: b"Not Implemented",
-    503: b"Service Unavailable",
-    504: b"Gateway Timeout",
-    505: b"HTTP Version Not Supported",
-}
-
 
 def log_refusal(status: int, peer: str, detail: str) -> None:
-    error_log.info("%d %s from %s: %s", status, REASONS.get(status, b"Bad Request").decode(), peer, detail)
+    error_log.info("%d %s from %s: %s", status, plain.reason(status).decode(), peer, detail)
 
 
 def refusal(
@@ -46,10 +33,7 @@ def refusal(
     extra_headers: Sequence[Tuple[bytes, bytes]] = (),
 ) -> bytes:
     """The bytes of the refusal, counted in the stats and written to the access log."""
-    reason = REASONS.get(status, b"Bad Request")
-    body = reason + b"\n"
-    headers = [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Date", ctx.date_header())]
-    headers.extend(extra_headers)
+    headers = [(b"Date", ctx.date_header()), *extra_headers]
     if ctx.server_header is not None:
         headers.append((b"Server", ctx.server_header))
     ctx.stats.response(status)
@@ -58,7 +42,7 @@ def refusal(
             environ={"REMOTE_ADDR": client[0] if client else "-"},
             request_line="-" if request is None else request_line(request),
             status=status,
-            bytes_out=len(body),
+            bytes_out=len(plain.body(status)),
             bytes_in=0,
             duration=0.0,
             queue=0.0,
@@ -66,4 +50,4 @@ def refusal(
             disconnected=False,
         )
         log_access(ctx.access_formatter.format(record), ctx.loop)
-    return simple_response(status, reason, headers, body)
+    return plain.closing(status, headers)

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any, Deque, Dict, List, Optional, Tuple, Union
 
 import h11
 
-from ..asgi.messages import body_of, reason_phrase
+from ..asgi.messages import body_of
 from ..asgi.mounts import Mount
 from ..asgi.scope import websocket_scope
 from ..errors import ClientDisconnected
@@ -360,7 +360,7 @@ class WebSocketSession(MountedExchange):
             return
         if denial is None:
             denial = self._deny()
-        denial.plain(status, (reason_phrase(status) or b"Refused") + b"\n")
+        denial.plain(status)
         self._end_http(detail)
 
     def _deny_start(self, message: Dict[str, Any]) -> None:

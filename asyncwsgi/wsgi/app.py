@@ -24,6 +24,7 @@ import time
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from ..errors import ClientDisconnected, RequestBodyError, RequestTimeout
+from ..http import plain
 from ..http.grammar import TOKEN
 from ..http.response import HOP_BY_HOP_FIELDS, NO_CONTENT_STATUSES, ResponseHead
 from ..log import error_log
@@ -152,30 +153,12 @@ def _check_header(item: Any) -> Optional[Tuple[bytes, Tuple[bytes, bytes]]]:
     return lower.encode("latin-1"), (name.encode("latin-1"), value.encode("latin-1"))
 
 
-def _error_head(code: int, reason: bytes, body: bytes) -> ResponseHead:
-    return ResponseHead(
-        code,
-        reason,
-        [(b"Content-Type", b"text/plain; charset=utf-8"), (b"Content-Length", str(len(body)).encode())],
-    )
+def _plain(status: int, extra: Tuple[Tuple[bytes, bytes], ...] = ()) -> Delivery:
+    """A whole plain-text response of the server's own (http.plain), as the job's last delivery."""
+    return Delivery(plain.head(status, extra), plain.body(status), end=True, last=True)
 
 
-_500_BODY = b"Internal Server Error\n"
-_503_BODY = b"Service Unavailable\n"
-_QUEUE_TIMEOUT = Delivery(
-    ResponseHead(
-        503,
-        b"Service Unavailable",
-        [
-            (b"Content-Type", b"text/plain; charset=utf-8"),
-            (b"Content-Length", str(len(_503_BODY)).encode()),
-            (b"Retry-After", b"1"),
-        ],
-    ),
-    _503_BODY,
-    end=True,
-    last=True,
-)
+_QUEUE_TIMEOUT = _plain(503, ((b"Retry-After", b"1"),))
 
 
 class WSGICall:
@@ -263,12 +246,11 @@ class WSGICall:
         except RequestBodyError as exc:
             error_log.info("request body for %s: %s", self._request_line(), exc)
             if not self.head_sent:
-                body = exc.reason + b"\n"
-                final = Delivery(_error_head(exc.status, exc.reason, body), body, end=True, last=True)
+                final = _plain(exc.status)
         except Exception:
             error_log.exception("error in WSGI application handling %s", self._request_line())
             if not self.head_sent:
-                final = Delivery(_error_head(500, b"Internal Server Error", _500_BODY), _500_BODY, end=True, last=True)
+                final = _plain(500)
         finally:
             self.channel.finish(final)
 
@@ -371,7 +353,7 @@ class WSGICall:
                     len(body),
                 )
                 self.head_sent = True
-                return Delivery(_error_head(500, b"Internal Server Error", _500_BODY), _500_BODY, True, True)
+                return _plain(500)
             if (
                 declared is None
                 and head.status_code not in NO_CONTENT_STATUSES
