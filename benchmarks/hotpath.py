@@ -32,8 +32,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from asyncwsgi.accesslog import BatchedStreamHandler
 from asyncwsgi.config import Config
+from asyncwsgi.server.connection.protocol import HTTPProtocol
 from asyncwsgi.server.context import ServerContext
-from asyncwsgi.server.protocol import HTTPProtocol
 from asyncwsgi.wsgi.pool import ThreadPool
 
 # What wrk sends.

@@ -26,7 +26,7 @@ import atheris
 with atheris.instrument_imports():
     import h11  # noqa: F401
 
-    import asyncwsgi.server.protocol  # noqa: F401
+    import asyncwsgi.server.connection.protocol  # noqa: F401
     from tests.harness import parse_all, run, split
 
 

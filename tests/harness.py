@@ -10,8 +10,8 @@ import contextlib
 from typing import Any, AsyncIterator, Callable, List, Optional, Tuple
 
 from asyncwsgi.config import Config
+from asyncwsgi.server.connection.protocol import HTTPProtocol
 from asyncwsgi.server.context import ServerContext
-from asyncwsgi.server.protocol import HTTPProtocol
 from asyncwsgi.wsgi.pool import ThreadPool
 from tests.helpers import Reader
 

@@ -1,2 +1,8 @@
-"""One server on one asyncio loop: the embed API, the connection's life (protocol, exchange,
-deadlines), the accept loop, TLS, counters and the probes the loop answers itself. [loop]"""
+"""One server on one asyncio loop. [loop]
+
+``server`` (the embed API), ``listener`` and ``tls`` accept connections; ``connection/`` serves
+each one's bytes and phases; ``dispatch`` picks the request cycle (``cycle/``) for each accepted
+head; ``context`` is what they all share; ``stats``, ``probes``, ``access`` and ``slowlog`` count,
+answer, log and look at what happens; ``deadlines`` and ``gonewatch`` keep the timers and watches
+that many connections share.
+"""

@@ -1,11 +1,16 @@
-"""What every connection of one server shares. [loop]"""
+"""What every connection of one server shares. [loop]
+
+The config and the app, the pool and the loop's Mailbox, the environ template, the registry of
+open connections, the byte budgets, the deadline wheel and the reset watch, the counters. Made
+once by ``start_server``; connections and their request cycles read it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from email.utils import formatdate
-from typing import TYPE_CHECKING, Any, Callable, Coroutine, Dict, Optional, Set, Tuple
+from typing import Any, Callable, Coroutine, Dict, Optional, Protocol, Set, Tuple
 
 import h11
 
@@ -14,21 +19,33 @@ from ..asgi.mounts import Mounts
 from ..config import Config
 from ..http.head import Head, HeadLimits
 from ..types import Environ, WSGIApp
+from ..wsgi.app import FileWrapper
 from ..wsgi.bridge import Mailbox
 from ..wsgi.environ import EnvironBuilder
 from ..wsgi.interrupt import ShieldedMailbox
 from ..wsgi.pool import ThreadPool
 from ..wsgi.proxy import TrustedProxies, apply_proxy_headers
+from .cycle.seam import Cycle
 from .deadlines import DeadlineWheel, resolution_for
 from .gonewatch import GoneWatch
 from .listener import ConnectionGate
 from .slowlog import SlowRequestWatch
-from .stats import Stats, local_paths
-
-if TYPE_CHECKING:
-    from .protocol import HTTPProtocol
+from .stats import Stats
 
 SERVER_HEADER = b"asyncwsgi"
+# The paths the loop answers itself (``probes``), by kind.
+HEALTH, READY, STATS = "health", "ready", "stats"
+
+
+class Registered(Protocol):
+    """What the server and the probes ask of an open connection (``connection.protocol``)."""
+
+    cycle: Optional[Cycle]  # the request it serves, if any
+
+    def shutdown(self) -> None:
+        """The server drains: close after the current response, or after a short grace."""
+
+    def abort(self) -> None: ...
 
 
 class ByteBudget:
@@ -62,8 +79,6 @@ class ServerContext:
         pool: ThreadPool,
         mounts: Optional[Mounts] = None,
     ) -> None:
-        from ..wsgi.app import FileWrapper
-
         self.config = config
         self.app = app
         # ASGI apps served on the loop under path prefixes (--mount); None when there are none.
@@ -92,7 +107,7 @@ class ServerContext:
         self.deadline_key = None if header is None else "HTTP_" + header.upper().replace("-", "_")
         # Set when --proxy-protocol is on: which peers start their connections with a PROXY header.
         self.proxy_protocol_peers = TrustedProxies(config.forwarded_allow_ips) if config.proxy_protocol else None
-        self.connections: Set[HTTPProtocol] = set()
+        self.connections: Set[Registered] = set()
         self.stats = Stats()
         self.access_formatter = AccessFormatter(config.access_log_format)
         # Paths the loop answers itself (health, readiness, stats), when configured.
@@ -124,9 +139,9 @@ class ServerContext:
         self.response_buffers = ByteBudget(config.response_buffer_total_bytes)
         # Sockets of requests waiting for a thread, watched for resets without being read.
         self.gone = GoneWatch(loop)
-        self.slow_watch = SlowRequestWatch(self, config.slow_request_log) if config.slow_request_log else None
+        self.slow_watch = SlowRequestWatch(loop, config.slow_request_log) if config.slow_request_log else None
         # Requests cut off at --request-timeout whose app still runs: each holds its thread.
-        self.stuck: Set[Any] = set()
+        self.stuck: Set[object] = set()
         self.draining = False  # the server is shutting down: finish current responses, then close
         # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
         self.sendfile_ok = isinstance(loop, asyncio.BaseEventLoop)
@@ -180,7 +195,7 @@ class ServerContext:
         """How much of a request's body to read before the app runs; 0 to stream it at once.
 
         Nothing is reserved yet: the body's bytes are counted against --request-buffer-total-bytes
-        as they arrive (``Exchange.on_body``), so an upload that stalls or resets holds only what
+        as they arrive (``WSGICycle.on_body``), so an upload that stalls or resets holds only what
         it sent. A body that expects 100 Continue streams: the app may refuse it unread, and the
         client sends nothing until the app's first read invites it (RFC 9110 §10.1.1). A chunked
         body is buffered up to --request-buffer-bytes.
@@ -220,3 +235,12 @@ class ServerContext:
         """The header lines the server adds to every response (Date, Server), ready to write."""
         self.date_header()
         return self._header_lines
+
+
+def local_paths(health: Optional[str], ready: Optional[str], stats: Optional[str]) -> Dict[bytes, str]:
+    """The configured probe paths (--health-path, --ready-path, --stats-path), by kind."""
+    paths = {}
+    for path, kind in ((health, HEALTH), (ready, READY), (stats, STATS)):
+        if path:
+            paths[path.encode("latin-1")] = kind
+    return paths

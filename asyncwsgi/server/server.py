@@ -20,9 +20,9 @@ from ..errors import ConfigError
 from ..log import error_log
 from ..types import WSGIApp
 from ..wsgi.pool import ThreadPool
+from .connection.protocol import HTTPProtocol
 from .context import ServerContext
 from .listener import Listener, bind_sockets, remove_socket_file
-from .protocol import HTTPProtocol
 from .stats import Stats
 from .tls import make_ssl_context
 

@@ -1,10 +1,12 @@
-"""--slow-request-log: the stack of a request's thread, logged once when it runs long. [loop]
+"""Thread stacks for the log: --slow-request-log, and the requests cut off at their deadline. [loop]
 
-Nothing is stopped or interrupted. At most once a second the loop looks at the requests whose
-app is running; one older than the threshold has its thread's current Python stack logged,
-with the request's method, path, client and age, once per request. ``sys._current_frames``
-reads every thread's innermost frame without pausing it (a few microseconds for a pool of 8).
-A request cut off at ``--request-timeout`` is logged the same way (``exchange.py``).
+Nothing is stopped or interrupted. With ``--slow-request-log`` the WSGI cycles whose job is in
+the pool are watched (``SlowRequestWatch.add``, until their job ends); at most once a second the
+loop looks at them, and one whose app has run longer than the threshold has its thread's current
+Python stack logged, with the request's method, path, client and age, once per request.
+``sys._current_frames`` reads every thread's innermost frame without pausing it (a few
+microseconds for a pool of 8). A request cut off at its deadline is logged the same way
+(``cycle/deadline.py``).
 """
 
 from __future__ import annotations
@@ -13,13 +15,10 @@ import asyncio
 import sys
 import time
 import traceback
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol, Set
 
 from ..log import error_log
-
-if TYPE_CHECKING:
-    from .context import ServerContext
-    from .exchange import Exchange
+from ..wsgi.app import WSGICall
 
 # The watch looks this often at most, and at least four times per threshold.
 _MAX_INTERVAL_SECONDS = 1.0
@@ -33,44 +32,48 @@ def thread_stack(ident: int) -> str:
     return "".join(traceback.format_stack(frame))
 
 
-def describe(exchange: Exchange, now: float) -> str:
-    """One line for the log: what the request is, who asked, and how long it has run."""
-    environ = exchange.environ
-    client = environ.get("REMOTE_ADDR") or "unix"
-    path = environ.get("PATH_INFO", "")
-    age = now - exchange.started
-    return f"{environ.get('REQUEST_METHOD')} {path} from {client}, {age:.1f}s since its head"
+class Watched(Protocol):
+    """A request whose app runs on a thread (``cycle.wsgi.WSGICycle``)."""
+
+    call: WSGICall
+    slow_logged: bool  # its stack was logged: not again
+
+    def describe(self, now: float) -> str:
+        """One line for the log: what the request is, who asked, and how long it has run."""
 
 
 class SlowRequestWatch:
-    """Logs the stack of each request that has been in the app for ``threshold`` seconds."""
+    """Logs the stack of each watched request that has been in the app for ``threshold`` seconds."""
 
-    def __init__(self, ctx: ServerContext, threshold: float) -> None:
-        self._ctx = ctx
+    def __init__(self, loop: asyncio.AbstractEventLoop, threshold: float) -> None:
+        self._loop = loop
         self._threshold = threshold
         self._interval = min(_MAX_INTERVAL_SECONDS, threshold / 4)
-        self._timer: Optional[asyncio.TimerHandle] = ctx.loop.call_later(self._interval, self._check)
+        self._watched: Set[Watched] = set()
+        self._timer: Optional[asyncio.TimerHandle] = loop.call_later(self._interval, self._check)
+
+    def add(self, request: Watched) -> None:
+        self._watched.add(request)
+
+    def discard(self, request: Watched) -> None:
+        self._watched.discard(request)
 
     def close(self) -> None:
+        self._watched.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
     def _check(self) -> None:
-        from .exchange import RUNNING, Exchange  # here: exchange imports the context, which imports us
-
         now = time.monotonic()
-        for protocol in list(self._ctx.connections):
-            exchange = protocol.exchange
-            if not isinstance(exchange, Exchange) or exchange.state is not RUNNING or exchange.slow_logged:
-                continue  # none, or an ASGI request: it holds no thread
-            call = exchange.call
-            if call.started_at and now - call.started_at >= self._threshold:
-                exchange.slow_logged = True
+        for request in list(self._watched):
+            call = request.call
+            if not request.slow_logged and call.started_at and now - call.started_at >= self._threshold:
+                request.slow_logged = True
                 error_log.warning(
                     "slow request: %s, %.1fs in the app (--slow-request-log); its thread is at:\n%s",
-                    describe(exchange, now),
+                    request.describe(now),
                     now - call.started_at,
                     thread_stack(call.thread).rstrip(),
                 )
-        self._timer = self._ctx.loop.call_later(self._interval, self._check)
+        self._timer = self._loop.call_later(self._interval, self._check)

@@ -1,4 +1,4 @@
-"""TLS: the server's ssl.SSLContext, built once from the Config. [main]
+"""TLS: the server's ssl.SSLContext, built once from the Config. [any]
 
 Certificates are read when the server starts, so a missing file or a wrong password is a
 one-line configuration error before anything listens. Handshakes run on the event loop under

@@ -1,4 +1,5 @@
 """The one place where the event loop thread and the pool's threads hand data to each other.
+[both]
 
 Two one-way pipes, each with flow control, and the messages that cross them:
 
@@ -351,6 +352,10 @@ def _ignore(delivery: Delivery) -> None:
     """The sink of a detached channel; nothing reaches it, as the job has finished."""
 
 
+def _nothing() -> None:
+    """The resume callback of a detached input stream; never called, as the job has finished."""
+
+
 class DisconnectEvent:
     """``environ["asyncwsgi.disconnected"]``: set once the client has gone away.
 
@@ -485,8 +490,9 @@ class InputStream:
             self._low_water = high_water // 2
 
     def detach(self) -> None:
-        """The job is over: forget the first-read callback, which refers back to the exchange."""
+        """The job is over: forget the callbacks, which refer back to the request's cycle."""
         self._on_first_read = None
+        self._on_resume = _nothing
 
     def fail(self, exc: BaseException) -> None:
         """Make the thread's current and later reads raise ``exc`` (client gone, bad framing)."""

@@ -136,7 +136,7 @@ def test_a_slow_reading_app_stops_the_server_reading_the_socket(serve):
         time.sleep(0.5)  # give it time to overfill, were there no back-pressure
 
         def held() -> int:
-            exchange = next(iter(srv.server._ctx.connections)).exchange
+            exchange = next(iter(srv.server._ctx.connections)).cycle
             return int(exchange._held)  # bytes waiting for the app's receive()
 
         assert held() <= limit + 256 * 1024  # the limit plus at most one read

@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any, Dict, List
 
-from asyncwsgi.server.stats import snapshot
+from asyncwsgi.server.probes import snapshot
 from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, wait_for
 
 

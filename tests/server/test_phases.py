@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from asyncwsgi.config import Config
-from asyncwsgi.server.phases import Phase
+from asyncwsgi.server.connection.phases import Phase
 from tests.harness import fake_connection, until
 
 GET = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
@@ -58,9 +58,9 @@ async def test_request_stays_in_request_while_the_app_runs():
     async with fake_connection(slow, Config(access_log=False)) as (protocol, _transport, _):
         protocol.data_received(GET)
         await asyncio.sleep(0.05)
-        assert protocol.phase is Phase.REQUEST and protocol.exchange is not None
+        assert protocol.phase is Phase.REQUEST and protocol.cycle is not None
         release.set()
-        assert await until(lambda: protocol.phase is Phase.IDLE and protocol.exchange is None)
+        assert await until(lambda: protocol.phase is Phase.IDLE and protocol.cycle is None)
 
 
 @pytest.mark.asyncio

@@ -7,7 +7,7 @@ import tempfile
 import threading
 import time
 
-from asyncwsgi.server import bodyrate
+from asyncwsgi.server.connection import bodyrate
 from tests.apps import basic
 from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, wait_for
 

@@ -413,7 +413,7 @@ def _client_frame(payload: bytes) -> bytes:
 def test_without_wsproto_an_upgrade_to_a_mount_gets_501(serve, app, monkeypatch, caplog):
     import logging
 
-    from asyncwsgi.server import websocket
+    from asyncwsgi.server.cycle import websocket
 
     caplog.set_level(logging.INFO, logger="asyncwsgi.error")
     monkeypatch.setattr(websocket, "wsproto", None)

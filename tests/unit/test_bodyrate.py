@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from asyncwsgi.server import bodyrate
-from asyncwsgi.server.bodyrate import BodyMeter, check_interval
+from asyncwsgi.server.connection import bodyrate
+from asyncwsgi.server.connection.bodyrate import BodyMeter, check_interval
 
 
 def test_idle_client_times_out_after_body_timeout():

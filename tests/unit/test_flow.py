@@ -9,8 +9,9 @@ from typing import Any, List, Optional, Tuple
 import pytest
 
 from asyncwsgi.config import Config
+from asyncwsgi.server.connection.flow import PAUSE_PIPELINE, PAUSE_REFUSED, FlowControl
 from asyncwsgi.server.context import ByteBudget
-from asyncwsgi.server.flow import PAUSE_BODY, PAUSE_PIPELINE, PAUSE_REFUSED, FlowControl
+from asyncwsgi.server.cycle.seam import PAUSE_BODY, PAUSE_POOL
 
 
 class Transport:
@@ -100,58 +101,58 @@ class Connection(FlowControl):
 
 def test_reading_resumes_only_when_every_reason_is_gone():
     conn = Connection(Context())
-    conn.pause_reading_body()
-    conn._pause_reading(PAUSE_PIPELINE)
+    conn.pause_reading(PAUSE_BODY)
+    conn.pause_reading(PAUSE_PIPELINE)
     assert conn.transport.calls == ["pause"]  # one system call for two reasons
-    conn.resume_reading_body()
+    conn.resume_reading(PAUSE_BODY)
     assert conn.transport.calls == ["pause"]  # the pipelined request still holds it
-    conn._resume_reading(PAUSE_PIPELINE)
+    conn.resume_reading(PAUSE_PIPELINE)
     assert conn.transport.calls == ["pause", "resume"]
     assert conn.events == ["stopped", "restarted"]
 
 
 def test_waiting_for_a_thread_pauses_only_when_bytes_arrive():
     conn = Connection(Context())
-    conn.pause_reading_for_pool()
+    conn.pause_reading(PAUSE_POOL)
     assert conn.transport.calls == [] and conn.events == ["stopped"]
     assert conn.reading_paused
     conn.pause_if_reading()  # the client sent more while its request waits
     assert conn.transport.calls == ["pause"]
-    conn.resume_reading_for_pool()
+    conn.resume_reading(PAUSE_POOL)
     assert conn.transport.calls == ["pause", "resume"]
     assert not conn.reading_paused
 
 
 def test_a_lazy_pause_never_paused_needs_no_resume():
     conn = Connection(Context())
-    conn.pause_reading_for_pool()
-    conn.resume_reading_for_pool()
+    conn.pause_reading(PAUSE_POOL)
+    conn.resume_reading(PAUSE_POOL)
     assert conn.transport.calls == []
     assert conn.events == ["stopped", "restarted"]
 
 
 def test_a_buffered_pipelined_request_is_not_a_pause_the_client_answers_for():
     conn = Connection(Context())
-    conn._pause_reading(PAUSE_PIPELINE)
+    conn.pause_reading(PAUSE_PIPELINE)
     assert not conn.reading_paused
-    conn._pause_reading(PAUSE_REFUSED)
+    conn.pause_reading(PAUSE_REFUSED)
     assert conn.reading_paused
 
 
 def test_a_closing_transport_is_not_paused_or_resumed():
     conn = Connection(Context())
     conn.transport.closing = True
-    conn._pause_reading(PAUSE_BODY)
-    conn._resume_reading(PAUSE_BODY)
+    conn.pause_reading(PAUSE_BODY)
+    conn.resume_reading(PAUSE_BODY)
     assert conn.transport.calls == []
 
 
 def test_read_everything_drops_all_reasons():
     conn = Connection(Context())
-    conn._pause_reading(PAUSE_REFUSED)
+    conn.pause_reading(PAUSE_REFUSED)
     conn._read_everything()
     assert not conn.reading_paused and conn.transport.calls == ["pause", "resume"]
-    conn.pause_reading_body()  # a new reason pauses again: nothing stale was left
+    conn.pause_reading(PAUSE_BODY)  # a new reason pauses again: nothing stale was left
     assert conn.transport.calls[-1] == "pause"
 
 

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence, Tuple
 
 import h11
 
-from ..errors import ProxyProtocolError
-from ..http import wirecheck
-from ..http.proxyprotocol import Preamble
-from ..http.wirecheck import ChunkedChecker, FramingRefused, HeadScanner
+from ...errors import ProxyProtocolError
+from ...http import wirecheck
+from ...http.proxyprotocol import Preamble
+from ...http.wirecheck import ChunkedChecker, FramingRefused, HeadScanner
 from .flow import FlowControl
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from ..context import ServerContext
 
 
 class WireInput(FlowControl):
@@ -46,12 +46,12 @@ class WireInput(FlowControl):
 
     # --- hooks ---------------------------------------------------------------------------------
 
-    def send_error(
+    def refuse(
         self,
         status: int,
         detail: str,
         request: Optional[h11.Request],
-        extra_headers: Sequence[Tuple[bytes, bytes]] = (),
+        headers: Sequence[Tuple[bytes, bytes]] = (),
     ) -> None:
         """Answer a request refused before the app saw it."""
         raise NotImplementedError
@@ -69,7 +69,7 @@ class WireInput(FlowControl):
         try:
             rest = preamble.feed(data)
         except ProxyProtocolError as exc:
-            self.send_error(400, f"PROXY protocol: {exc}", None)
+            self.refuse(400, f"PROXY protocol: {exc}", None)
             return b""
         if rest is None:
             return b""
@@ -98,7 +98,7 @@ class WireInput(FlowControl):
             checked, end = scan.feed(data)
         except FramingRefused as exc:
             self._head_scan = None
-            self.send_error(exc.status, str(exc), None)
+            self.refuse(exc.status, str(exc), None)
             return b""
         if end >= 0:
             self._head_scan = None
@@ -119,7 +119,7 @@ class WireInput(FlowControl):
         try:
             checker.feed(read[end:])
         except FramingRefused as exc:
-            self.send_error(400, f"malformed chunked body: {exc}", request)
+            self.refuse(400, f"malformed chunked body: {exc}", request)
             return False
         self._chunks = None if checker.done else checker
         return True

@@ -4,7 +4,7 @@
 takes each piece of a request body h11 (or ``http.direct_body``) yields and decides what it
 means:
 
-* **to the app**, through the exchange, while the request is in REQUEST; ``--max-body-bytes``
+* **to the app**, through the request cycle, while the request is in REQUEST; ``--max-body-bytes``
   past which the body is refused (413), trailers held to the head's limits (431);
 * **timed**: ``--body-timeout`` and ``--body-min-rate``, checked when the lazy BODY deadline
   comes (``bodyrate.BodyMeter`` keeps the clock; a span in which we did not read is not the
@@ -15,7 +15,7 @@ means:
   ``DRAIN_LIMIT_BYTES`` are read and discarded so the connection can be reused.
 
 A base class rather than a member object for the reason ``flow`` gives. The connection's phase,
-parser, exchange and deadline are the protocol's; this layer reads them and calls back through
+parser, cycle and deadline are the protocol's; this layer reads them and calls back through
 the hooks at the top.
 """
 
@@ -25,41 +25,46 @@ from typing import TYPE_CHECKING, Optional, Tuple
 
 import h11
 
-from ..errors import RequestBodyError, RequestBodyTimeout, RequestBodyTooLarge, RequestTrailersTooLarge
-from ..http.head import check_fields
-from ..http.wirecheck import FramingRefused
-from ..log import error_log
+from ...errors import RequestBodyError, RequestBodyTimeout, RequestBodyTooLarge, RequestTrailersTooLarge
+from ...http.head import check_fields
+from ...http.response import CONTINUE, BodyFramer, ResponseHead, start_response
+from ...http.wirecheck import FramingRefused
+from ...log import error_log
+from ..cycle.seam import Cycle
 from .bodyrate import BodyMeter, check_interval
-from .exchange import BUFFERING
 from .flow import PAUSE_REFUSED
-from .phases import DRAIN, REQUEST, Phase
+from .phases import DRAIN, LINGER, REQUEST, Phase
 from .wireinput import WireInput
 
 if TYPE_CHECKING:
-    from .context import ServerContext
-    from .deadlines import ReadDeadline
-    from .dispatch import AnyExchange
+    from ..context import ServerContext
+    from ..deadlines import ReadDeadline
 
 # Request body bytes we read and discard after the app answered without reading it all.
 DRAIN_LIMIT_BYTES = 1024 * 1024
+# What has gone out for the current request (BodyInput._sent, a bit set).
+CONTINUE_SENT = 1  # 100 Continue
+HEAD_SENT = 2  # the response's head
 
 
 class BodyInput(WireInput):
     """Per-request body state of a connection; the protocol owns the rest."""
 
-    __slots__ = ("_body", "_close_after_response", "_drained")
+    __slots__ = ("_body", "_close_after_response", "_drained", "_sent")
 
     # The protocol's (declared here for the type checker; the slots are HTTPProtocol's).
     phase: Phase
     conn: Optional[h11.Connection]
-    exchange: Optional[AnyExchange]
+    cycle: Optional[Cycle]
     _deadline: ReadDeadline
+    _requests: int  # requests on this connection so far
 
     def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
         super().__init__(ctx, client)
         self._body: Optional[BodyMeter] = None  # the current request's body, if it has one
         self._drained = 0
         self._close_after_response = False
+        self._sent = 0  # CONTINUE_SENT, HEAD_SENT: what has gone out for the current request
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -67,7 +72,7 @@ class BodyInput(WireInput):
         """Half-close and discard input until the client has read what we sent."""
         raise NotImplementedError
 
-    def _next_cycle(self) -> None:
+    def _next_cycle(self, reusable: bool) -> None:
         """The request and its response are over: on to the next one, or close."""
         raise NotImplementedError
 
@@ -90,23 +95,25 @@ class BodyInput(WireInput):
                 # would lose the response it has not read yet: half-close and discard instead.
                 self._linger()
             return
-        exchange = self.exchange
+        cycle = self.cycle
         body = self._body
-        assert exchange is not None and body is not None
+        assert cycle is not None and body is not None
         body.received += len(data)
         limit = self.ctx.config.max_body_bytes
         if limit and body.received > limit:
             self._refuse_body(RequestBodyTooLarge(f"request body is over --max-body-bytes ({limit})"))
             return
-        exchange.on_body(data)
+        cycle.on_body(data)
 
     def _on_body_end(self, event: h11.EndOfMessage) -> bool:
         """Returns True when event processing must stop."""
-        if self.phase is DRAIN:  # finished draining an unread body
-            self._next_cycle()
+        if self.phase is DRAIN:  # finished draining an unread body (a reusable response's)
+            self._next_cycle(True)
             return True
-        exchange = self.exchange
-        assert exchange is not None
+        if self._body is None:
+            return False  # a request without a body: its cycle expects none, and nothing is timed
+        cycle = self.cycle
+        assert cycle is not None
         self._deadline.clear()
         if event.headers:
             config = self.ctx.config
@@ -114,7 +121,7 @@ class BodyInput(WireInput):
             if problem is not None:
                 self._refuse_body(RequestTrailersTooLarge(f"trailers: {problem}"))
                 return True
-        exchange.on_body_end()
+        cycle.on_body_end()
         return False
 
     def _chunks_refused(self, exc: FramingRefused) -> None:
@@ -126,19 +133,17 @@ class BodyInput(WireInput):
             self._refuse_body(RequestBodyError(f"malformed chunked body: {exc}"))
 
     def _refuse_body(self, exc: RequestBodyError) -> None:
-        """Stop reading a body that failed: answer it ourselves if the app has not started (the
+        """Stop reading a body that failed: the cycle answers it if the app has not run yet (the
         body was being buffered); else the app's next read raises ``exc``."""
-        exchange = self.exchange
-        if exchange is not None and exchange.state is BUFFERING:
-            exchange.abandon()
-            self.send_error(exc.status, str(exc), exchange.request)
-            return
+        cycle = self.cycle
+        if self.phase is REQUEST and cycle is not None:
+            cycle.body_failed(exc)
+            if self.phase is LINGER or self.closing:
+                return  # refused, and the connection ends
         error_log.info("%s from %s", exc, self._peer())
-        if self.phase is REQUEST and exchange is not None:
-            exchange.body.fail(exc)
         self._close_after_response = True
         self._deadline.clear()
-        self._pause_reading(PAUSE_REFUSED)
+        self.pause_reading(PAUSE_REFUSED)
 
     def _start_drain(self) -> bool:
         """The response is out but the body is not all read: whether to read on and discard the
@@ -172,25 +177,48 @@ class BodyInput(WireInput):
             self.ctx.stats.timeouts["body"] += 1
             self._refuse_body(RequestBodyTimeout(problem))
 
-    # --- what the exchange asks ----------------------------------------------------------------
+    # --- the continue, and what the response may promise ----------------------------------------
 
-    @property
-    def body_bytes_received(self) -> int:
-        """Request body bytes received for the current request."""
-        return 0 if self._body is None else self._body.received
+    def open_response(self, request: h11.Request, head: ResponseHead, close: bool = False) -> Tuple[bytes, BodyFramer]:
+        """[seam] The head's bytes and the body's framer, with the connection's say on keep-alive
+        (a response that says ``Connection: close`` makes the connection close after it)."""
+        data, framer, closes = start_response(
+            head,
+            head_request=request.method == b"HEAD",
+            http11=request.http_version >= b"1.1",
+            close=close or self._should_close(),
+            extra=self.ctx.header_lines(),
+        )
+        if closes:
+            self._close_after_response = True
+        self._sent |= HEAD_SENT
+        return data, framer
 
-    def awaiting_continue(self) -> bool:
-        """The client holds its body back until we send 100 Continue, which we have not."""
-        exchange = self.exchange
+    def send_continue(self) -> None:
+        """[seam] The app's first body read: invite the body if the client waits for it."""
+        if self.awaiting_continue() and not self.closing:
+            self._sent |= CONTINUE_SENT
+            self.transport.write(CONTINUE)
+
+    def _should_close(self) -> bool:
+        """Whether the response being started must carry ``Connection: close``."""
+        max_requests = self.ctx.config.max_requests_per_connection
         return (
-            self.conn is not None
-            and self.conn.they_are_waiting_for_100_continue
-            and (exchange is None or (not exchange.continue_sent and exchange.framer is None))
+            self.ctx.draining
+            or self._close_after_response
+            or self.ctx.config.keep_alive == 0
+            or (max_requests != 0 and self._requests >= max_requests)
+            # The client waits for 100 Continue that never came: we can't tell whether its body
+            # will follow, so the connection can't be reused (RFC 9110 §10.1.1).
+            or self.awaiting_continue()
+            or (self.conn is not None and self.conn.their_state is h11.ERROR)
+            or self._unread_body_too_large()
         )
 
-    def close_after_response(self) -> None:
-        """The response being written ends the connection (it says ``Connection: close``)."""
-        self._close_after_response = True
+    def awaiting_continue(self) -> bool:
+        """The client holds its body back until we send 100 Continue, which we have not (nor
+        a response: that answers it too)."""
+        return not self._sent and self.conn is not None and self.conn.they_are_waiting_for_100_continue
 
     def _unread_body_too_large(self) -> bool:
         """More of the request body is still to come than we would read and discard after the

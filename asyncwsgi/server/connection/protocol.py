@@ -1,4 +1,4 @@
-"""One client connection: bytes in, h11 events, one Exchange at a time, bytes out. [loop]
+"""One client connection: bytes in, h11 events, one request cycle at a time, bytes out. [loop]
 
 Rules this module keeps (RFC 9112):
 
@@ -13,9 +13,10 @@ Rules this module keeps (RFC 9112):
   thread, a buffered pipelined request, a body we gave up on).
 
 The class is built in layers, each a base class (so an idle connection pays for one object):
-``flow.FlowControl`` (read pauses, write grant, write deadline), ``wireinput.WireInput`` (the
-byte checks before h11), ``bodyinput.BodyInput`` (the request body: limits, rate, drain) and
-this class, the connection's life in phases (``phases.Phase``).
+``flow.FlowControl`` (read pauses, write grant, write deadline, sendfile), ``wireinput.WireInput``
+(the byte checks before h11), ``bodyinput.BodyInput`` (the request body: limits, rate, drain) and
+this class, the connection's life in phases (``phases.Phase``). It is the ``Connection`` of the
+seam (``cycle/seam.py``) to the request cycle it serves, which ``dispatch`` makes for each head.
 
 Each phase has one read-side deadline, enforced
 here on the loop so that no thread waits on a slow client (``deadlines.ReadDeadline``, lazy:
@@ -32,21 +33,21 @@ from typing import TYPE_CHECKING, Optional, Sequence, Tuple
 
 import h11
 
-from ..errors import ClientDisconnected, RequestBodyError
-from ..http import direct_body, wirecheck
-from ..http.head import HeadRefused, check_request
-from ..http.proxyprotocol import Preamble
-from ..log import error_log
-from .bodyinput import BodyInput
-from .deadlines import ReadDeadline
-from .dispatch import AnyExchange, open_exchange
-from .exchange import BUFFERING, DONE
-from .flow import PAUSE_BODY, PAUSE_PIPELINE
+from ...errors import RequestBodyError
+from ...http import direct_body, wirecheck
+from ...http.head import HeadRefused, check_request
+from ...http.proxyprotocol import Preamble
+from ...log import error_log
+from ..cycle.seam import PAUSE_BODY, Cycle, Upgraded
+from ..deadlines import ReadDeadline
+from ..dispatch import open_cycle
+from .bodyinput import HEAD_SENT, BodyInput
+from .flow import PAUSE_PIPELINE
 from .phases import CLOSED, DRAIN, HEAD, IDLE, LINGER, REQUEST, UPGRADED, Phase
 from .refusals import log_refusal, refusal
 
 if TYPE_CHECKING:
-    from .context import ServerContext
+    from ..context import ServerContext
 
 # h11's states for a client whose request has ended: DONE, or MUST_CLOSE when the request did
 # not ask for a persistent connection in h11's view (Connection: close, or any HTTP/1.0 request:
@@ -68,13 +69,14 @@ _LINGER_SECONDS = 2.0
 class HTTPProtocol(BodyInput):
     """One connection's life: its phase, its requests in order, and their refusals."""
 
-    __slots__ = ("_deadline", "_requests", "conn", "exchange", "phase", "server")
+    __slots__ = ("_deadline", "_requests", "conn", "cycle", "phase", "server", "upgraded")
 
     def __init__(self, ctx: ServerContext, client: Optional[Tuple[str, str]]) -> None:
         super().__init__(ctx, client)
         self.phase = HEAD
         self.conn: Optional[h11.Connection] = None  # made when a request's first bytes arrive
-        self.exchange: Optional[AnyExchange] = None
+        self.cycle: Optional[Cycle] = None  # the request being served (dispatch makes it)
+        self.upgraded: Optional[Upgraded] = None  # a WebSocket stream, once the handshake is done
         self.server: Tuple[str, str] = ("localhost", "80")
         self._deadline = ReadDeadline(ctx.deadlines, self)
         self._requests = 0
@@ -82,6 +84,11 @@ class HTTPProtocol(BodyInput):
     @property
     def lost(self) -> bool:
         return self.phase is CLOSED
+
+    @property
+    def closing(self) -> bool:
+        """[seam] Closed, closing or lost: nothing written now reaches the client."""
+        return self.phase is CLOSED or self.transport.is_closing()
 
     # --- asyncio callbacks --------------------------------------------------------------------
 
@@ -106,7 +113,7 @@ class HTTPProtocol(BodyInput):
         if phase is LINGER:
             return
         if phase is UPGRADED:
-            self.exchange.feed(data)  # type: ignore[union-attr]  # a WebSocketSession
+            self.upgraded.feed(data)  # type: ignore[union-attr]
             return
         if phase is IDLE:
             # The first byte of the next request: from now on its head is on the clock.
@@ -118,7 +125,7 @@ class HTTPProtocol(BodyInput):
             data = self._read_proxy_header(data)
             if not data:
                 return
-        if self.exchange is None:
+        if self.cycle is None:
             checked = self._scan_head(data)
             if not checked:
                 return  # refused, or only empty lines so far
@@ -141,7 +148,7 @@ class HTTPProtocol(BodyInput):
         conn = self.conn
         if conn is None:
             conn = self.conn = self._new_parser()
-        elif self.exchange is not None:
+        elif self.cycle is not None:
             split = direct_body.take(conn, data)
             if split is not None:  # a Content-Length body's bytes: straight to the app
                 body, data, complete = split
@@ -150,7 +157,7 @@ class HTTPProtocol(BodyInput):
                     return
         if data:
             conn.receive_data(data)
-        if self.exchange is not None and conn.their_state in _REQUEST_ENDED:
+        if self.cycle is not None and conn.their_state in _REQUEST_ENDED:
             # Pipelined bytes behind a complete request: nothing to parse until its response is
             # out, but don't buffer without bound. (So the buffer can pass the limit by one read.)
             self._check_pipeline_buffer()
@@ -162,25 +169,17 @@ class HTTPProtocol(BodyInput):
             self.transport.close()
             return False
         if self.phase is UPGRADED:
-            self.exchange.feed_eof()  # type: ignore[union-attr]
+            self.upgraded.feed_eof()  # type: ignore[union-attr]
             return False
         conn = self.conn
         if conn is None:  # idle between requests: the client is done with us
             self.close()
             return False
-        exchange = self.exchange
-        if exchange is not None and exchange.state is BUFFERING and conn.their_state is h11.SEND_BODY:
-            # The client closed its side before its body was whole: the app never runs, and the
-            # client (which can still read) gets 400, as when the EOF comes before the head is
-            # parsed, whichever of the two happens first.
-            exchange.abandon()
-            self.send_error(400, "client closed its side before the request body was complete", exchange.request)
-            return False
-        if exchange is not None and exchange.state is not DONE:
-            exchange.channel.mark_gone()  # asyncwsgi.disconnected
-            if conn.their_state is h11.SEND_BODY:
-                # EOF before the body ended is the client going away, not a malformed body.
-                exchange.body.fail(ClientDisconnected("client closed the connection mid-body"))
+        cycle = self.cycle
+        if cycle is not None and not cycle.done:
+            cycle.client_closed(conn.their_state is h11.SEND_BODY)
+            if self.phase is LINGER or self.closing:
+                return False  # the cycle refused a request whose body will never be whole
         conn.receive_data(b"")
         self._process()
         # Keep the write side open: a response in progress still goes out (half-close).
@@ -194,10 +193,10 @@ class HTTPProtocol(BodyInput):
         ctx.connections.discard(self)
         proxy = self._proxy  # admitted under the balancer's address
         ctx.gate.release(proxy.peer_ip if proxy is not None else None if self.client is None else self.client[0])
-        exchange = self.exchange
-        if exchange is not None and exchange.state is not DONE:
+        cycle = self.cycle
+        if cycle is not None and not cycle.done:
             ctx.stats.disconnects += 1
-            exchange.connection_lost()
+            cycle.connection_lost()
         if ctx.on_connection_lost is not None:
             ctx.on_connection_lost()
 
@@ -235,21 +234,21 @@ class HTTPProtocol(BodyInput):
                 self._check_pipeline_buffer()
                 return
             elif kind is h11.ConnectionClosed:
-                if self.exchange is None:
+                if self.cycle is None:
                     self.close()
                 return  # else: the response in progress still goes out, then we close
 
     def _check_pipeline_buffer(self) -> None:
         """Stop reading while the requests pipelined behind the current one fill the buffer."""
         if len(self._parser().trailing_data[0]) > _PIPELINE_BUFFER_BYTES:
-            self._pause_reading(PAUSE_PIPELINE)
+            self.pause_reading(PAUSE_PIPELINE)
 
     def _check_partial_head(self) -> None:
         """414 for a request line that is already too long before the head is complete."""
         limit = self.ctx.config.max_request_line_bytes
         buffered = self._parser().trailing_data[0]
         if len(buffered) > limit and b"\n" not in buffered[: limit + 2]:
-            self.send_error(414, f"request line longer than {limit} bytes", None)
+            self.refuse(414, f"request line longer than {limit} bytes", None)
 
     def _on_request(self, request: h11.Request) -> None:
         ctx = self.ctx
@@ -258,7 +257,7 @@ class HTTPProtocol(BodyInput):
         try:
             head = check_request(request, self._head, ctx.head_limits)
         except HeadRefused as exc:
-            self.send_error(exc.status, exc.detail, request)
+            self.refuse(exc.status, exc.detail, request)
             return
         if head.close:
             self._close_after_response = True
@@ -269,17 +268,17 @@ class HTTPProtocol(BodyInput):
         proxy = self._proxy
         tls_ended = proxy is not None and proxy.header is not None and proxy.header.tls
         environ = ctx.environ_for(request, head, self.server, self.client, tls_ended)
-        exchange = open_exchange(self, request, head, environ, has_body)
-        if isinstance(exchange, tuple):
-            self.send_error(*exchange, request)
+        cycle = open_cycle(ctx, self, request, head, environ, has_body)
+        if isinstance(cycle, tuple):
+            self.refuse(*cycle, request)
             return
-        self.exchange = exchange
+        self.cycle = cycle
         if has_body:
             self._enter(REQUEST, self._start_body(head.content_length))
         else:
             self._body = None
             self._enter(REQUEST, 0)
-        exchange.start()
+        cycle.start()
 
     def _on_protocol_error(self, exc: h11.RemoteProtocolError) -> None:
         if self.phase is REQUEST:
@@ -294,29 +293,26 @@ class HTTPProtocol(BodyInput):
         if status == 501:
             # h11 knows only "chunked": tell malformed framing (400) from an unknown coding (501).
             status = wirecheck.transfer_encoding_status(self._head())
-        self.send_error(status, str(exc), None)
+        self.refuse(status, str(exc), None)
 
     # --- lifecycle of a cycle ------------------------------------------------------------------
 
-    def exchange_finished(self, exchange: AnyExchange) -> None:
-        """The app's job is over and its response fully handed to the transport."""
-        if self.phase is not REQUEST:
+    def cycle_finished(self, cycle: Cycle) -> None:
+        """[seam] The cycle's work is over and its response handed to the transport."""
+        if self.phase is not REQUEST or cycle is not self.cycle:
             return  # closed, or refused meanwhile
-        if exchange.response_complete and self._start_drain():
+        reusable = cycle.reusable
+        if reusable and self._start_drain():
             self.phase = DRAIN
-            self._resume_reading(PAUSE_BODY)
+            self.resume_reading(PAUSE_BODY)
             self._process()  # what came of the body meanwhile
             return
-        self._next_cycle()
+        self._next_cycle(reusable)
 
-    def _next_cycle(self) -> None:
-        exchange = self.exchange
-        if (
-            exchange is not None
-            and exchange.response_complete
-            and self._parser().their_state in _REQUEST_ENDED
-            and not self._close_after_response
-        ):
+    def _next_cycle(self, reusable: bool) -> None:
+        """The request and its response are over (``reusable``: the response is complete as
+        framed): on to the next request, or close."""
+        if reusable and self._parser().their_state in _REQUEST_ENDED and not self._close_after_response:
             # (While draining, only a response whose head went out before the drain began gets
             # here, as every later one says Connection: close. It promised to keep the
             # connection, and its client may send the next request the moment it ends: that
@@ -325,7 +321,8 @@ class HTTPProtocol(BodyInput):
             # side of h11's state machine driven through its send path (see response.py).
             buffered, closed = self._parser().trailing_data
             self.conn = None  # an idle connection holds no parser
-            self.exchange = None
+            self.cycle = None
+            self._sent = 0
             self._body = None
             self._chunks = None
             if buffered:
@@ -342,7 +339,7 @@ class HTTPProtocol(BodyInput):
                 conn.receive_data(buffered)
                 if closed:
                     conn.receive_data(b"")
-            self._resume_reading(PAUSE_PIPELINE | PAUSE_BODY)
+            self.resume_reading(PAUSE_PIPELINE | PAUSE_BODY)
             if buffered:
                 self._enter(HEAD, self.ctx.config.header_timeout)
                 self._process()  # a pipelined request is already here
@@ -351,28 +348,13 @@ class HTTPProtocol(BodyInput):
             else:
                 self._enter(IDLE, self.ctx.config.keep_alive)
             return
-        self.exchange = None
+        self.cycle = None
         if self.conn is not None and self.conn.their_state is h11.SEND_BODY:
             # The client may still be sending the body: a close now would reset the connection
             # before it (or the proxy in front) read the response. Half-close and discard.
             self._linger()
         else:
             self.close()
-
-    def should_close_after_response(self) -> bool:
-        """Whether the response being started must carry ``Connection: close``."""
-        max_requests = self.ctx.config.max_requests_per_connection
-        return (
-            self.ctx.draining
-            or self._close_after_response
-            or self.ctx.config.keep_alive == 0
-            or (max_requests != 0 and self._requests >= max_requests)
-            # The client waits for 100 Continue that never came: we can't tell whether its body
-            # will follow, so the connection can't be reused (RFC 9110 §10.1.1).
-            or self.awaiting_continue()
-            or (self.conn is not None and self.conn.their_state is h11.ERROR)
-            or self._unread_body_too_large()
-        )
 
     def _parser(self) -> h11.Connection:
         """The current request's parser, where one must exist (a request is in progress)."""
@@ -383,17 +365,17 @@ class HTTPProtocol(BodyInput):
     def _new_parser(self) -> h11.Connection:
         return h11.Connection(h11.SERVER, max_incomplete_event_size=self.ctx.config.max_head_bytes)
 
-    def upgrade(self) -> None:
-        """A mounted app accepted a WebSocket: from now on the connection is its session's.
-        Bytes the client sent behind the handshake (h11 holds them) go to the session first."""
-        session = self.exchange
+    def upgrade(self, stream: Upgraded) -> None:
+        """[seam] A mounted app accepted a WebSocket: from now on the connection's bytes go to
+        its stream, those the client sent behind the handshake (h11 holds them) first."""
         buffered = self._parser().trailing_data[0]
+        self.upgraded = stream
         self.conn = None
         self._body = None
         self._enter(UPGRADED, 0)
-        self._resume_reading(PAUSE_PIPELINE)
+        self.resume_reading(PAUSE_PIPELINE)
         if buffered:
-            session.feed(bytes(buffered))  # type: ignore[union-attr]
+            stream.feed(bytes(buffered))
 
     def shutdown(self) -> None:
         """The server is draining: close after the current response, or after a short grace.
@@ -406,7 +388,7 @@ class HTTPProtocol(BodyInput):
         comes is answered with ``Connection: close``; a connection still idle then is closed.
         """
         if self.phase is UPGRADED:
-            self.exchange.going_away()  # type: ignore[union-attr]  # close frame 1001
+            self.upgraded.going_away()  # type: ignore[union-attr]  # close frame 1001
             return
         if self.phase is not IDLE and self.phase is not HEAD:
             return  # a request in progress ends with Connection: close; LINGER ends by itself
@@ -434,7 +416,7 @@ class HTTPProtocol(BodyInput):
         elif phase is HEAD:
             self.ctx.stats.timeouts["header"] += 1
             if self.conn is not None and self.conn.trailing_data[0]:
-                self.send_error(408, "request head not complete within --header-timeout", None)
+                self.refuse(408, "request head not complete within --header-timeout", None)
             else:
                 self.close()
         elif phase is LINGER:
@@ -445,43 +427,55 @@ class HTTPProtocol(BodyInput):
     # --- flow control hooks (flow.FlowControl; the reading ones are BodyInput's) ---------------
 
     def _app_writes_blocked(self) -> None:
-        if self.exchange is not None:
-            self.exchange.channel.pause()
+        if self.cycle is not None:
+            self.cycle.writes_blocked()
 
     def _app_writes_unblocked(self) -> None:
-        if self.exchange is not None:
-            self.exchange.channel.resume()
+        if self.cycle is not None:
+            self.cycle.writes_unblocked()
 
-    def _socket_unread(self) -> None:
-        if self.exchange is not None:
-            self.exchange.socket_unread()
+    def _client_reset(self) -> None:
+        if self.cycle is not None:
+            self.cycle.client_reset()
+
+    # --- what dispatch reads (dispatch.Arrival) -------------------------------------------------
+
+    def expects_continue(self) -> bool:
+        return self._parser().they_are_waiting_for_100_continue
+
+    def head_bytes(self) -> bytes:
+        return self._head()
+
+    def peer_ip(self) -> Optional[str]:
+        peer = self.transport.get_extra_info("peername")
+        return peer[0] if isinstance(peer, tuple) else None
 
     # --- errors --------------------------------------------------------------------------------
 
-    def send_error(
+    def refuse(
         self,
         status: int,
         detail: str,
         request: Optional[h11.Request],
-        extra_headers: Sequence[Tuple[bytes, bytes]] = (),
+        headers: Sequence[Tuple[bytes, bytes]] = (),
     ) -> None:
-        """Answer a request we refuse, then half-close and linger so the client reads it."""
+        """[seam] Answer a request we refuse (unless a response has begun), then half-close and
+        linger so the client reads it."""
         log_refusal(status, self._peer(), detail)
-        exchange = self.exchange
-        if (exchange is None or exchange.framer is None) and not self.lost:
-            self.transport.write(refusal(self.ctx, status, request, self.client, extra_headers))
+        if not self._sent & HEAD_SENT and not self.lost:
+            self.transport.write(refusal(self.ctx, status, request, self.client, headers))
         self._linger()
 
     def linger(self) -> None:
-        """Half-close, then read and discard what the client still sends for a while before
-        closing (LINGER): a client still sending reads what we wrote instead of a reset."""
+        """[seam] Half-close, then read and discard what the client still sends for a while
+        before closing (LINGER): a client still sending reads what we wrote instead of a reset."""
         self._linger()
 
     def _linger(self) -> None:
         transport = self.transport
         if self.lost or transport.is_closing():
             return
-        self.exchange = None
+        self.cycle = None
         if transport.can_write_eof():
             try:
                 transport.write_eof()

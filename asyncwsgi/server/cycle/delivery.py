@@ -1,0 +1,161 @@
+"""The loop's half of a WSGI job's output: each Delivery its thread hands over, written. [loop]
+
+A base class of ``wsgi.WSGICycle`` (so a request pays for no extra object). The thread side,
+``wsgi.app.WSGICall``, sends a ``bridge.Delivery`` through the ``OutputChannel`` for each piece of
+the response (the head with the first bytes, body bytes, a file region, the end); each arrives
+here as one loop callback and goes out as one write:
+
+* the head opens the response (``writer.ResponseWriter``: the connection's say on keep-alive);
+* body bytes are framed; past the app's Content-Length they are cut there (PEP 3333), the app is
+  told to stop, and the connection ends after the response;
+* a ``wsgi.file_wrapper`` region is sent by the loop with ``sendfile`` while the thread waits for
+  the count (``Connection.sendfile``, slice by slice under ``--write-timeout``);
+* a body that breaks its framing closes the connection: a cut response is never taken whole.
+
+The job's last Delivery ends it (``_finish``). Output that comes for a request the loop has
+already answered (taken back from the pool's queue, or answered 504 at its deadline) only frees
+its slot (``_free_slot``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, List, Optional
+
+from ...http.response import NO_BODY, FramingError
+from ...log import error_log
+from ...wsgi.bridge import Delivery, OutputChannel
+from .deadline import RequestDeadline
+from .writer import ResponseWriter
+
+if TYPE_CHECKING:
+    from ..context import ServerContext
+
+
+class DeliveryWriter(ResponseWriter):
+    """Writes a WSGI job's Deliveries; the subclass says how a job ends."""
+
+    __slots__ = ("cancelled", "channel", "sendfile_task")
+
+    channel: OutputChannel  # the thread's Deliveries come through it; closing it stops the app
+    cancelled: bool  # answered by the loop while queued in the pool: its job only frees the slot
+    sendfile_task: Optional[asyncio.Task[Any]]  # a file being sent for the thread
+
+    # The cycle's (declared here for the type checker; the slots are WSGICycle's).
+    ctx: ServerContext
+    deadline: Optional[RequestDeadline]
+
+    # --- what the subclass does -----------------------------------------------------------------
+
+    def _finish(self) -> None:
+        """The job's last Delivery has been written: count it, log it, on to the next request."""
+        raise NotImplementedError
+
+    def _free_slot(self) -> None:
+        """The job of a request the loop already answered has ended: only its slot is left."""
+        raise NotImplementedError
+
+    def request_line(self) -> str:
+        raise NotImplementedError
+
+    # --- flow control, from the connection --------------------------------------------------
+
+    def writes_blocked(self) -> None:
+        self.channel.pause()  # the thread's next send waits
+
+    def writes_unblocked(self) -> None:
+        self.channel.resume()
+
+    # --- deliveries, from the thread ----------------------------------------------------------
+
+    def deliver(self, d: Delivery) -> None:
+        """Write one Delivery from the thread. Runs as a loop callback."""
+        if self.cancelled:
+            self._free_slot()  # the loop answered this request while it was queued
+            return
+        deadline = self.deadline
+        if deadline is not None and deadline.timed_out and not self.response_started:
+            # Answered 504 at its deadline: what the app still sends is dropped; its last
+            # delivery (after its close()) frees the slot.
+            if d.last:
+                self._free_slot()
+            return
+        connection = self.connection
+        if connection.closing:
+            # We closed it (framing error, abort) or the client left: tell the thread to stop.
+            self.channel.close()
+            if d.last:
+                self._finish()
+            return
+        try:
+            out: List[Any] = []
+            if d.abort:
+                # Flush what was sent, then close: the unterminated body tells the client the
+                # response is incomplete, and it is never mistaken for a whole one.
+                self._pieces(out, d.head, b"", False)
+                error_log.debug("abandoning response to %s", self.request_line())
+                connection.writelines(out)
+                connection.close()
+            else:
+                if not self._pieces(out, d.head, d.body, d.end):
+                    self._cut_at_content_length()
+                if d.file is not None:  # (never with the end: the thread waits for its count)
+                    self._start_sendfile(out, d.file.file, d.file.offset, d.file.length)
+                elif out:
+                    connection.writelines(out)
+        except FramingError as exc:
+            # The app broke HTTP framing (e.g. fewer bytes than its Content-Length): all we can
+            # do with a half-sent response is close the connection.
+            error_log.error("response to %s violates HTTP framing: %s; closing", self.request_line(), exc)
+            connection.close()
+            self.channel.close()
+        if d.last:
+            self._finish()
+        elif d.body:
+            self.channel.written(len(d.body))
+
+    def _cut_at_content_length(self) -> None:
+        """The app wrote past its Content-Length: what was declared is sent, the rest dropped.
+
+        PEP 3333: a server sends no more than Content-Length bytes and stops iterating. The
+        response is complete as framed; the connection then closes (``reusable`` is False), and
+        the app is told to stop (its next write raises ``ClientDisconnected``, and its iterable's
+        ``close()`` runs).
+        """
+        error_log.error(
+            "response to %s: the app sent more than its Content-Length; sent the declared bytes, closing",
+            self.request_line(),
+        )
+        self.channel.close()
+
+    def _start_sendfile(self, out: List[Any], file: Any, offset: int, length: int) -> None:
+        """A wsgi.file_wrapper file: the loop sends it; the thread waits for the count."""
+        if self.framer.kind is NO_BODY or length == 0:
+            self.connection.writelines(out)
+            self.channel.reply(0)
+            return
+        after = self._file_framing(length, out)
+        self.connection.writelines(out)
+        self.sendfile_task = self.ctx.loop.create_task(self._run_sendfile(file, offset, length, after))
+
+    async def _run_sendfile(self, file: Any, offset: int, length: int, after: bytes) -> None:
+        try:
+            sent = await self._send_file(file, offset, length)
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            error_log.debug("sendfile to %s failed: %r", self.request_line(), exc)
+            self.connection.abort()
+            self.channel.close()
+            return
+        finally:
+            self.sendfile_task = None
+        if sent < length:
+            # The file shrank under us: the declared framing can't be met, so the connection ends.
+            error_log.error("file for %s ended %d bytes early; closing", self.request_line(), length - sent)
+            self.connection.close()
+            self.channel.close()
+            return
+        if after:
+            self.connection.write(after)
+        self.channel.reply(sent)

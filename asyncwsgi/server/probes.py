@@ -1,0 +1,208 @@
+"""The health, readiness and stats answers the event loop gives itself. [loop]
+
+``--health-path``, ``--ready-path`` and ``--stats-path`` (all off by default) are answered on
+the loop (``cycle/probe.py``), never by a thread, so they still answer when every thread is stuck
+in the app: that is when an orchestrator most needs to hear about it.
+
+    health  200 while the event loop runs
+    ready   200, or 503 while draining (shutting down) or saturated (every thread busy, the
+            queue full and requests waiting for a slot)
+    stats   connections by state, threads, queue depth, the oldest waiting request, a
+            queue-time histogram, requests, responses, disconnects and timeouts by kind; JSON,
+            or Prometheus text for a scraper (``Accept: text/plain`` or ``?format=prometheus``)
+
+Each connection's request cycle says what it is doing (``Cycle.report``): this module knows no
+kind of cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from .context import HEALTH, READY, ServerContext
+from .stats import QUEUE_BUCKETS
+
+# What a connection may be doing, as "connections" counts them (each cycle reports its own).
+_TEXT = "text/plain; charset=utf-8"
+STATES = ("idle", "reading_body", "waiting_for_thread", "in_app", "writing_blocked", "answered_by_loop", "asgi")
+
+
+def is_ready(ctx: ServerContext) -> bool:
+    pool = ctx.pool
+    return not ctx.draining and not (pool.admitted >= pool.capacity and pool.waiting)
+
+
+def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
+    """Everything the stats endpoint reports, computed now (with stacks: each in-flight
+    request's thread stack, or its task's for a mounted app)."""
+    now = time.monotonic()
+    states = dict.fromkeys(STATES, 0)
+    oldest = 0.0
+    pool_queued = 0
+    in_flight: List[Dict[str, Any]] = []
+    for connection in ctx.connections:
+        cycle = connection.cycle
+        if cycle is None or cycle.done:
+            states["idle"] += 1
+            continue
+        report = cycle.report(now, stacks)
+        states[report.state] += 1
+        if report.row is not None:
+            in_flight.append(report.row)
+        if report.queued_at:
+            oldest = max(oldest, now - report.queued_at)
+            pool_queued += report.in_pool
+    pool = ctx.pool
+    stats = ctx.stats
+    running = pool.running_threads
+    busy = max(0, min(running, pool.admitted - pool_queued))
+    return {
+        "ready": is_ready(ctx),
+        "draining": ctx.draining,
+        "connections": {"open": len(ctx.connections), **states},
+        # total counts the spares lent in place of threads held past half a deadline; stuck, the
+        # requests past their deadline whose threads have not come back (--request-timeout).
+        "threads": {
+            "total": running,
+            "busy": busy,
+            "idle": running - busy,
+            "spare": pool.spares_out,
+            "stuck": len(ctx.stuck),
+        },
+        "in_flight": sorted(in_flight, key=lambda r: -r["age_seconds"]),
+        "request_buffers": {"bytes": ctx.request_buffers.used, "capacity": ctx.request_buffers.capacity},
+        "response_buffers": {"bytes": ctx.response_buffers.used, "capacity": ctx.response_buffers.capacity},
+        "queue": {
+            "in_pool": pool_queued,
+            "parked": pool.waiting,
+            "capacity": pool.capacity - pool.threads,
+            "oldest_seconds": round(oldest, 6),
+        },
+        "queue_seconds": {
+            "buckets": {
+                _le(bound): count for bound, count in zip(QUEUE_BUCKETS, _cumulative(stats.queue_buckets), strict=True)
+            },
+            "sum": round(stats.queue_seconds, 6),
+            "count": stats.queue_count,
+        },
+        "requests": stats.requests,
+        "responses": dict(stats.responses),
+        "disconnects": stats.disconnects,
+        # Requests dropped, without running the app, because their client reset while they
+        # waited for a thread (gonewatch.py).
+        "dropped_while_waiting": ctx.gone.dropped,
+        "timeouts": dict(stats.timeouts),
+    }
+
+
+def answer(ctx: ServerContext, kind: str, query: bytes, accept: str, peer: Optional[str]) -> Tuple[int, str, bytes]:
+    """(status, content type, body) for one of the loop-answered endpoints.
+
+    ``?stacks=1`` on the stats endpoint adds each in-flight request's thread stack: the app's
+    code and data in its frames, so only for a peer (the socket's, not a forwarded one) in
+    ``--forwarded-allow-ips``; others get 403.
+    """
+    if kind == HEALTH:
+        return 200, _TEXT, b"ok\n"
+    if kind == READY:
+        if is_ready(ctx):
+            return 200, _TEXT, b"ready\n"
+        reason = "draining" if ctx.draining else "saturated"
+        return 503, _TEXT, f"not ready: {reason}\n".encode()
+    stacks = b"stacks=1" in query
+    if stacks and not ctx.trusted_peers.trusts(peer):
+        return 403, _TEXT, b"stacks only for --forwarded-allow-ips\n"
+    data = snapshot(ctx, stacks)
+    if b"format=prometheus" in query or "text/plain" in accept or "openmetrics" in accept:
+        return 200, "text/plain; version=0.0.4; charset=utf-8", prometheus(data).encode()
+    return 200, "application/json", json.dumps(data, indent=1).encode() + b"\n"
+
+
+def prometheus(data: Dict[str, Any]) -> str:
+    """The snapshot in the Prometheus text exposition format (version 0.0.4)."""
+    lines: List[str] = []
+
+    def metric(name: str, kind: str, helptext: str, samples: List[Tuple[str, Any]]) -> None:
+        lines.append(f"# HELP asyncwsgi_{name} {helptext}")
+        lines.append(f"# TYPE asyncwsgi_{name} {kind}")
+        for labels, value in samples:
+            lines.append(f"asyncwsgi_{name}{labels} {_number(value)}")
+
+    connections = data["connections"]
+    metric(
+        "connections",
+        "gauge",
+        "Open connections by state.",
+        [(f'{{state="{k}"}}', v) for k, v in connections.items() if k != "open"],
+    )
+    threads = data["threads"]
+    metric(
+        "threads",
+        "gauge",
+        "Threads by state.",
+        [(f'{{state="{state}"}}', threads[state]) for state in ("busy", "spare", "stuck")],
+    )
+    metric("threads_total", "gauge", "Threads.", [("", data["threads"]["total"])])
+    buffers = data["request_buffers"]
+    metric("request_buffer_bytes", "gauge", "Request-body bytes reserved for buffering.", [("", buffers["bytes"])])
+    metric("request_buffer_capacity_bytes", "gauge", "--request-buffer-total-bytes.", [("", buffers["capacity"])])
+    buffers = data["response_buffers"]
+    metric("response_buffer_bytes", "gauge", "Response bytes reserved for slow readers.", [("", buffers["bytes"])])
+    metric("response_buffer_capacity_bytes", "gauge", "--response-buffer-total-bytes.", [("", buffers["capacity"])])
+    queue = data["queue"]
+    metric(
+        "queue_depth",
+        "gauge",
+        "Requests waiting for a thread.",
+        [('{where="pool"}', queue["in_pool"]), ('{where="parked"}', queue["parked"])],
+    )
+    metric("oldest_queued_seconds", "gauge", "Age of the oldest request waiting.", [("", queue["oldest_seconds"])])
+    histogram = data["queue_seconds"]
+    samples: List[Tuple[str, Any]] = [(f'_bucket{{le="{le}"}}', n) for le, n in histogram["buckets"].items()]
+    samples += [("_sum", histogram["sum"]), ("_count", histogram["count"])]
+    metric("queue_seconds", "histogram", "Time from request to a thread starting it.", samples)
+    metric("requests_total", "counter", "Requests parsed.", [("", data["requests"])])
+    metric(
+        "responses_total",
+        "counter",
+        "Responses by status class.",
+        [(f'{{class="{k}"}}', v) for k, v in data["responses"].items()],
+    )
+    metric("disconnects_total", "counter", "Clients gone before their response ended.", [("", data["disconnects"])])
+    metric(
+        "dropped_while_waiting_total",
+        "counter",
+        "Requests dropped unrun: their client reset while they waited for a thread.",
+        [("", data["dropped_while_waiting"])],
+    )
+    metric(
+        "timeouts_total",
+        "counter",
+        "Deadlines that ended a request or connection.",
+        [(f'{{kind="{k}"}}', v) for k, v in data["timeouts"].items()],
+    )
+    metric("ready", "gauge", "1 when ready for traffic.", [("", 1 if data["ready"] else 0)])
+    return "\n".join(lines) + "\n"
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if math.isinf(bound) else repr(bound)
+
+
+def _cumulative(counts: List[int]) -> List[int]:
+    total, out = 0, []
+    for count in counts:
+        total += count
+        out.append(total)
+    return out
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
