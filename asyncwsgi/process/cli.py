@@ -1,4 +1,4 @@
-"""The ``asyncwsgi`` command. [main thread]
+"""The ``asyncwsgi`` command. [main]
 
 The only place that exits the process, configures logging and installs signal handlers.
 Flags are generated from ``Config``'s fields, so every option exists exactly once.
@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import logging
 import os
-import random
 import signal
 import sys
 from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
@@ -30,7 +29,8 @@ from .importer import import_app, import_failure_app, import_mounts
 from .loops import resolve_loop
 from .reloader import ChangeWatcher
 from .settings import env_options, file_options, to_toml
-from .supervisor import HEARTBEAT_SECONDS, REPLACE_ME, Supervisor, heartbeat_fd
+from .supervisor import Supervisor, heartbeat_fd
+from .worker import start_supervised
 from .worker_sockets import WorkerSockets
 
 _FORCED_EXIT = 1
@@ -271,7 +271,7 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str,
     # leaving the pid file behind (seen in 5 of 40 runs under load).
     signals = _Signals()
     signals.install()
-    tasks = []
+    tasks: List[asyncio.Task[None]] = []
     try:
         # The command has acted on its own options (processes, user, pid file, loop, reload,
         # --max-requests below); the server gets the rest.
@@ -281,14 +281,7 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str,
             error_log.info(
                 "asyncwsgi %s listening on %s (loop: %s, threads: %d)", __version__, address, loop_name, config.threads
             )
-        supervised = heartbeat_fd()
-        if supervised is not None:
-            tasks.append(asyncio.ensure_future(_heartbeat(server, supervised)))
-            if config.max_requests:
-                limit = config.max_requests + random.randint(0, config.max_requests_jitter)
-                tasks.append(asyncio.ensure_future(_recycle_after(server, limit, supervised)))
-            if config.request_timeout:
-                tasks.append(asyncio.ensure_future(_recycle_when_stuck(server, config.request_timeout, supervised)))
+        tasks = start_supervised(server, config)  # none unless the supervisor started us
         await server.serve_forever()
     finally:
         signals.remove()
@@ -299,79 +292,6 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str,
         handler.flush()  # the last batch of access lines goes before the line that says we stopped
     error_log.info("asyncwsgi stopped")
     return _FORCED_EXIT if signals.count > 1 else 0
-
-
-async def _heartbeat(server: Server, fd: int) -> None:
-    """[supervised worker] Tell the supervisor, from the event loop, that the loop turns."""
-    os.set_blocking(fd, False)
-    try:
-        while True:
-            try:
-                os.write(fd, b".")
-            except BlockingIOError:
-                pass  # the supervisor is busy; it has a beat to read already
-            except OSError:
-                error_log.warning("supervisor gone: shutting down")
-                server.close()
-                return
-            await asyncio.sleep(HEARTBEAT_SECONDS)
-    finally:
-        os.close(fd)
-
-
-async def _recycle_when_stuck(server: Server, grace: float, supervisor: int) -> None:
-    """[supervised worker] Ask for a fresh worker once as many requests as --threads have been
-    stuck past --request-timeout (each holding a thread) for ``grace`` more seconds.
-
-    Python cannot stop those threads; a process can be replaced. This worker stops accepting
-    (new connections wait in the socket for the successor); the supervisor starts the successor
-    and stops this worker (SIGTERM, a drain) once the successor serves. The stuck requests have
-    been answered; spare threads (--spare-threads) serve this worker's own connections
-    meanwhile. Without spares, requests that still wait in its queue get their 504 at their
-    deadlines.
-    """
-    loop = asyncio.get_running_loop()
-    since: Optional[float] = None
-    while True:
-        await asyncio.sleep(min(1.0, grace / 4))
-        if not server.threads_lost():
-            since = None
-            continue
-        if since is None:
-            since = loop.time()
-        elif loop.time() - since >= grace:
-            error_log.warning(
-                "%d requests have held their threads past --request-timeout for %.1fs: asking for a fresh worker",
-                server.config.threads,
-                loop.time() - since,
-            )
-            # A connection accepted now would wait for a thread, or take a spare that the
-            # successor has plenty of: leave new ones in the socket (the supervisor holds it).
-            server.stop_accepting()
-            await _ask_for_successor(supervisor)
-            return
-
-
-async def _recycle_after(server: Server, limit: int, supervisor: int) -> None:
-    """[supervised worker] After ``limit`` requests, ask for a fresh worker; this one serves on
-    until the supervisor stops it, once the successor serves."""
-    # Polled ten times a second: an event set per request would put a check on the hot path.
-    while server.stats.requests < limit:  # noqa: ASYNC110
-        await asyncio.sleep(0.1)
-    error_log.info("served %d requests (--max-requests): asking for a fresh worker", server.stats.requests)
-    await _ask_for_successor(supervisor)
-
-
-async def _ask_for_successor(supervisor: int) -> None:
-    """Send ``REPLACE_ME`` on the heartbeat pipe (non-blocking: retried while it is full)."""
-    while True:
-        try:
-            os.write(supervisor, REPLACE_ME)
-            return
-        except BlockingIOError:
-            await asyncio.sleep(0.1)
-        except OSError:
-            return  # the supervisor is gone: the heartbeat task shuts this worker down
 
 
 class _Signals:
