@@ -1,4 +1,5 @@
 """asyncwsgi: a WSGI server on an asyncio event loop, with h11 parsing and a bounded thread pool.
+[any]
 
 Embed it in an asyncio program::
 

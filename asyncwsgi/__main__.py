@@ -1,4 +1,4 @@
-"""``python -m asyncwsgi`` runs the CLI."""
+"""``python -m asyncwsgi`` runs the CLI. [main]"""
 
 from .process.cli import main
 

@@ -1,4 +1,4 @@
-"""The one configuration object, shared by the CLI, the embed API and worker processes. [both]
+"""The one configuration object, shared by the CLI, the embed API and worker processes. [any]
 
 A ``Config`` is frozen and validated once, in ``__post_init__``; everything downstream trusts it.
 Each field's metadata carries its CLI help text, so the CLI is generated from this file and

@@ -1,4 +1,4 @@
-"""Exception classes shared by the loop and thread sides. [both]"""
+"""Exception classes shared by the loop and thread sides. [any]"""
 
 from __future__ import annotations
 

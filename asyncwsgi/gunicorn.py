@@ -1,5 +1,5 @@
 """``gunicorn -k asyncwsgi.gunicorn.Worker``: the documented path of the worker class, which
-lives in ``process/gunicorn_worker.py``."""
+lives in ``process/gunicorn_worker.py``. [main]"""
 
 from .process.gunicorn_worker import Worker
 

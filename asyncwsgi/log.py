@@ -1,4 +1,4 @@
-"""Loggers, and escaping for what clients control. [any thread]
+"""Loggers, and escaping for what clients control. [any]
 
 The access-log line itself is built in accesslog.py.
 

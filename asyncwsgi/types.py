@@ -1,4 +1,4 @@
-"""WSGI type aliases (``wsgiref.types`` exists only from Python 3.11)."""
+"""WSGI type aliases (``wsgiref.types`` exists only from Python 3.11). [any]"""
 
 from __future__ import annotations
 

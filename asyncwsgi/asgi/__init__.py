@@ -1,1 +1,2 @@
-"""What a mounted ASGI application sees: mounts, scopes, messages, lifespan (``--mount``)."""
+"""What a mounted ASGI application sees: mounts, scopes, messages, lifespan (``--mount``).
+[loop]"""

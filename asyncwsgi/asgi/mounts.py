@@ -1,4 +1,5 @@
-"""Which ASGI application, if any, a request path belongs to (``--mount``). [main, then loop]
+"""Which ASGI application, if any, a request path belongs to (``--mount``).
+[any: the table is built at startup, matched on the loop]
 
 A mount is a path prefix and an ASGI 3 application. Prefixes are matched against the path as the
 WSGI app would see it (``PATH_INFO``, after ``--root-path``), on a path-segment boundary: ``/ws``

@@ -1,5 +1,5 @@
 """RFC 9110 grammar shared by the request checks, the response checks and the configuration.
-[any thread: constants only]"""
+[any: constants only]"""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The plain-text responses the server makes up itself: refusals, errors, its own answers. [any thread]
+"""The plain-text responses the server makes up itself: refusals, errors, its own answers. [any]
 
 Pure, and the one place they are shaped: a refusal of a request the app never saw (400, 408,
 413, 414, 431, 501, 503, 504, with ``Connection: close``), the 500 and 413 the WSGI thread sends

@@ -1,5 +1,5 @@
 """Turn an app spec such as ``"pkg.mod:attr.sub"`` into a WSGI callable, and ``--mount`` specs
-into ASGI apps. [main thread, at startup]
+into ASGI apps. [main: at startup]
 
 Also the stand-in app a ``--reload`` worker serves when that fails.
 """

@@ -1,4 +1,4 @@
-"""Pick the event loop implementation: ``auto`` | ``asyncio`` | ``uvloop``. [main thread]
+"""Pick the event loop implementation: ``auto`` | ``asyncio`` | ``uvloop``. [main]
 
 uvloop is imported only when asked for (or probed by ``auto``), so it stays an optional extra.
 """

@@ -1,4 +1,5 @@
-"""``--reload``: notice changed source files, so the supervisor can restart its workers. [main + watcher thread]
+"""``--reload``: notice changed source files, so the supervisor can restart its workers.
+[main: and its watcher thread]
 
 For development only; nothing watches files unless ``--reload`` is given. Workers are fresh
 interpreters, so a restart loads the new code completely. The listening sockets belong to the

@@ -1,5 +1,5 @@
 """``--interrupt-on-timeout``: raise ``RequestTimeout`` in the thread of an app past its deadline.
-[loop: fire; thread: arm, shield, disarm]
+[both: the loop fires; the app's thread arms, shields and disarms]
 
 CPython's ``PyThreadState_SetAsyncExc`` makes a thread raise at its next check of the eval
 breaker (a Python function's entry, a loop's jump back), wherever that is. Two rules keep that

@@ -1,4 +1,5 @@
-"""A bounded pool of threads that run WSGI apps. [loop: admission; thread: job loop]
+"""A bounded pool of threads that run WSGI apps.
+[both: admission on the loop; the job loop on its threads]
 
 Admission is decided on the loop thread alone, so it needs no lock: at most
 ``threads + queue_size`` jobs are admitted (running or queued) at once. A caller that finds
