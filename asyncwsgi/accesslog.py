@@ -140,8 +140,8 @@ def _format_combined(r: AccessRecord) -> str:
 
 # What a ``COMBINED`` line is made of, taken when the request ends; the text is made later, in a
 # batch (BatchedStreamHandler.flush). Formatting 800 lines in a row at each flush costs less
-# than one between every two requests: measured with benchmarks/hotpath.py, the access log went
-# from 5.0 to 3.6 µs of a hello-world request (58.1 against 53.1 without it, then 56.7).
+# than one between every two requests: measured with benchmarks/hotpath.py, that saves about
+# 1.4 µs of the 5 µs an access line costs a hello-world request.
 CombinedEntry = Tuple[Any, str, str, int, int, Any, Any, float]
 
 

@@ -394,7 +394,7 @@ class WSGICall:
         while remaining > 0:
             data = filelike.read(min(block, remaining))
             if not data:
-                break  # the file shrank: h11 will see the short body and close the connection
+                break  # the file shrank: the loop's framing sees the body short and closes
             remaining -= len(data)
             self._send(data)
         if count == 0:

@@ -8,12 +8,14 @@ Two one-way pipes, each with flow control, and the messages that cross them:
   mark so the loop stops reading the socket; the thread asks the loop to resume once it has
   drained the buffer to half of that.
 * ``OutputChannel`` carries ``Delivery`` messages (response head, body bytes, end) from the
-  thread to the loop with ``call_soon_threadsafe``. The thread blocks in ``send`` while the
-  transport is paused or too many bytes are in flight, so a slow reader never makes the server
-  buffer a whole response; once the client is gone ``send`` fails fast with ClientDisconnected.
+  thread to the loop through the server's ``Mailbox`` (one wake-up of the loop per batch). The
+  thread blocks in ``send`` while the transport is paused or too many bytes are in flight, so a
+  slow reader never makes the server buffer a whole response; once the client is gone ``send``
+  fails fast with ClientDisconnected.
 
-Every method says which thread may call it. State shared between threads is touched only
-under the object's condition lock; the loop never blocks on it for longer than a field update.
+Every method says which thread may call it. State shared between threads is touched only under
+the object's lock; the loop never holds it for longer than a field update, and wakes a waiting
+thread by releasing a lock of its own, not through a condition.
 """
 
 from __future__ import annotations
@@ -51,8 +53,8 @@ class Mailbox:
     On the stdlib loop, ``call_soon_threadsafe`` writes to the loop's self-pipe on every call
     (1.9 µs measured, plus the loop's read of it); uvloop's eventfd wake-up already coalesces.
     Under load the loop is busy when most responses arrive, so a callback posted while a batch
-    is already due rides with it, without a wake-up of its own: hello world at 50 connections
-    went from 7,790 to 8,255 req/s on the stdlib loop, unchanged on uvloop. Callbacks run in
+    is already due rides with it, without a wake-up of its own: about 6% of hello world's
+    throughput at 50 connections on the stdlib loop (none on uvloop). Callbacks run in
     the order they were posted; one that raises is reported to the loop's exception handler,
     as the loop would, and the batch goes on.
 
@@ -156,10 +158,9 @@ class OutputChannel:
         # Made on first use: most responses cross in one finish() and never wait or notify.
         # The app's thread waits on _wake, a lock held while it has no reason to wake: the loop
         # wakes it with one release, where Condition.notify was about 10% of the loop's time
-        # on a streamed download (py-spy), once per chunk. 1 MiB in 64 KiB yields at 16
-        # connections went from 1,890 to 1,970 req/s with Content-Length (uvloop; 1,927 to 2,013
-        # on asyncio), 1,877 to 1,928 streamed. _cond is for wait_gone's waiters, which may be any
-        # threads of the app.
+        # on a streamed download (py-spy), once per chunk: about 4% of its throughput (1 MiB in
+        # 64 KiB yields, 16 connections, both loops). _cond is for wait_gone's waiters, which may
+        # be any threads of the app.
         self._wake: Optional[threading.Lock] = None
         self._cond: Optional[threading.Condition] = None
         self._inflight = 0  # bytes handed to the loop and not yet written to the transport
