@@ -25,10 +25,10 @@ from ..wsgi.environ import EnvironBuilder
 from ..wsgi.interrupt import ShieldedMailbox
 from ..wsgi.pool import ThreadPool
 from ..wsgi.proxy import TrustedProxies, apply_proxy_headers
-from .cycle.seam import Cycle
 from .deadlines import DeadlineWheel, resolution_for
 from .gonewatch import GoneWatch
 from .listener import ConnectionGate
+from .seam import Cycle
 from .slowlog import SlowRequestWatch
 from .stats import Stats
 

@@ -25,8 +25,8 @@ from .context import ServerContext
 from .cycle import websocket
 from .cycle.asgi import ASGICycle
 from .cycle.probe import ProbeCycle
-from .cycle.seam import Connection, Cycle, Refusal
 from .cycle.wsgi import WSGICycle
+from .seam import Connection, Cycle, Refusal
 
 
 class Arrival(Connection, Protocol):

@@ -24,9 +24,9 @@ from asyncwsgi.http.response import BodyFramer, ResponseHead, start_response
 from asyncwsgi.server.context import ServerContext
 from asyncwsgi.server.cycle.asgi import ASGICycle
 from asyncwsgi.server.cycle.probe import ProbeCycle
-from asyncwsgi.server.cycle.seam import PAUSE_POOL, Connection, Cycle, Upgraded
 from asyncwsgi.server.cycle.websocket import WebSocketSession
 from asyncwsgi.server.cycle.wsgi import WSGICycle
+from asyncwsgi.server.seam import PAUSE_POOL, Connection, Cycle, Upgraded
 from asyncwsgi.wsgi.pool import ThreadPool
 
 

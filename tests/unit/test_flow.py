@@ -11,7 +11,7 @@ import pytest
 from asyncwsgi.config import Config
 from asyncwsgi.server.connection.flow import PAUSE_PIPELINE, PAUSE_REFUSED, FlowControl
 from asyncwsgi.server.context import ByteBudget
-from asyncwsgi.server.cycle.seam import PAUSE_BODY, PAUSE_POOL
+from asyncwsgi.server.seam import PAUSE_BODY, PAUSE_POOL
 
 
 class Transport:

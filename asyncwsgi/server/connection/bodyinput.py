@@ -30,7 +30,7 @@ from ...http.head import check_fields
 from ...http.response import CONTINUE, BodyFramer, ResponseHead, start_response
 from ...http.wirecheck import FramingRefused
 from ...log import error_log
-from ..cycle.seam import Cycle
+from ..seam import Cycle
 from .bodyrate import BodyMeter, check_interval
 from .flow import PAUSE_REFUSED
 from .phases import DRAIN, LINGER, REQUEST, Phase

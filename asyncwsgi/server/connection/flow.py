@@ -26,7 +26,7 @@ import socket
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from ...log import error_log
-from ..cycle.seam import PAUSE_POOL
+from ..seam import PAUSE_POOL
 
 if TYPE_CHECKING:
     from ..context import ServerContext

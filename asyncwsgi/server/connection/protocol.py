@@ -16,7 +16,7 @@ The class is built in layers, each a base class (so an idle connection pays for 
 ``flow.FlowControl`` (read pauses, write grant, write deadline, sendfile), ``wireinput.WireInput``
 (the byte checks before h11), ``bodyinput.BodyInput`` (the request body: limits, rate, drain) and
 this class, the connection's life in phases (``phases.Phase``). It is the ``Connection`` of the
-seam (``cycle/seam.py``) to the request cycle it serves, which ``dispatch`` makes for each head.
+seam (``seam.py``) to the request cycle it serves, which ``dispatch`` makes for each head.
 
 Each phase has one read-side deadline, enforced
 here on the loop so that no thread waits on a slow client (``deadlines.ReadDeadline``, lazy:
@@ -38,9 +38,9 @@ from ...http import direct_body, wirecheck
 from ...http.head import HeadRefused, check_request
 from ...http.proxyprotocol import Preamble
 from ...log import error_log
-from ..cycle.seam import PAUSE_BODY, Cycle, Upgraded
 from ..deadlines import ReadDeadline
 from ..dispatch import open_cycle
+from ..seam import PAUSE_BODY, Cycle, Upgraded
 from .bodyinput import HEAD_SENT, BodyInput
 from .flow import PAUSE_PIPELINE
 from .phases import CLOSED, DRAIN, HEAD, IDLE, LINGER, REQUEST, UPGRADED, Phase

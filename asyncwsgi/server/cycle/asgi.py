@@ -42,8 +42,8 @@ from ...http.head import Head
 from ...http.response import NO_CONTENT_STATUSES, FramingError, ResponseHead
 from ...log import error_log
 from ...types import Environ
+from ..seam import DONE, Connection
 from .mounted import MountedCycle
-from .seam import DONE, Connection
 from .writer import ResponseWriter
 
 if TYPE_CHECKING:

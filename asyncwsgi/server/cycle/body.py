@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ...wsgi.bridge import InputStream
-from .seam import PAUSE_BODY, Connection
+from ..seam import PAUSE_BODY, Connection
 
 if TYPE_CHECKING:
     from ..context import ServerContext

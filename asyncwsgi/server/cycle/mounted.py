@@ -19,7 +19,7 @@ import h11
 from ...asgi.mounts import Mount
 from ...types import Environ
 from ..access import record, request_line
-from .seam import DONE, PAUSE_BODY, RUNNING, Connection, CycleReport, in_flight
+from ..seam import DONE, PAUSE_BODY, RUNNING, Connection, CycleReport, in_flight
 
 if TYPE_CHECKING:
     from ..context import ServerContext

@@ -17,7 +17,7 @@ from ...http.response import ResponseHead
 from ...types import Environ
 from ..access import record
 from ..probes import answer
-from .seam import DONE, RUNNING, Connection, CycleReport
+from ..seam import DONE, RUNNING, Connection, CycleReport
 from .writer import ResponseWriter
 
 if TYPE_CHECKING:

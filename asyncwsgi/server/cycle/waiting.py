@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Optional, Protocol
 
 from ..deadlines import DeadlineWheel
-from .seam import Connection
+from ..seam import Connection
 
 
 class Waiter(Protocol):

@@ -33,9 +33,9 @@ from ...http.deflate_offer import checked_offer
 from ...http.head import Head
 from ...log import error_log
 from ...types import Environ
+from ..seam import DONE, Connection, CycleReport
 from .asgi import ASGIResponse
 from .mounted import MountedCycle
-from .seam import DONE, Connection, CycleReport
 from .wsstream import CLOSED, OPEN, WebSocketStream
 
 if TYPE_CHECKING:

@@ -18,7 +18,7 @@ from typing import Any, List, Optional
 import h11
 
 from ...http.response import NO_BODY, BodyFramer, ResponseHead
-from .seam import Connection
+from ..seam import Connection
 
 # Connection.sendfile is asked for at most this much at a time: each call is bounded by
 # --write-timeout, so a client that stops reading is noticed between slices.

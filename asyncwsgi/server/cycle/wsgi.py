@@ -26,11 +26,11 @@ from ...wsgi.app import WSGICall
 from ...wsgi.bridge import EMPTY_INPUT, DisconnectEvent, OutputChannel, RunCoroutine
 from ...wsgi.interrupt import AppInterrupt
 from ..access import Details, record, request_line
+from ..seam import BUFFERING, DONE, PAUSE_POOL, RUNNING, WAITING, Connection, CycleReport, in_flight
 from ..slowlog import thread_stack
 from .body import RequestBody
 from .deadline import RequestDeadline
 from .delivery import DeliveryWriter
-from .seam import BUFFERING, DONE, PAUSE_POOL, RUNNING, WAITING, Connection, CycleReport, in_flight
 from .waiting import ThreadWait
 
 if TYPE_CHECKING:

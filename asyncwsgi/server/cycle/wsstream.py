@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Protocol
 
 from ...http.wsframes import FrameSizeWatch
 from ...log import error_log
-from .seam import Connection
+from ..seam import Connection
 
 if TYPE_CHECKING:
     from ..context import ServerContext

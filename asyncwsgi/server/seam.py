@@ -1,16 +1,17 @@
 """Where a connection and the request cycles it serves meet. [loop]
 
 A connection (``server/connection/``) reads the client's bytes, parses heads, keeps the read
-deadlines and the flow control; a request cycle (this package) serves one request: the WSGI app
-on a thread (``wsgi``), a mounted ASGI app (``asgi``), a WebSocket (``websocket``), or an answer
-the loop gives itself (``probe``). Each holds the other only as declared here:
+deadlines and the flow control; a request cycle (``server/cycle/``) serves one request: the WSGI
+app on a thread, a mounted ASGI app, a WebSocket, or an answer the loop gives itself. Each holds
+the other only as declared here:
 
 * a cycle asks its connection what ``Connection`` lists, and nothing else;
 * a connection tells its cycle what ``Cycle`` lists (and, after a WebSocket handshake, feeds its
   bytes to an ``Upgraded`` stream).
 
-Nothing in this package imports the connection's modules, not even for typing; this module
-imports neither side. ``dispatch`` (above the cycles) makes the cycle for an accepted head.
+This module imports neither side; both import it, and nothing in ``cycle/`` imports the
+connection's modules, not even for typing. ``dispatch`` (above the cycles, below the connection)
+makes the cycle for an accepted head.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import Any, Dict, List, NamedTuple, Optional, Protocol, Sequence, Tu
 
 import h11
 
-from ...http.response import BodyFramer, ResponseHead
-from ...types import Environ
+from ..http.response import BodyFramer, ResponseHead
+from ..types import Environ
 
 
 class CycleState(enum.Enum):
