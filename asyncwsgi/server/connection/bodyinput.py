@@ -68,7 +68,7 @@ class BodyInput(WireInput):
 
     # --- hooks ---------------------------------------------------------------------------------
 
-    def _linger(self) -> None:
+    def linger(self) -> None:
         """Half-close and discard input until the client has read what we sent."""
         raise NotImplementedError
 
@@ -93,7 +93,7 @@ class BodyInput(WireInput):
             if self._drained > DRAIN_LIMIT_BYTES:
                 # Closing with the client still sending would reset the connection, and a proxy
                 # would lose the response it has not read yet: half-close and discard instead.
-                self._linger()
+                self.linger()
             return
         cycle = self.cycle
         body = self._body
@@ -128,7 +128,7 @@ class BodyInput(WireInput):
         if self.phase is DRAIN:
             # Draining a body the app did not read, its response already out: just end.
             error_log.info("malformed chunked body from %s after the response: %s", self._peer(), exc)
-            self._linger()
+            self.linger()
         else:
             self._refuse_body(RequestBodyError(f"malformed chunked body: {exc}"))
 

@@ -352,7 +352,7 @@ class HTTPProtocol(BodyInput):
         if self.conn is not None and self.conn.their_state is h11.SEND_BODY:
             # The client may still be sending the body: a close now would reset the connection
             # before it (or the proxy in front) read the response. Half-close and discard.
-            self._linger()
+            self.linger()
         else:
             self.close()
 
@@ -464,14 +464,11 @@ class HTTPProtocol(BodyInput):
         log_refusal(status, self._peer(), detail)
         if not self._sent & HEAD_SENT and not self.lost:
             self.transport.write(refusal(self.ctx, status, request, self.client, headers))
-        self._linger()
+        self.linger()
 
     def linger(self) -> None:
         """[seam] Half-close, then read and discard what the client still sends for a while
         before closing (LINGER): a client still sending reads what we wrote instead of a reset."""
-        self._linger()
-
-    def _linger(self) -> None:
         transport = self.transport
         if self.lost or transport.is_closing():
             return
