@@ -18,6 +18,7 @@ from ..accesslog import AccessFormatter
 from ..asgi.mounts import Mounts
 from ..config import Config
 from ..http.head import Head, HeadLimits
+from ..static.mounts import StaticMounts
 from ..types import Environ, WSGIApp
 from ..wsgi.app import FileWrapper
 from ..wsgi.bridge import Mailbox
@@ -29,6 +30,7 @@ from .deadlines import DeadlineWheel, resolution_for
 from .gonewatch import GoneWatch
 from .listener import ConnectionGate
 from .seam import Cycle
+from .sendfile import FileSender
 from .slowlog import SlowRequestWatch
 from .stats import Stats
 
@@ -83,6 +85,9 @@ class ServerContext:
         self.app = app
         # ASGI apps served on the loop under path prefixes (--mount); None when there are none.
         self.mounts = mounts if mounts else None
+        # Directories served by the loop under path prefixes (--static; ConfigError for a missing
+        # one); None when there are none.
+        self.static = StaticMounts(config.static) if config.static else None
         # The tasks of mounted ASGI apps' requests and WebSockets, cancelled if any outlive the drain.
         self.asgi_tasks: Set[asyncio.Task[None]] = set()
         # Each mount's lifespan state (copied into its request scopes); None: no lifespan support.
@@ -143,8 +148,8 @@ class ServerContext:
         # Requests cut off at --request-timeout whose app still runs: each holds its thread.
         self.stuck: Set[object] = set()
         self.draining = False  # the server is shutting down: finish current responses, then close
-        # Native sendfile exists on the stdlib loops only; uvloop raises NotImplementedError.
-        self.sendfile_ok = isinstance(loop, asyncio.BaseEventLoop)
+        # Files sent by the kernel to plain sockets, on either loop (sendfile.py).
+        self.file_sender = FileSender(loop)
         self.server_header: Optional[bytes] = SERVER_HEADER if config.server_header else None
         self.on_connection_lost: Optional[Callable[[], None]] = None
         self._date_second = -1

@@ -27,7 +27,16 @@ from .stats import QUEUE_BUCKETS
 
 # What a connection may be doing, as "connections" counts them (each cycle reports its own).
 _TEXT = "text/plain; charset=utf-8"
-STATES = ("idle", "reading_body", "waiting_for_thread", "in_app", "writing_blocked", "answered_by_loop", "asgi")
+STATES = (
+    "idle",
+    "reading_body",
+    "waiting_for_thread",
+    "in_app",
+    "writing_blocked",
+    "sending_file",
+    "answered_by_loop",
+    "asgi",
+)
 
 
 def is_ready(ctx: ServerContext) -> bool:

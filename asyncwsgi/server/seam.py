@@ -76,9 +76,10 @@ class Connection(Protocol):
     def writelines(self, pieces: List[Any]) -> None:
         """Several pieces at once, as few sends as the loop allows."""
 
-    async def sendfile(self, file: Any, offset: int, count: int) -> int:
-        """Send ``count`` bytes of ``file`` from ``offset`` without reading them in; the bytes
-        sent (fewer if the file ended). Raises when the client stops reading (--write-timeout)."""
+    async def sendfile(self, file: int, offset: int, count: int) -> int:
+        """Send ``count`` bytes of the file descriptor ``file`` from ``offset`` without reading
+        them in; the bytes sent (fewer if the file ended). OSError when the client goes or stops
+        reading (--write-timeout); NotImplementedError where the kernel cannot (TLS)."""
 
     def open_response(self, request: h11.Request, head: ResponseHead, close: bool = False) -> Tuple[bytes, BodyFramer]:
         """The head's bytes and the body's framer, with the connection's say on keep-alive

@@ -10,7 +10,10 @@ here, from PEP 3333:
 * headers go out with the first non-empty body chunk (or at the end, if there is none);
 * the iterable's ``close()`` is always called, after a normal response, an app error, and a
   client disconnect alike;
-* a short body returned as a list goes to the loop in one hand-off, with a Content-Length.
+* a short body returned as a list goes to the loop in one hand-off, with a Content-Length;
+* a ``wsgi.file_wrapper`` of a regular file goes to the loop as a file region, which the loop
+  sends itself (by the kernel's sendfile where it can): the thread is free once the app's
+  ``close()`` has run, however slowly the client reads.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import re
 import stat
 import threading
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 from ..errors import ClientDisconnected, RequestBodyError, RequestTimeout
 from ..http import plain
@@ -36,8 +39,6 @@ from .interrupt import AppInterrupt
 ONE_HOP_BYTES = 64 * 1024
 # Larger chunks are sliced (without copying) so back-pressure acts at this granularity.
 SLICE_BYTES = 256 * 1024
-# Read size for file_wrapper files on loops without native sendfile (uvloop).
-SENDFILE_FALLBACK_BLOCK = 256 * 1024
 
 _STATUS_RE = re.compile(r"([0-9]{3}) ([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 _TOKEN_RE = re.compile(TOKEN + r"\Z")
@@ -176,7 +177,6 @@ class WSGICall:
         "queue_expired",
         "queue_timeout",
         "queued_at",
-        "sendfile_ok",
         "started_at",
         "thread",
     )
@@ -186,14 +186,12 @@ class WSGICall:
         app: WSGIApp,
         environ: Environ,
         channel: OutputChannel,
-        sendfile_ok: bool,
         queue_timeout: float = 0.0,
         interrupt: Optional[AppInterrupt] = None,
     ) -> None:
         self.app = app
         self.environ = environ
         self.channel = channel
-        self.sendfile_ok = sendfile_ok
         self.queue_timeout = queue_timeout
         self.interrupt = interrupt  # --interrupt-on-timeout: armed while the app runs
         self.queued_at = 0.0  # time.monotonic() when the loop queued this job
@@ -278,12 +276,18 @@ class WSGICall:
 
     def _call_app(self) -> Delivery:
         result = self.app(self.environ, self.start_response)
+        body: Union[bytes, FileSlice] = b""
         try:
             body = self._consume(result)
         finally:
             close = getattr(result, "close", None)
             if close is not None:
-                close()
+                try:
+                    close()
+                except BaseException:
+                    if type(body) is FileSlice:
+                        os.close(body.file)  # the loop will never have it
+                    raise
         return self._final(body)
 
     def _call_interruptible(self, interrupt: AppInterrupt) -> Delivery:
@@ -295,8 +299,9 @@ class WSGICall:
         finally:
             interrupt.disarm()
 
-    def _consume(self, result: Iterable[bytes]) -> bytes:
-        """Stream the iterable; return the bytes still to send with the final hand-off."""
+    def _consume(self, result: Iterable[bytes]) -> Union[bytes, FileSlice]:
+        """Stream the iterable; return what is still to send with the final hand-off: bytes, or
+        a file region the loop sends itself."""
         kind = type(result)
         if (kind is list or kind is tuple) and not self.head_sent:
             total = 0
@@ -308,8 +313,10 @@ class WSGICall:
                     break
             else:
                 return b"".join(result)
-        elif kind is FileWrapper and not self.head_sent and self._send_regular_file(result):  # type: ignore[arg-type]
-            return b""
+        elif kind is FileWrapper and not self.head_sent:
+            region = self._regular_file(result)  # type: ignore[arg-type]
+            if region is not None:
+                return region
         for chunk in result:
             self._send(chunk)
         return b""
@@ -333,7 +340,11 @@ class WSGICall:
             self.channel.send(Delivery(head, piece, False, False), len(piece))
             head = None
 
-    def _final(self, body: bytes) -> Delivery:
+    def _final(self, body: Union[bytes, FileSlice]) -> Delivery:
+        if type(body) is FileSlice:
+            self.head_sent = True
+            return Delivery(self._require_head(), b"", end=True, last=True, file=body)
+        assert type(body) is bytes
         head = None
         if not self.head_sent:
             head = self._require_head()
@@ -367,44 +378,31 @@ class WSGICall:
             self.head_sent = True
         return Delivery(head, body, end=True, last=True)
 
-    def _send_regular_file(self, wrapper: FileWrapper) -> bool:
-        """Send a regular file with a known length: ``loop.sendfile`` where the loop has it,
-        else reads through the channel. False if it is not a regular file (iterate instead)."""
+    def _regular_file(self, wrapper: FileWrapper) -> Optional[FileSlice]:
+        """A regular file, from where it stands to its end (or the app's Content-Length), as a
+        region the loop sends itself: the final Delivery carries it, and the thread is free at
+        once, however slowly the client reads. The loop gets a descriptor of its own (``dup``),
+        so the app's ``close()`` does not close the file under it. None for anything else (the
+        wrapper is iterated)."""
         filelike = wrapper.filelike
         try:
             info = os.fstat(filelike.fileno())
             offset = filelike.tell()
         except (AttributeError, OSError, io.UnsupportedOperation):
-            return False
+            return None
         if not stat.S_ISREG(info.st_mode):
-            return False
+            return None
+        try:
+            descriptor = os.dup(filelike.fileno())
+        except OSError:
+            return None  # out of descriptors: it is read through the channel instead
         head = self._require_head()
         count = max(0, info.st_size - offset)
         if self.length is not None:
             count = min(count, self.length)
         elif head.status_code not in NO_CONTENT_STATUSES:
             head.headers.append((b"Content-Length", str(count).encode()))
-        if self.sendfile_ok:
-            self.head_sent = True
-            sent = self.channel.call(Delivery(head, b"", False, False, file=FileSlice(filelike, offset, count)))
-            filelike.seek(offset + sent)
-            return True
-        block = max(wrapper.blksize, SENDFILE_FALLBACK_BLOCK)
-        remaining = count
-        while remaining > 0:
-            data = filelike.read(min(block, remaining))
-            if not data:
-                break  # the file shrank: the loop's framing sees the body short and closes
-            remaining -= len(data)
-            self._send(data)
-        if count == 0:
-            self._send_head_now()
-        return True
-
-    def _send_head_now(self) -> None:
-        if not self.head_sent:
-            self.head_sent = True
-            self.channel.send(Delivery(self._require_head(), b"", False, False), 0)
+        return FileSlice(descriptor, offset, count)
 
     def _require_head(self) -> ResponseHead:
         if self.head is None:

@@ -107,9 +107,10 @@ class Mailbox:
 
 
 class FileSlice(NamedTuple):
-    """A region of an open regular file for ``loop.sendfile``."""
+    """A region of a regular file the loop sends (``wsgi.file_wrapper``): ``file`` is a
+    descriptor of the loop's own, which it closes when done."""
 
-    file: Any
+    file: int
     offset: int
     length: int
 
@@ -122,7 +123,7 @@ class Delivery(NamedTuple):
     end: bool  # the response is complete
     last: bool  # the job is finished: nothing more will come, release its thread slot
     abort: bool = False  # close the connection without completing the response
-    file: Optional[FileSlice] = None  # sendfile this region (the thread waits for the reply)
+    file: Optional[FileSlice] = None  # the loop sends this region of a file, then ends the response
 
 
 class OutputChannel:
@@ -138,7 +139,6 @@ class OutputChannel:
         "_lock",
         "_loop",
         "_paused",
-        "_reply",
         "_sink",
         "_waiting",
         "_wake",
@@ -167,8 +167,7 @@ class OutputChannel:
         self._paused = paused  # the transport is above its write high-water mark
         self._closed = False  # the connection is gone: sends fail
         self._gone = False  # the client has left (closed or half-closed): asyncwsgi.disconnected
-        self._waiting = False  # the thread is blocked in send() or call()
-        self._reply: Any = _NO_REPLY
+        self._waiting = False  # the thread is blocked in send()
         # Futures of coroutines the app runs on the loop (asyncwsgi.run_coroutine), cancelled
         # when the connection goes; made on first use.
         self._coroutines: Optional[Set[concurrent.futures.Future[Any]]] = None
@@ -184,17 +183,6 @@ class OutputChannel:
                 raise ClientDisconnected("client disconnected")
             self._inflight += nbytes
         self._hand_off(delivery)
-
-    def call(self, delivery: Delivery) -> Any:
-        """Send ``delivery`` and block until the loop ``reply``s (used for sendfile)."""
-        self.send(delivery, 0)
-        with self._lock:
-            while self._reply is _NO_REPLY and not self._closed:
-                self._wait()
-            reply, self._reply = self._reply, _NO_REPLY
-        if reply is _NO_REPLY:
-            raise ClientDisconnected("client disconnected")
-        return reply
 
     def _wait(self) -> None:
         """[thread, holding the lock; returns holding it] Sleep until the loop wakes us, or
@@ -289,11 +277,6 @@ class OutputChannel:
             if self._waiting:
                 self._notify(all_=False)
 
-    def reply(self, value: Any) -> None:
-        with self._lock:
-            self._reply = value
-            self._notify(all_=False)
-
     def close(self) -> None:
         """The connection is gone: wake the thread so its next send fails fast, and cancel the
         coroutines it runs on the loop."""
@@ -331,7 +314,7 @@ class OutputChannel:
             future.cancel()
 
     def _notify(self, all_: bool) -> None:
-        """Wake the app's thread if it waits in send() or call(), and with ``all_`` every
+        """Wake the app's thread if it waits in send(), and with ``all_`` every
         wait_gone() too; the caller holds the lock."""
         if self._waiting:
             self._waiting = False
@@ -344,9 +327,6 @@ class OutputChannel:
             cond = self._cond
             if cond is not None:
                 cond.notify_all()
-
-
-_NO_REPLY = object()
 
 
 def _ignore(delivery: Delivery) -> None:

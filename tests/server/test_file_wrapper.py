@@ -1,9 +1,11 @@
-"""wsgi.file_wrapper: sendfile where the loop supports it, a chunked read fallback elsewhere."""
+"""wsgi.file_wrapper: a regular file goes to the loop, which sends it (by the kernel where it can) while the
+app's thread is free; anything else is iterated."""
 
 from __future__ import annotations
 
 import io
 import os
+import socket
 import tempfile
 import threading
 
@@ -100,3 +102,51 @@ def test_file_response_client_disconnects_midway(serve, data_file):
     with connect(srv.port) as sock:  # still serving
         sock.sendall(get("/"))
         assert Reader(sock).response().body == CONTENT
+
+
+def test_the_thread_is_free_once_the_file_is_handed_over(serve, tmp_path):
+    """A slow reader of a file_wrapper response holds neither a thread nor a pool slot: the
+    file goes to the loop, which sends it (by the kernel where it can)."""
+    big = tmp_path / "big.bin"
+    with open(big, "wb") as file:
+        file.truncate(16 * 1024 * 1024)  # more than the socket buffers hold: the client must read
+    app = file_app(str(big))
+
+    def routes(environ, start_response):
+        if environ["PATH_INFO"] == "/hello":
+            start_response("200 OK", [("Content-Length", "2")])
+            return [b"hi"]
+        return app(environ, start_response)
+
+    srv = serve(routes, threads=1, queue_size=0)
+    with connect(srv.port) as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        slow.sendall(get("/file"))
+        assert app.closed.wait(5)  # the app's close() has run while the client has read nothing
+        assert wait_for(lambda: srv.on_loop(lambda: srv.server._ctx.pool.admitted) == 0)
+        with connect(srv.port) as other:  # the one thread serves someone else meanwhile
+            other.sendall(get("/hello"))
+            assert Reader(other).response().body == b"hi"
+        received = 0
+        while True:  # (counted, not kept: 16 MiB)
+            data = slow.recv(1024 * 1024)
+            if not data:
+                break
+            received += len(data)
+            if received >= 16 * 1024 * 1024:
+                break
+        assert received >= 16 * 1024 * 1024  # head and all
+
+
+def test_file_descriptors_are_not_left_open(serve, data_file):
+    srv = serve(file_app(data_file))
+    before = len(os.listdir("/proc/self/fd"))
+    for _ in range(10):
+        with connect(srv.port) as sock:
+            sock.sendall(get("/"))
+            assert Reader(sock).response().body == CONTENT
+    with connect(srv.port) as sock:  # and one abandoned mid-download
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        sock.sendall(get("/"))
+        sock.recv(1000)
+    assert wait_for(lambda: len(os.listdir("/proc/self/fd")) <= before + 1)

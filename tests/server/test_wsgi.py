@@ -95,7 +95,7 @@ class _Loop:
 def _run(app, environ=None) -> List[Delivery]:
     loop = _Loop()
     channel = OutputChannel(loop, loop.delivered.append, limit=1 << 30, paused=False)
-    WSGICall(app, environ or {"REQUEST_METHOD": "GET", "RAW_URI": "/"}, channel, sendfile_ok=False).run()
+    WSGICall(app, environ or {"REQUEST_METHOD": "GET", "RAW_URI": "/"}, channel).run()
     return loop.delivered
 
 
@@ -173,5 +173,5 @@ def test_base_exception_still_sends_last_delivery():
     loop = _Loop()
     channel = OutputChannel(loop, loop.delivered.append, limit=10, paused=False)
     with pytest.raises(SystemExit):
-        WSGICall(app, {}, channel, sendfile_ok=False).run()
+        WSGICall(app, {}, channel).run()
     assert loop.delivered[-1].last and loop.delivered[-1].abort

@@ -199,11 +199,6 @@ def test_output_bounds_bytes_in_flight(loop):
     assert len(sent) == 100
 
 
-def test_call_waits_for_reply(loop):
-    channel = OutputChannel(loop, lambda d: loop.call_later(0.05, channel.reply, 42), limit=10, paused=False)
-    assert channel.call(Delivery(None, b"", False, False)) == 42
-
-
 def test_finish_never_raises_after_loop_closed():
     loop = asyncio.new_event_loop()
     loop.close()

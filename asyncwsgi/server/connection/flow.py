@@ -228,12 +228,24 @@ class FlowControl(asyncio.Protocol):
         if self._write_grant:
             self._check_write_grant()
 
-    async def sendfile(self, file: Any, offset: int, count: int) -> int:
-        """``count`` bytes of ``file`` from ``offset`` with the loop's sendfile (no copy through
-        Python); the bytes sent, fewer if the file ended. Bounded by --write-timeout: a client
-        that reads nothing for that long gets TimeoutError here."""
-        coro = self.ctx.loop.sendfile(self.transport, file, offset, count, fallback=False)
-        return await asyncio.wait_for(coro, self.ctx.config.write_timeout or None)
+    async def sendfile(self, file: int, offset: int, count: int) -> int:
+        """[seam] ``count`` bytes of the file descriptor ``file`` from ``offset``, sent by the
+        kernel (``server/sendfile.py``); the bytes sent, fewer if the file ended. A client that
+        takes nothing for --write-timeout is aborted (ConnectionAbortedError here), as when the
+        app writes. NotImplementedError where the kernel cannot send to this connection (TLS)."""
+        sender = self.ctx.file_sender
+        if not sender.usable(self.transport):
+            raise NotImplementedError("no sendfile to this connection")
+        config = self.ctx.config
+        try:
+            return await sender.send(self.transport, file, offset, count, config.write_timeout)
+        except asyncio.TimeoutError:
+            self.ctx.stats.timeouts["write"] += 1
+            error_log.info(
+                "client %s read nothing for %.1fs (--write-timeout); aborting", self._peer(), config.write_timeout
+            )
+            self.abort()
+            raise ConnectionAbortedError("--write-timeout") from None
 
     def _hold_writes(self) -> None:
         """Block the app's writes until the client catches up (resume_writing)."""

@@ -8,23 +8,26 @@ here as one loop callback and goes out as one write:
 * the head opens the response (``writer.ResponseWriter``: the connection's say on keep-alive);
 * body bytes are framed; past the app's Content-Length they are cut there (PEP 3333), the app is
   told to stop, and the connection ends after the response;
-* a ``wsgi.file_wrapper`` region is sent by the loop with ``sendfile`` while the thread waits for
-  the count (``Connection.sendfile``, slice by slice under ``--write-timeout``);
+* a ``wsgi.file_wrapper`` file comes as the job's last Delivery, a region of a descriptor of the
+  loop's own: the job ends there (its thread and pool slot are free), and the loop sends the file
+  (``writer._send_file``: by the kernel where it can, under ``--write-timeout``), then ends the
+  response;
 * a body that breaks its framing closes the connection: a cut response is never taken whole.
 
-The job's last Delivery ends it (``_finish``). Output that comes for a request the loop has
-already answered (taken back from the pool's queue, or answered 504 at its deadline) only frees
-its slot (``_free_slot``).
+The job's last Delivery ends the job (``_job_ended``) and, once written, the response
+(``_response_ended``). Output that comes for a request the loop has already answered (taken back
+from the pool's queue, or answered 504 at its deadline) only frees its slot (``_free_slot``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import TYPE_CHECKING, Any, List, Optional
 
 from ...http.response import NO_BODY, FramingError
 from ...log import error_log
-from ...wsgi.bridge import Delivery, OutputChannel
+from ...wsgi.bridge import Delivery, FileSlice, OutputChannel
 from .deadline import RequestDeadline
 from .writer import ResponseWriter
 
@@ -47,8 +50,12 @@ class DeliveryWriter(ResponseWriter):
 
     # --- what the subclass does -----------------------------------------------------------------
 
-    def _finish(self) -> None:
-        """The job's last Delivery has been written: count it, log it, on to the next request."""
+    def _job_ended(self) -> None:
+        """The job's last Delivery has come: its thread is free, and so is its pool slot."""
+        raise NotImplementedError
+
+    def _response_ended(self) -> None:
+        """The response is written (or given up): count it, log it, on to the next request."""
         raise NotImplementedError
 
     def _free_slot(self) -> None:
@@ -65,27 +72,28 @@ class DeliveryWriter(ResponseWriter):
 
     def writes_unblocked(self) -> None:
         self.channel.resume()
+        self._writes_unblocked()  # (a file being read out goes on)
 
     # --- deliveries, from the thread ----------------------------------------------------------
 
     def deliver(self, d: Delivery) -> None:
         """Write one Delivery from the thread. Runs as a loop callback."""
-        if self.cancelled:
-            self._free_slot()  # the loop answered this request while it was queued
-            return
-        deadline = self.deadline
-        if deadline is not None and deadline.timed_out and not self.response_started:
-            # Answered 504 at its deadline: what the app still sends is dropped; its last
-            # delivery (after its close()) frees the slot.
+        if self.cancelled or self._output_dropped():
+            # The loop answered this request already (taken back from the pool's queue, or 504
+            # at its deadline): what the app still sends is dropped; its last delivery (after its
+            # close()) frees the slot.
+            _close_file(d)
             if d.last:
                 self._free_slot()
             return
         connection = self.connection
         if connection.closing:
             # We closed it (framing error, abort) or the client left: tell the thread to stop.
+            _close_file(d)
             self.channel.close()
             if d.last:
-                self._finish()
+                self._job_ended()
+                self._response_ended()
             return
         try:
             out: List[Any] = []
@@ -97,22 +105,30 @@ class DeliveryWriter(ResponseWriter):
                 connection.writelines(out)
                 connection.close()
             else:
-                if not self._pieces(out, d.head, d.body, d.end):
+                if not self._pieces(out, d.head, d.body, d.end and d.file is None):
                     self._cut_at_content_length()
-                if d.file is not None:  # (never with the end: the thread waits for its count)
-                    self._start_sendfile(out, d.file.file, d.file.offset, d.file.length)
-                elif out:
+                if d.file is not None:  # (the job's last delivery: the loop sends the file now)
+                    self._start_sendfile(out, d.file)
+                    self._job_ended()
+                    return
+                if out:
                     connection.writelines(out)
         except FramingError as exc:
             # The app broke HTTP framing (e.g. fewer bytes than its Content-Length): all we can
             # do with a half-sent response is close the connection.
             error_log.error("response to %s violates HTTP framing: %s; closing", self.request_line(), exc)
+            _close_file(d)
             connection.close()
             self.channel.close()
         if d.last:
-            self._finish()
+            self._job_ended()
+            self._response_ended()
         elif d.body:
             self.channel.written(len(d.body))
+
+    def _output_dropped(self) -> bool:
+        deadline = self.deadline
+        return deadline is not None and deadline.timed_out and not self.response_started
 
     def _cut_at_content_length(self) -> None:
         """The app wrote past its Content-Length: what was declared is sent, the rest dropped.
@@ -128,34 +144,42 @@ class DeliveryWriter(ResponseWriter):
         )
         self.channel.close()
 
-    def _start_sendfile(self, out: List[Any], file: Any, offset: int, length: int) -> None:
-        """A wsgi.file_wrapper file: the loop sends it; the thread waits for the count."""
-        if self.framer.kind is NO_BODY or length == 0:
+    def _start_sendfile(self, out: List[Any], region: FileSlice) -> None:
+        """A wsgi.file_wrapper file, the response's end: the loop sends it (its descriptor is
+        the loop's, closed when it is sent or given up), then ends the response."""
+        if self.framer.kind is NO_BODY or region.length == 0:
+            os.close(region.file)
+            self._pieces(out, None, b"", True)
             self.connection.writelines(out)
-            self.channel.reply(0)
+            self._response_ended()
             return
-        after = self._file_framing(length, out)
+        after = self._file_framing(region.length, out)
         self.connection.writelines(out)
-        self.sendfile_task = self.ctx.loop.create_task(self._run_sendfile(file, offset, length, after))
+        self.sendfile_task = self.ctx.loop.create_task(self._run_sendfile(region, after))
 
-    async def _run_sendfile(self, file: Any, offset: int, length: int, after: bytes) -> None:
+    async def _run_sendfile(self, region: FileSlice, after: bytes) -> None:
         try:
-            sent = await self._send_file(file, offset, length)
+            sent = await self._send_file(region.file, region.offset, region.length)
+            if sent < region.length:
+                # The file shrank under us: the declared framing can't be met, so the connection ends.
+                error_log.error("file for %s ended %d bytes early; closing", self.request_line(), region.length - sent)
+                self.connection.close()
+            else:
+                out = [after] if after else []
+                self._pieces(out, None, b"", True)
+                self.connection.writelines(out)
         except asyncio.CancelledError:
-            return
+            pass  # the connection is lost: the response ends there
         except Exception as exc:
             error_log.debug("sendfile to %s failed: %r", self.request_line(), exc)
             self.connection.abort()
-            self.channel.close()
-            return
         finally:
             self.sendfile_task = None
-        if sent < length:
-            # The file shrank under us: the declared framing can't be met, so the connection ends.
-            error_log.error("file for %s ended %d bytes early; closing", self.request_line(), length - sent)
-            self.connection.close()
-            self.channel.close()
-            return
-        if after:
-            self.connection.write(after)
-        self.channel.reply(sent)
+            os.close(region.file)
+        self._response_ended()
+
+
+def _close_file(delivery: Delivery) -> None:
+    """A file region the loop will not send: its descriptor is the loop's to close."""
+    if delivery.file is not None:
+        os.close(delivery.file.file)

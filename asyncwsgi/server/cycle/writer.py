@@ -13,6 +13,8 @@ send).
 
 from __future__ import annotations
 
+import asyncio
+import os
 from typing import Any, List, Optional
 
 import h11
@@ -20,15 +22,24 @@ import h11
 from ...http.response import NO_BODY, BodyFramer, ResponseHead
 from ..seam import Connection
 
-# Connection.sendfile is asked for at most this much at a time: each call is bounded by
-# --write-timeout, so a client that stops reading is noticed between slices.
-SENDFILE_SLICE_BYTES = 1024 * 1024
+# A file sent where the kernel cannot (TLS) is read this much at a time, on the loop.
+READ_BYTES = 64 * 1024
 
 
 class ResponseWriter:
     """The response half of a cycle: framing state, and the bytes it counts for the access log."""
 
-    __slots__ = ("bytes_out", "connection", "cut", "framer", "request", "response_complete", "reusable", "status")
+    __slots__ = (
+        "_unblocked",
+        "bytes_out",
+        "connection",
+        "cut",
+        "framer",
+        "request",
+        "response_complete",
+        "reusable",
+        "status",
+    )
 
     def __init__(self, connection: Connection, request: h11.Request) -> None:
         self.connection = connection
@@ -39,6 +50,7 @@ class ResponseWriter:
         self.response_complete = False  # the whole response is handed to the connection
         self.cut = False  # the body passed its Content-Length: it was cut there, the connection ends
         self.reusable = False  # complete as framed, and not cut: the connection may go on
+        self._unblocked: Optional[asyncio.Future[None]] = None  # a file read waits for the client
 
     @property
     def response_started(self) -> bool:
@@ -78,17 +90,44 @@ class ResponseWriter:
             out.append(before)
         return after
 
-    async def _send_file(self, file: Any, offset: int, length: int) -> int:
-        """``length`` bytes of ``file`` from ``offset``, in slices; the bytes sent (fewer if the
-        file ended early, and then the framing cannot be met). Raises as ``sendfile`` does."""
-        sent = 0
-        while sent < length:
-            done = await self.connection.sendfile(file, offset + sent, min(SENDFILE_SLICE_BYTES, length - sent))
-            if done == 0:
-                break
-            sent += done
+    async def _send_file(self, file: int, offset: int, length: int) -> int:
+        """``length`` bytes of the file descriptor ``file`` from ``offset``: by the kernel where
+        the connection allows (``Connection.sendfile``), else in bounded reads written as its flow
+        control allows (over TLS); the bytes sent (fewer if the file ended early, and then the
+        framing cannot be met). Raises as the connection does when the client goes."""
+        try:
+            sent = await self.connection.sendfile(file, offset, length)
+        except NotImplementedError:
+            sent = await self._send_by_reading(file, offset, length)
         self.bytes_out += sent
         return sent
+
+    async def _send_by_reading(self, file: int, offset: int, length: int) -> int:
+        """The file read in pieces on the loop (from the page cache, most often) and written
+        through the transport, never more than the connection holds for a slow client."""
+        connection = self.connection
+        sent = 0
+        while sent < length and not connection.closing:
+            while connection.write_paused and not connection.closing:
+                await self._until_unblocked()
+            data = os.pread(file, min(READ_BYTES, length - sent), offset + sent)
+            if not data:
+                break
+            connection.write(data)
+            sent += len(data)
+        return sent
+
+    async def _until_unblocked(self) -> None:
+        waiter = self._unblocked
+        if waiter is None:
+            waiter = self._unblocked = asyncio.get_running_loop().create_future()
+        await waiter
+
+    def _writes_unblocked(self) -> None:
+        """The client reads again (the cycle's ``writes_unblocked``): a file read goes on."""
+        waiter, self._unblocked = self._unblocked, None
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
 
 _NOT_STARTED = BodyFramer(NO_BODY, 0)  # (shared: a stand-in that frames nothing, never written with)

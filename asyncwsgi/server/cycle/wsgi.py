@@ -63,7 +63,7 @@ class WSGICycle(DeliveryWriter):
         self.sendfile_task = None
         environ["asyncwsgi.disconnected"] = DisconnectEvent(self.channel)
         interrupt = AppInterrupt() if ctx.config.interrupt_on_timeout else None
-        self.call = WSGICall(ctx.app, environ, self.channel, ctx.sendfile_ok, ctx.config.queue_timeout, interrupt)
+        self.call = WSGICall(ctx.app, environ, self.channel, ctx.config.queue_timeout, interrupt)
         self.state = WAITING
         # time.monotonic(), not the loop's clock: uvloop's counts whole milliseconds, and access
         # log durations of a fast request would all read 0 or 1 ms.
@@ -263,9 +263,8 @@ class WSGICycle(DeliveryWriter):
             self.ctx.slow_watch.discard(self)
         self.ctx.pool.release()
 
-    def _finish(self) -> None:
+    def _response_ended(self) -> None:
         self.state = DONE
-        self._job_ended()
         ctx = self.ctx
         call = self.call
         if call.queue_expired:
@@ -320,6 +319,8 @@ class WSGICycle(DeliveryWriter):
         state = self.state
         if state is BUFFERING:
             return CycleReport("reading_body", None, 0.0, False)  # the loop reads its body first
+        if self.sendfile_task is not None:
+            return CycleReport("sending_file", None, 0.0, False)  # its thread is free
         call = self.call
         if self.connection.write_paused:
             name = "writing_blocked"
