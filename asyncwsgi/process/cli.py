@@ -23,6 +23,7 @@ from ..log import access_log, error_log
 from ..server.listener import bind_sockets, discard_socket_files
 from ..server.server import Server, describe, start_server
 from ..server.tls import make_ssl_context
+from ..static.mounts import StaticMounts
 from ..types import WSGIApp
 from . import privileges
 from .importer import import_app, import_failure_app, import_mounts
@@ -149,6 +150,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             parser.error("the app is required: asyncwsgi module:attribute")
         loop_name, loop_factory = resolve_loop(config.loop)
         make_ssl_context(config)  # unreadable certificates are a one-line error before importing the app
+        StaticMounts(config.static)  # so is a --static directory that is not there
     except ConfigError as exc:
         return _fail(str(exc), 2)
     _configure_logging(config.log_level, config.access_log)
@@ -198,6 +200,8 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
         return code
     except OSError as exc:
         return _fail(f"cannot listen: {exc}", 1)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
     except StartupFailed as exc:
         return _fail(str(exc), 1)
     finally:

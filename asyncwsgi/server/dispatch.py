@@ -1,7 +1,8 @@
 """Which request cycle serves an accepted request head. [loop]
 
 In this order: a probe path the loop answers itself (``--health-path``, ``--ready-path``,
-``--stats-path``: ``cycle.probe``); a WebSocket handshake under a mount (``cycle.websocket``);
+``--stats-path``: ``cycle.probe``); a file under a static mount (``--static``: ``cycle.static``); a
+WebSocket handshake under a mount (``cycle.websocket``);
 any other request under a mount (``cycle.asgi``); everything else goes to the WSGI app on the
 thread pool (``cycle.wsgi``, which may read the body first). A request the server must refuse
 (a bad handshake, a bad ``--deadline-header``) comes back as a refusal instead, and no app sees it.
@@ -25,6 +26,7 @@ from .context import ServerContext
 from .cycle import websocket
 from .cycle.asgi import ASGICycle
 from .cycle.probe import ProbeCycle
+from .cycle.static import StaticCycle
 from .cycle.wsgi import WSGICycle
 from .seam import Connection, Cycle, Refusal
 
@@ -50,6 +52,9 @@ def open_cycle(
     local = ctx.local_paths.get(head.path) if ctx.local_paths and request.method in (b"GET", b"HEAD") else None
     if local is not None:
         return ProbeCycle(ctx, arrival, request, environ, local, arrival.peer_ip())
+    static = ctx.static.match(environ["PATH_INFO"]) if ctx.static is not None else None
+    if static is not None:
+        return StaticCycle(ctx, arrival, request, environ, head.fields, head.path, *static)
     mount = ctx.mounts.match(environ["PATH_INFO"]) if ctx.mounts is not None else None
     if mount is not None:
         if not is_websocket_upgrade(head.fields):

@@ -54,3 +54,33 @@ def test_chat_example_a_flask_post_reaches_every_websocket(loop):
             assert (one.recv(10), two.recv(10)) == ("from Flask", "from Flask")
         srv.signal()
         assert srv.wait() == 0, srv.output()
+
+
+def test_django_site_example_serves_its_admin_and_its_static_files(tmp_path):
+    """examples/django_site.py as its docstring runs it: collectstatic, then --static."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tests.proc import ROOT, CLIServer
+
+    env = {"DJANGO_STATIC_ROOT": str(tmp_path / "staticfiles")}
+    collect = [sys.executable, "-m", "examples.django_site", "collectstatic", "--noinput"]
+    done = subprocess.run(collect, cwd=ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with CLIServer(
+        "examples.django_site:app", "--static", f"/static={tmp_path / 'staticfiles'}", "--port", "0", env=env
+    ) as srv:
+        srv.wait_listening()
+        base = f"http://127.0.0.1:{srv.port}"
+        page = httpx.get(base + "/admin/login/", timeout=10)
+        assert page.status_code == 200 and "Django administration" in page.text
+        links = re.findall(r'(?:href|src)="(/static/[^"]+)"', page.text)
+        assert any(link.endswith(".css") for link in links)
+        for link in links:
+            answer = httpx.get(base + link, timeout=10)
+            assert answer.status_code == 200 and answer.content, link
+            assert answer.headers["cache-control"] == "public, max-age=31536000, immutable", link
+        srv.signal()
+        assert srv.wait() == 0, srv.output()

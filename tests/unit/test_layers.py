@@ -3,7 +3,7 @@
 
 * a module imports only from its own layer or those below it:
 
-    base (errors, log, types, accesslog)  <  http/  <  wsgi/  <  asgi/  <  config  <  server/  <  process/
+    base (errors, log, types, accesslog)  <  http/  <  static/  <  wsgi/  <  asgi/  <  config  <  server/  <  process/
 
   The package's own entry points sit above every layer: ``__init__`` (the public API),
   ``__main__`` and the ``gunicorn`` shim (the documented ``-k asyncwsgi.gunicorn.Worker`` path);
@@ -27,7 +27,7 @@ import pytest
 from tests.proc import ROOT
 
 PACKAGE = ROOT / "asyncwsgi"
-ORDER = ["base", "http", "wsgi", "asgi", "config", "server", "process", "entry"]
+ORDER = ["base", "http", "static", "wsgi", "asgi", "config", "server", "process", "entry"]
 BASE = {"errors", "log", "types", "accesslog"}
 ENTRY = {"__init__", "__main__", "gunicorn"}
 
@@ -35,7 +35,7 @@ ENTRY = {"__init__", "__main__", "gunicorn"}
 def layer_of(dotted: str) -> str:
     """The layer of a module named relative to the package (``server.protocol``, ``config``)."""
     head = dotted.split(".")[0]
-    if head in ("http", "wsgi", "asgi", "server", "process"):
+    if head in ("http", "static", "wsgi", "asgi", "server", "process"):
         return head
     if head in BASE:
         return "base"
