@@ -163,7 +163,7 @@ class StaticCycle(ResponseWriter):
             return
         if status is not None:
             self._close_file()
-            self._plain(status)
+            self._plain(status, [(b"Vary", b"Accept-Encoding")] if vary else ())
             return
         start, stop = 0, size
         if preconditions.range_applies(fields.get(b"if-range"), tag, modified, time.time()):
