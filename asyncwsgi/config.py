@@ -240,6 +240,31 @@ class Config:
         "the app's writes block at --output-buffer-bytes as they would without it.",
         metavar="BYTES",
     )
+    spool_dir: Optional[str] = _opt(
+        None,
+        "Directory for spool files (each unlinked as it is made: nothing is left behind); the "
+        "system's temporary directory by default ($TMPDIR, else /tmp).",
+        metavar="DIR",
+    )
+    request_spool_bytes: int = _opt(
+        256 * 1024**2,
+        "A request body past --request-buffer-bytes goes on into a spool file, up to this size, "
+        "before the app runs; the rest streams to the app (0: no request spooling).",
+        metavar="BYTES",
+    )
+    response_spool_bytes: int = _opt(
+        256 * 1024**2,
+        "A response its client reads slower than the app writes goes on, past "
+        "--response-buffer-bytes, into a spool file of up to this size, so the app's thread is "
+        "free once the body is written (0: no response spooling).",
+        metavar="BYTES",
+    )
+    spool_total_bytes: int = _opt(
+        1024**3,
+        "Most bytes held in spool files at once, across all connections of a process; past it, "
+        "a transfer goes on as without spooling (0: no spooling).",
+        metavar="BYTES",
+    )
     url_scheme: Literal["http", "https"] = _opt(
         "http", "wsgi.url_scheme reported to the app (https when TLS ends at a proxy)."
     )
@@ -452,6 +477,9 @@ class Config:
         _at_least(self, "response_buffer_bytes", 0)
         _at_least(self, "response_buffer_total_bytes", 0)
         _at_least(self, "input_buffer_bytes", 1024)
+        _at_least(self, "request_spool_bytes", 0)
+        _at_least(self, "response_spool_bytes", 0)
+        _at_least(self, "spool_total_bytes", 0)
         _at_least(self, "ws_max_size", 1)
         _at_least(self, "output_buffer_bytes", 1024)
         for name in (
@@ -497,6 +525,7 @@ class Config:
             for name in ("static_index", "static_follow_symlinks", "static_cache_control"):
                 if getattr(self, name) != _DEFAULTS[name]:
                     _fail(name, "needs --static: no static directory is served")
+        self._check_spooling()
         prefixes = [parse_spec(spec)[0] for spec in self.mount]  # ConfigError names the bad one
         if len(set(prefixes)) != len(prefixes):
             _fail("mount", f"mounts a prefix twice: {', '.join(sorted(p for p in prefixes if prefixes.count(p) > 1))}")
@@ -514,6 +543,28 @@ class Config:
         for name, choices in _FIELD_CHOICES.items():
             if getattr(self, name) not in choices:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
+
+    def _check_spooling(self) -> None:
+        """A spool option that cannot take effect is refused: spooling extends a buffer in
+        memory, so a buffer of 0 (or no disk at all) leaves it nothing to do."""
+        for side in ("request", "response"):
+            name = f"{side}_spool_bytes"
+            if getattr(self, name) == _DEFAULTS[name]:
+                continue
+            if not self.spool_total_bytes:
+                _fail(name, "needs --spool-total-bytes above 0")
+            if not getattr(self, f"{side}_buffer_bytes"):
+                _fail(name, f"needs --{side}-buffer-bytes above 0: a spool goes on where that buffer ends")
+        if self.spool_dir is not None and not self.spools:
+            _fail("spool_dir", "is set, but nothing is spooled (--spool-total-bytes or both spool caps are 0)")
+
+    @property
+    def spools(self) -> bool:
+        """Whether anything may go to a spool file: requests, responses or both."""
+        return bool(self.spool_total_bytes) and bool(
+            (self.request_buffer_bytes and self.request_spool_bytes)
+            or (self.response_buffer_bytes and self.response_spool_bytes)
+        )
 
     @property
     def deadlines(self) -> bool:

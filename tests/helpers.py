@@ -209,6 +209,16 @@ def get(path: str = "/", host: bytes = b"t", extra: bytes = b"") -> bytes:
     return b"GET " + path.encode() + b" HTTP/1.1\r\nHost: " + host + b"\r\n" + extra + b"\r\n"
 
 
+def slow_reader(port: int, path: str = "/") -> socket.socket:
+    """A client that asks for a response and then reads nothing (a small receive window)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    sock.settimeout(WAIT)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(get(path))
+    return sock
+
+
 def thread_names() -> Dict[str, int]:
     names: Dict[str, int] = {}
     for thread in threading.enumerate():

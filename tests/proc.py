@@ -9,7 +9,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 WAIT = 15.0
@@ -23,6 +23,7 @@ class CLIServer:
         pass_fds: tuple = (),
         new_session: bool = False,
         python: str = sys.executable,
+        preexec: Optional[Callable[[], None]] = None,
     ) -> None:
         self.args = [python, "-m", "asyncwsgi", *args]
         full_env = dict(_clean_environ(), PYTHONUNBUFFERED="1")
@@ -35,6 +36,7 @@ class CLIServer:
             stderr=subprocess.STDOUT,
             pass_fds=pass_fds,
             start_new_session=new_session,  # its own process group, as a shell gives a foreground job
+            preexec_fn=preexec,  # (e.g. resource limits of the server's own)
             text=True,
         )
         self.lines: List[str] = []

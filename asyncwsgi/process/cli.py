@@ -25,6 +25,7 @@ from ..server.server import Server, describe, start_server
 from ..server.tls import make_ssl_context
 from ..static.mounts import StaticMounts
 from ..types import WSGIApp
+from ..wsgi.spool import check_directory
 from . import privileges
 from .importer import import_app, import_failure_app, import_mounts
 from .loops import resolve_loop
@@ -138,6 +139,13 @@ def config_from_args(args: argparse.Namespace, environ: Optional[Mapping[str, st
     return Config(**values)
 
 
+def _check_spool_dir(config: Config) -> None:
+    if config.spool_dir is not None:
+        problem = check_directory(config.spool_dir)
+        if problem is not None:
+            raise ConfigError(f"--spool-dir {problem}")
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -151,6 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         loop_name, loop_factory = resolve_loop(config.loop)
         make_ssl_context(config)  # unreadable certificates are a one-line error before importing the app
         StaticMounts(config.static)  # so is a --static directory that is not there
+        _check_spool_dir(config)  # and a --spool-dir that cannot take files
     except ConfigError as exc:
         return _fail(str(exc), 2)
     _configure_logging(config.log_level, config.access_log)

@@ -17,7 +17,9 @@ import h11
 from ..accesslog import AccessFormatter
 from ..asgi.mounts import Mounts
 from ..config import Config
+from ..errors import ConfigError
 from ..http.head import Head, HeadLimits
+from ..log import error_log
 from ..static.mounts import StaticMounts
 from ..types import Environ, WSGIApp
 from ..wsgi.app import FileWrapper
@@ -26,6 +28,7 @@ from ..wsgi.environ import EnvironBuilder
 from ..wsgi.interrupt import ShieldedMailbox
 from ..wsgi.pool import ThreadPool
 from ..wsgi.proxy import TrustedProxies, apply_proxy_headers
+from ..wsgi.spool import SpoolDisk, check_directory
 from .deadlines import DeadlineWheel, resolution_for
 from .gonewatch import GoneWatch
 from .listener import ConnectionGate
@@ -142,6 +145,20 @@ class ServerContext:
         self.request_buffers = ByteBudget(config.request_buffer_total_bytes)
         # Response bytes held for slow readers beyond --output-buffer-bytes, across all connections.
         self.response_buffers = ByteBudget(config.response_buffer_total_bytes)
+        # Spool files for what the buffers above cannot hold, within --spool-total-bytes (None: off).
+        self.spool = SpoolDisk(config.spool_dir, config.spool_total_bytes) if config.spools else None
+        if self.spool is not None:
+            problem = check_directory(config.spool_dir)
+            if problem is not None and config.spool_dir is not None:
+                raise ConfigError(f"--spool-dir {problem}")
+            if problem is not None:
+                error_log.warning(
+                    "spool files cannot be made: %s; transfers past the memory buffers will hold their "
+                    "threads (set --spool-dir, or --spool-total-bytes 0)",
+                    problem,
+                )
+        # A response's spool file cap (0: responses are not spooled).
+        self.response_spool_bytes = config.response_spool_bytes if config.response_buffer_bytes else 0
         # Sockets of requests waiting for a thread, watched for resets without being read.
         self.gone = GoneWatch(loop)
         self.slow_watch = SlowRequestWatch(loop, config.slow_request_log) if config.slow_request_log else None
@@ -195,24 +212,6 @@ class ServerContext:
 
     def lifespan_state(self, prefix: str) -> Optional[Dict[str, Any]]:
         return self.lifespan_states.get(prefix)
-
-    def request_buffer_for(self, content_length: Optional[int], expects_continue: bool) -> int:
-        """How much of a request's body to read before the app runs; 0 to stream it at once.
-
-        Nothing is reserved yet: the body's bytes are counted against --request-buffer-total-bytes
-        as they arrive (``WSGICycle.on_body``), so an upload that stalls or resets holds only what
-        it sent. A body that expects 100 Continue streams: the app may refuse it unread, and the
-        client sends nothing until the app's first read invites it (RFC 9110 §10.1.1). A chunked
-        body is buffered up to --request-buffer-bytes.
-        """
-        limit = self.config.request_buffer_bytes
-        if not limit or expects_continue:
-            return 0
-        size = limit if content_length is None else content_length
-        budget = self.request_buffers
-        if size > limit or budget.used >= budget.capacity:
-            return 0
-        return size
 
     def server_address(self, host: str, port: int) -> Tuple[str, str]:
         """SERVER_NAME and SERVER_PORT for a local address, shared by every connection to it."""

@@ -25,6 +25,7 @@ from ..types import Environ
 from .context import ServerContext
 from .cycle import websocket
 from .cycle.asgi import ASGICycle
+from .cycle.body import buffer_for
 from .cycle.probe import ProbeCycle
 from .cycle.static import StaticCycle
 from .cycle.wsgi import WSGICycle
@@ -75,7 +76,7 @@ def open_cycle(
                 return 504, f"no time left by {ctx.config.deadline_header}: the app is not run"
             timeout = min(timeout, seconds) if timeout else seconds
     expects_continue = has_body and arrival.expects_continue()
-    buffer_bytes = ctx.request_buffer_for(head.content_length, expects_continue) if has_body else 0
+    buffer_bytes = buffer_for(ctx, head.content_length, expects_continue) if has_body else 0
     return WSGICycle(ctx, arrival, request, environ, has_body, expects_continue, buffer_bytes, timeout)
 
 

@@ -84,6 +84,7 @@ def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
         "in_flight": sorted(in_flight, key=lambda r: -r["age_seconds"]),
         "request_buffers": {"bytes": ctx.request_buffers.used, "capacity": ctx.request_buffers.capacity},
         "response_buffers": {"bytes": ctx.response_buffers.used, "capacity": ctx.response_buffers.capacity},
+        "spool": _spool(ctx),
         "queue": {
             "in_pool": pool_queued,
             "parked": pool.waiting,
@@ -104,6 +105,23 @@ def snapshot(ctx: ServerContext, stacks: bool = False) -> Dict[str, Any]:
         # waited for a thread (gonewatch.py).
         "dropped_while_waiting": ctx.gone.dropped,
         "timeouts": dict(stats.timeouts),
+    }
+
+
+def _spool(ctx: ServerContext) -> Dict[str, int]:
+    """Spool files (``wsgi.spool``): held now, against --spool-total-bytes, and counts since start.
+    ``full``: writes refused at the cap; ``errors``: files the disk could not make or write."""
+    disk = ctx.spool
+    if disk is None:
+        return dict.fromkeys(("bytes", "capacity", "files", "bytes_total", "files_total", "full", "errors"), 0)
+    return {
+        "bytes": disk.bytes,
+        "capacity": disk.capacity,
+        "files": disk.files,
+        "bytes_total": disk.bytes_total,
+        "files_total": disk.files_total,
+        "full": disk.full,
+        "errors": disk.errors,
     }
 
 
@@ -161,6 +179,14 @@ def prometheus(data: Dict[str, Any]) -> str:
     buffers = data["response_buffers"]
     metric("response_buffer_bytes", "gauge", "Response bytes reserved for slow readers.", [("", buffers["bytes"])])
     metric("response_buffer_capacity_bytes", "gauge", "--response-buffer-total-bytes.", [("", buffers["capacity"])])
+    spool = data["spool"]
+    metric("spool_bytes", "gauge", "Bytes held in spool files.", [("", spool["bytes"])])
+    metric("spool_capacity_bytes", "gauge", "--spool-total-bytes (0: no spooling).", [("", spool["capacity"])])
+    metric("spool_files", "gauge", "Spool files open.", [("", spool["files"])])
+    metric("spooled_bytes_total", "counter", "Bytes written to spool files.", [("", spool["bytes_total"])])
+    metric("spool_files_total", "counter", "Spool files made.", [("", spool["files_total"])])
+    metric("spool_full_total", "counter", "Spool writes refused at --spool-total-bytes.", [("", spool["full"])])
+    metric("spool_errors_total", "counter", "Spool files the disk could not make or write.", [("", spool["errors"])])
     queue = data["queue"]
     metric(
         "queue_depth",

@@ -20,9 +20,12 @@ import os
 import select
 from typing import Any, Dict, Optional
 
-# How long to wait for a transport to write out what it holds before the file goes (its
-# buffer drains as the socket takes it; the head of a response is usually gone at once).
+# How long to wait for a transport to write out what it holds before the file goes: its buffer
+# drains as the socket takes it. The head of a response is usually gone at once; what a slow
+# client had not read yet (a response spooled after its first megabyte) may take seconds, so the
+# wait doubles, up to the second figure, rather than wake the loop every millisecond.
 _DRAIN_POLL_SECONDS = 0.001
+_DRAIN_POLL_MAX_SECONDS = 0.05
 
 
 class FileSender:
@@ -49,10 +52,12 @@ class FileSender:
         seconds (0: no limit); OSError as the socket reports it (a reset, a broken pipe)."""
         sock = transport.get_extra_info("socket")
         fd = sock.fileno()
+        delay = _DRAIN_POLL_SECONDS
         while transport.get_write_buffer_size():
             if transport.is_closing():
                 return 0
-            await asyncio.sleep(_DRAIN_POLL_SECONDS)  # the head goes out first, in order
+            await asyncio.sleep(delay)  # what the transport holds goes out first, in order
+            delay = min(2 * delay, _DRAIN_POLL_MAX_SECONDS)
         sent = 0
         while sent < count:
             if transport.is_closing():

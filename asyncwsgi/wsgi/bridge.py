@@ -11,7 +11,9 @@ Two one-way pipes, each with flow control, and the messages that cross them:
   thread to the loop through the server's ``Mailbox`` (one wake-up of the loop per batch). The
   thread blocks in ``send`` while the transport is paused or too many bytes are in flight, so a
   slow reader never makes the server buffer a whole response; once the client is gone ``send``
-  fails fast with ClientDisconnected.
+  fails fast with ClientDisconnected. With a spool (``spool.py``), a paused send writes the
+  body on into a spool file instead of blocking, and the file crosses as one Delivery: at the
+  job's end, or when the file is full (the thread then waits for the loop to have sent it).
 
 Every method says which thread may call it. State shared between threads is touched only under
 the object's lock; the loop never holds it for longer than a field update, and wakes a waiting
@@ -29,10 +31,14 @@ from typing import Any, Callable, Coroutine, Deque, List, NamedTuple, Optional, 
 
 from ..errors import ClientDisconnected
 from ..http.response import ResponseHead
+from .spool import SpoolDisk, SpoolFile
 
 # How often a blocked thread re-checks that the loop is still alive. Only matters when a
 # loop is closed without closing its connections first; normal wake-ups are notifications.
 _LIVENESS_CHECK_SECONDS = 1.0
+
+# A readline() looks for its line end in the spooled start of a body this much at a time.
+_LINE_READ_BYTES = 8192
 
 # Callbacks one Mailbox batch runs before it lets the loop look at its timers and sockets:
 # about 10 ms of deliveries.
@@ -107,12 +113,13 @@ class Mailbox:
 
 
 class FileSlice(NamedTuple):
-    """A region of a regular file the loop sends (``wsgi.file_wrapper``): ``file`` is a
-    descriptor of the loop's own, which it closes when done."""
+    """A region of a regular file the loop sends (``wsgi.file_wrapper``, or a spool file):
+    ``file`` is a descriptor of the loop's own, which it closes when done."""
 
     file: int
     offset: int
     length: int
+    spooled: Optional[SpoolFile] = None  # a spool file's region: the loop closes it with ``close()``
 
 
 class Delivery(NamedTuple):
@@ -123,7 +130,7 @@ class Delivery(NamedTuple):
     end: bool  # the response is complete
     last: bool  # the job is finished: nothing more will come, release its thread slot
     abort: bool = False  # close the connection without completing the response
-    file: Optional[FileSlice] = None  # the loop sends this region of a file, then ends the response
+    file: Optional[FileSlice] = None  # the loop sends this region of a file (after ``body``)
 
 
 class OutputChannel:
@@ -133,6 +140,7 @@ class OutputChannel:
         "_closed",
         "_cond",
         "_coroutines",
+        "_disk",
         "_gone",
         "_inflight",
         "_limit",
@@ -140,6 +148,8 @@ class OutputChannel:
         "_loop",
         "_paused",
         "_sink",
+        "_spool",
+        "_spool_cap",
         "_waiting",
         "_wake",
     )
@@ -150,10 +160,17 @@ class OutputChannel:
         sink: Callable[[Delivery], None],
         limit: int,
         paused: bool,
+        spool: Optional[SpoolDisk] = None,
+        spool_cap: int = 0,
     ) -> None:
         self._loop = loop
         self._sink = sink  # [loop] runs each delivery
         self._limit = limit
+        # Where a body the client is not keeping up with goes instead of blocking the thread,
+        # up to spool_cap bytes a file (None: no spooling); the file being written, thread-side.
+        self._disk = spool if spool_cap else None
+        self._spool_cap = spool_cap
+        self._spool: Optional[SpoolFile] = None
         self._lock = threading.Lock()
         # Made on first use: most responses cross in one finish() and never wait or notify.
         # The app's thread waits on _wake, a lock held while it has no reason to wake: the loop
@@ -175,14 +192,76 @@ class OutputChannel:
     # --- [thread] ---------------------------------------------------------------------------
 
     def send(self, delivery: Delivery, nbytes: int) -> None:
-        """Hand ``delivery`` to the loop, first blocking while the client is not keeping up."""
-        with self._lock:
-            while not self._closed and (self._paused or self._inflight > self._limit):
-                self._wait()
-            if self._closed:
-                raise ClientDisconnected("client disconnected")
-            self._inflight += nbytes
+        """Hand ``delivery`` to the loop, first blocking while the client is not keeping up;
+        or, with a spool, write its body on into a spool file instead of blocking."""
+        if self._spool is not None and self._spool_more(delivery.body):
+            return
+        # A delivery with the head goes as it is: a spool holds body bytes only.
+        may_spool = self._disk is not None and delivery.head is None
+        while True:
+            with self._lock:
+                while not self._closed and (self._paused or self._inflight > self._limit):
+                    if may_spool and self._paused and self._inflight <= self._limit:
+                        break  # (a spool file sent on its own is in flight until it is out)
+                    self._wait()
+                if self._closed:
+                    raise ClientDisconnected("client disconnected")
+                if not (may_spool and self._paused):
+                    self._inflight += nbytes
+                    break
+            if self._start_spool(delivery.body):
+                return
+            may_spool = False  # no room on disk: wait for the client, as without a spool
         self._hand_off(delivery)
+
+    def _start_spool(self, body: Any) -> bool:
+        """The client is not keeping up: the body goes on into a new spool file, if the disk
+        has room for it."""
+        assert self._disk is not None
+        spool = self._disk.new_file(self._spool_cap, len(body))
+        if spool is None:
+            return False
+        if not spool.append(body):
+            spool.close()
+            return False
+        self._spool = spool
+        return True
+
+    def _spool_more(self, body: Any) -> bool:
+        """A spool file is open: everything goes on into it, in order. When it is full, it
+        crosses to the loop, and False: the thread then waits as usual (its bytes count in
+        flight until the loop has sent them)."""
+        spool = self._spool
+        assert spool is not None
+        if self._closed:
+            self._spool = None
+            spool.close()
+            raise ClientDisconnected("client disconnected")
+        if spool.append(body):
+            return True
+        self._send_spool(last=None)
+        return False
+
+    def _send_spool(self, last: Optional[Delivery]) -> None:
+        """Hand the spool file to the loop, which sends it and then closes it: as part of the
+        job's ``last`` delivery, or (None) on its own, counted in flight until it is sent."""
+        spool = self._spool
+        assert spool is not None
+        self._spool = None
+        size = spool.size
+        region = FileSlice(spool.fd, 0, size, spooled=spool)
+        if last is not None:
+            self.finish(last._replace(body=b"", file=region))
+            return
+        with self._lock:
+            self._inflight += size
+        try:
+            self._loop.call_soon_threadsafe(self._sink, Delivery(None, b"", False, False, file=region))
+        except RuntimeError:
+            with self._lock:
+                self._closed = True
+            spool.close()
+            raise ClientDisconnected("server loop closed") from None
 
     def _wait(self) -> None:
         """[thread, holding the lock; returns holding it] Sleep until the loop wakes us, or
@@ -202,7 +281,21 @@ class OutputChannel:
             self._closed = True
 
     def finish(self, delivery: Delivery) -> None:
-        """Send the job's last delivery: never blocks, never raises, always arrives if the loop runs."""
+        """Send the job's last delivery: never blocks, never raises, always arrives if the loop runs.
+        A spool file open still ends the body (the delivery's own bytes go into it first)."""
+        spool = self._spool
+        if spool is not None:
+            if delivery.abort or self._closed:
+                self._spool = None
+                spool.close()  # the response is cut short either way
+            elif not delivery.body or spool.append(delivery.body):
+                self._send_spool(last=delivery)
+                return
+            else:
+                try:
+                    self._send_spool(last=None)  # full: it goes first, the delivery after it
+                except ClientDisconnected:
+                    pass
         try:
             self._loop.call_soon_threadsafe(self._sink, delivery)
         except RuntimeError:  # the loop is closed; nothing is left to tell
@@ -414,6 +507,8 @@ class InputStream:
         "_cond",
         "_eof",
         "_error",
+        "_file",
+        "_file_at",
         "_high_water",
         "_loop",
         "_loop_paused",
@@ -444,8 +539,30 @@ class InputStream:
         self._eof = False
         self._error: Optional[BaseException] = None
         self._loop_paused = False  # the loop stopped reading because we were full
+        # The body's first bytes, spooled to disk before the app ran (read before _chunks), and
+        # where the app's reads are in it; None once read to its end (the loop closes it).
+        self._file: Optional[SpoolFile] = None
+        self._file_at = 0
 
     # --- [loop] -----------------------------------------------------------------------------
+
+    def read_file_first(self, spool: SpoolFile) -> None:
+        """Before the app runs: the body starts with what ``spool`` holds; what is fed after
+        it, if anything, follows."""
+        if spool.size:
+            self._file = spool
+            self._file_at = 0
+
+    def take_buffered(self) -> List[Any]:
+        """Before the app runs: take back the bytes fed so far (they go to a spool file)."""
+        with self._cond:
+            chunks = list(self._chunks)
+            if chunks and self._offset:
+                chunks[0] = memoryview(chunks[0])[self._offset :]
+            self._chunks.clear()
+            self._offset = self._buffered = 0
+            self._loop_paused = False
+        return chunks
 
     def feed(self, data: bytes) -> bool:
         """Append body bytes; True means the buffer is full and the loop should stop reading."""
@@ -471,9 +588,11 @@ class InputStream:
             self._low_water = high_water // 2
 
     def detach(self) -> None:
-        """The job is over: forget the callbacks, which refer back to the request's cycle."""
+        """The job is over: forget the callbacks, which refer back to the request's cycle, and
+        the spool file (the loop closes it)."""
         self._on_first_read = None
         self._on_resume = _nothing
+        self._file = None
 
     def fail(self, exc: BaseException) -> None:
         """Make the thread's current and later reads raise ``exc`` (client gone, bad framing)."""
@@ -537,7 +656,14 @@ class InputStream:
         high-water mark (or a long line) never deadlocks against the paused socket.
         """
         self._note_first_read()
-        pieces: List[Any] = []
+        first = b""
+        if self._file is not None:
+            first, done = self._read_file(size, newline)
+            if done:
+                return first
+            if size >= 0:
+                size -= len(first)
+        pieces: List[Any] = [first] if first else []
         got = 0
         cond = self._cond
         while True:
@@ -586,6 +712,36 @@ class InputStream:
                 if len(pieces) == 1 and type(pieces[0]) is bytes:
                     return pieces[0]  # a whole chunk: no copy at all
                 return b"".join(pieces)
+
+    def _read_file(self, size: int, newline: bool) -> Tuple[bytes, bool]:
+        """What a read takes from the spooled start of the body: the bytes, and whether the
+        read is done (its size reached, or its line ended) before the spooled bytes are."""
+        spool = self._file
+        assert spool is not None
+        at, end = self._file_at, spool.size
+        pieces: List[bytes] = []
+        got = 0
+        done = False
+        while at < end and not done:
+            want = end - at if size < 0 else min(end - at, size - got)
+            if newline:
+                want = min(want, _LINE_READ_BYTES)
+            data = spool.read(want, at)
+            if not data:
+                raise ClientDisconnected("request body spool file closed")  # the request is over
+            if newline:
+                index = data.find(b"\n")
+                if index >= 0:
+                    data = data[: index + 1]
+                    done = True
+            pieces.append(data)
+            at += len(data)
+            got += len(data)
+            done = done or (size >= 0 and got >= size)
+        self._file_at = at
+        if at >= end:
+            self._file = None
+        return (pieces[0] if len(pieces) == 1 else b"".join(pieces)), done
 
     def _call_loop(self, callback: Callable[[], None]) -> None:
         try:

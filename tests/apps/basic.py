@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -202,3 +203,32 @@ def spin_or_ok(environ, start_response):
             pass
     start_response("200 OK", [("Content-Length", "2")])
     return [b"ok"]
+
+
+def upload_or_download(environ, start_response):
+    """POST: the body's length and SHA-256, as ``LENGTH HEX``. GET ``/?N``: N bytes of a pattern
+    whose every 8-byte block says where it is, in 64 KiB yields (chunked)."""
+    if environ["REQUEST_METHOD"] == "POST":
+        digest = hashlib.sha256()
+        size = 0
+        while True:
+            piece = environ["wsgi.input"].read(65536)
+            if not piece:
+                break
+            digest.update(piece)
+            size += len(piece)
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [f"{size} {digest.hexdigest()}".encode()]
+    size = int(environ["QUERY_STRING"] or "0")
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return _pattern_pieces(size)
+
+
+def pattern(size: int, start: int = 0) -> bytes:
+    """``size`` bytes from ``start`` (multiples of 8) of a pattern whose block i is i, big-endian."""
+    return b"".join(i.to_bytes(8, "big") for i in range(start // 8, (start + size) // 8))
+
+
+def _pattern_pieces(size: int):
+    for start in range(0, size, 65536):
+        yield pattern(min(65536, size - start), start)

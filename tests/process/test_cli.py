@@ -58,6 +58,8 @@ def test_help_documents_every_config_field():
         (["tests.apps.basic:hello", "--keep-alive", "nan"], "--keep-alive must be a finite number", 2),
         (["tests.apps.basic:hello", "--uds", "/tmp/x.sock", "--fd", "3"], "--uds and --fd are mutually exclusive", 2),
         (["tests.apps.basic:hello", "--port", "70000"], "--port must be between 0 and 65535", 2),
+        (["tests.apps.basic:hello", "--spool-dir", "/nonexistent/spool"], "--spool-dir /nonexistent/spool is not", 2),
+        (["tests.apps.basic:hello", "--spool-dir", "/tmp", "--spool-total-bytes", "0"], "nothing is spooled", 2),
     ],
     ids=[
         "no-module",
@@ -71,6 +73,8 @@ def test_help_documents_every_config_field():
         "nan",
         "uds-and-fd",
         "bad-port",
+        "no-spool-dir",
+        "spool-dir-unused",
     ],
 )
 def test_bad_invocation_is_one_line_and_nonzero(args, needle, code):

@@ -11,7 +11,7 @@ import time
 from typing import Any, Dict, List
 
 from asyncwsgi.server.probes import snapshot
-from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, wait_for
+from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, slow_reader, wait_for
 
 
 def _snapshot(srv: ServerThread) -> Dict[str, Any]:
@@ -122,7 +122,7 @@ def test_chunked_body_over_max_body_bytes_while_buffering_is_413(serve):
 
 
 def test_chunked_body_past_the_buffer_streams_to_the_app(serve):
-    """Past --request-buffer-bytes the app starts and reads the rest as it arrives."""
+    """Past --request-buffer-bytes, with no spool, the app starts and reads the rest as it arrives."""
     started = threading.Event()
 
     def app(environ, start_response):
@@ -131,7 +131,7 @@ def test_chunked_body_past_the_buffer_streams_to_the_app(serve):
         start_response("200 OK", [])
         return [str(len(body)).encode()]
 
-    srv = serve(app, request_buffer_bytes=4096)
+    srv = serve(app, request_buffer_bytes=4096, request_spool_bytes=0)
     with connect(srv.port) as sock:
         sock.sendall(_post(0, chunked=True) + b"2000\r\n" + b"a" * 0x2000 + b"\r\n")
         assert started.wait(WAIT)  # 8 KiB in, the body not ended: the app runs already
@@ -150,7 +150,7 @@ def test_content_length_over_the_buffer_streams_and_small_ones_do_not(serve):
         start_response("200 OK", [])
         return [str(len(body)).encode()]
 
-    srv = serve(app, request_buffer_bytes=1000)
+    srv = serve(app, request_buffer_bytes=1000, request_spool_bytes=0)
     with connect(srv.port) as sock:
         sock.sendall(_post(2000) + b"a" * 100)
         assert wait_for(lambda: len(seen_partial) == 1)
@@ -186,7 +186,7 @@ def test_total_cap_makes_further_requests_stream(serve):
         start_response("200 OK", [])
         return [str(len(body)).encode()]
 
-    srv = serve(app, request_buffer_total_bytes=1500)
+    srv = serve(app, request_buffer_total_bytes=1500, request_spool_bytes=0)
     with connect(srv.port) as first, connect(srv.port) as second:
         first.sendall(_post(1000) + b"a" * 999)  # holds 999 of the 1500, waiting for its last byte
         assert wait_for(lambda: _snapshot(srv)["request_buffers"]["bytes"] == 999)
@@ -228,22 +228,12 @@ def test_stats_report_bodies_being_read_and_the_buffer_in_use(serve):
 # --- responses (--response-buffer-bytes) ------------------------------------------------------
 
 
-def _slow_reader(port: int, path: str = "/") -> socket.socket:
-    """A client that asks for a response and then reads nothing (a small receive window)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
-    sock.settimeout(WAIT)
-    sock.connect(("127.0.0.1", port))
-    sock.sendall(get(path))
-    return sock
-
-
 def _read_all(sock: socket.socket) -> bytes:
     reader = Reader(sock)
     return reader.response().body
 
 
-def test_a_response_that_fits_the_buffer_frees_its_thread_from_a_slow_reader(serve):
+def test_a_response_that_fits_the_buffer_frees_its_thread_from_aslow_reader(serve):
     """One thread; a client that reads nothing gets an 8 MiB response (more than loopback's
     socket buffers take): the app finishes, the server holds the rest, and the next client is
     answered at once."""
@@ -259,7 +249,7 @@ def test_a_response_that_fits_the_buffer_frees_its_thread_from_a_slow_reader(ser
             yield b"small"
 
     srv = serve(app, threads=1, queue_size=0, response_buffer_bytes=16 * 1024**2)
-    with _slow_reader(srv.port, "/big") as slow:
+    with slow_reader(srv.port, "/big") as slow:
         assert finished.wait(WAIT)  # the whole response left the app's thread
         assert request(srv.port, get("/")).body == b"small"
         assert _snapshot(srv)["response_buffers"]["bytes"] == 16 * 1024**2
@@ -277,10 +267,10 @@ def test_a_response_past_the_buffer_blocks_the_app_and_bounds_what_is_held(serve
             produced.append(count)
             yield tracker_chunk
 
-    srv = serve(app, response_buffer_bytes=512 * 1024)
+    srv = serve(app, response_buffer_bytes=512 * 1024, response_spool_bytes=0)
     ctx = srv.server._ctx if srv.server is not None else None
     assert ctx is not None
-    with _slow_reader(srv.port) as slow:
+    with slow_reader(srv.port) as slow:
         assert wait_for(lambda: _snapshot(srv)["connections"]["writing_blocked"] == 1)
         held = srv.on_loop(lambda: max(p.transport.get_write_buffer_size() for p in ctx.connections))
         assert held <= 512 * 1024 + 2 * 65536  # the grant plus at most one hand-off in flight
@@ -296,10 +286,12 @@ def test_the_total_cap_makes_further_slow_readers_block_their_threads(serve):
         yield from [b"t" * 65536] * 128  # 8 MiB: more than loopback's socket buffers take
         finished.append(environ["PATH_INFO"])
 
-    srv = serve(app, response_buffer_bytes=12 * 1024**2, response_buffer_total_bytes=16 * 1024**2)
-    with _slow_reader(srv.port, "/a") as first:
+    srv = serve(
+        app, response_buffer_bytes=12 * 1024**2, response_buffer_total_bytes=16 * 1024**2, response_spool_bytes=0
+    )
+    with slow_reader(srv.port, "/a") as first:
         assert wait_for(lambda: finished == ["/a"])
-        with _slow_reader(srv.port, "/b") as second:
+        with slow_reader(srv.port, "/b") as second:
             # No room for a second grant: this app blocks at --output-buffer-bytes.
             assert wait_for(lambda: _snapshot(srv)["connections"]["writing_blocked"] == 1)
             assert finished == ["/a"]
@@ -316,7 +308,7 @@ def test_a_slow_reader_that_leaves_returns_its_grant(serve):
         return [b"g" * 65536] * 128
 
     srv = serve(app, response_buffer_bytes=16 * 1024**2)
-    slow = _slow_reader(srv.port)
+    slow = slow_reader(srv.port)
     assert wait_for(lambda: _snapshot(srv)["response_buffers"]["bytes"] == 16 * 1024**2)
     slow.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     slow.close()

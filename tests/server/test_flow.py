@@ -85,7 +85,7 @@ def test_slow_app_makes_server_stop_reading_upload(serve):
         start_response("200 OK", [])
         return [str(size).encode()]
 
-    srv = serve(app, input_buffer_bytes=65536)
+    srv = serve(app, input_buffer_bytes=65536, request_spool_bytes=0)
     total = 256 * MiB
     with connect(srv.port) as sock:
         sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % total)

@@ -9,7 +9,7 @@ import struct
 import sys
 import threading
 import time
-from typing import List
+from typing import Any, List
 
 import pytest
 
@@ -287,11 +287,19 @@ def test_responses_streamed_as_fast_as_they_are_read_are_still_cut_off(serve):
 
 # --- --interrupt-on-timeout -------------------------------------------------------------------
 
+
 # --interrupt-on-timeout is refused on 3.13 and later (config.py, CPython gh-139622), and fires
 # nothing while a tracer is set: under coverage these run in tests/process/test_interrupt.py.
-needs_safe_interrupts = pytest.mark.skipif(
-    sys.version_info >= (3, 13) or interrupt_module.tracing(), reason="refused here, or a tracer is set"
-)
+def needs_safe_interrupts(test: Any) -> Any:
+    """Skipped where interrupts are refused or a tracer is set. And: an interruption can land in
+    a weakref callback the garbage collector happens to run on the app's thread; Python reports
+    it as unraisable and drops it (the request is still answered at its deadline, and the thread
+    comes back when the app does: docs/timeouts.md says it can land in library code). pytest
+    would fail the test on that report (3 runs in 8 of this file beside two others, under xdist)."""
+    test = pytest.mark.skipif(
+        sys.version_info >= (3, 13) or interrupt_module.tracing(), reason="refused here, or a tracer is set"
+    )(test)
+    return pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")(test)
 
 
 @pytest.mark.skipif(sys.version_info >= (3, 13), reason="--interrupt-on-timeout refused here")

@@ -8,10 +8,12 @@ here as one loop callback and goes out as one write:
 * the head opens the response (``writer.ResponseWriter``: the connection's say on keep-alive);
 * body bytes are framed; past the app's Content-Length they are cut there (PEP 3333), the app is
   told to stop, and the connection ends after the response;
-* a ``wsgi.file_wrapper`` file comes as the job's last Delivery, a region of a descriptor of the
-  loop's own: the job ends there (its thread and pool slot are free), and the loop sends the file
-  (``writer._send_file``: by the kernel where it can, under ``--write-timeout``), then ends the
-  response;
+* a file region comes with a Delivery, on a descriptor of the loop's own: a ``wsgi.file_wrapper``
+  file, or a spool file the thread wrote the body into while its client was slow (``wsgi.spool``).
+  The loop sends it (``writer._send_file``: by the kernel where it can, under ``--write-timeout``)
+  and closes it. In the job's last Delivery, the job ends there (its thread and pool slot are
+  free) and the response once the file is out; Deliveries that come while a file is being sent
+  wait their turn (``after_file``: bounded, as the thread counts them in flight);
 * a body that breaks its framing closes the connection: a cut response is never taken whole.
 
 The job's last Delivery ends the job (``_job_ended``) and, once written, the response
@@ -22,10 +24,11 @@ from the pool's queue, or answered 504 at its deadline) only frees its slot (``_
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, Deque, List, Optional
 
-from ...http.response import NO_BODY, FramingError
+from ...http.response import LENGTH, NO_BODY, FramingError
 from ...log import error_log
 from ...wsgi.bridge import Delivery, FileSlice, OutputChannel
 from .deadline import RequestDeadline
@@ -38,11 +41,12 @@ if TYPE_CHECKING:
 class DeliveryWriter(ResponseWriter):
     """Writes a WSGI job's Deliveries; the subclass says how a job ends."""
 
-    __slots__ = ("cancelled", "channel", "sendfile_task")
+    __slots__ = ("after_file", "cancelled", "channel", "sendfile_task")
 
     channel: OutputChannel  # the thread's Deliveries come through it; closing it stops the app
     cancelled: bool  # answered by the loop while queued in the pool: its job only frees the slot
     sendfile_task: Optional[asyncio.Task[Any]]  # a file being sent for the thread
+    after_file: Optional[Deque[Delivery]]  # Deliveries that came while it is sent, in order
 
     # The cycle's (declared here for the type checker; the slots are WSGICycle's).
     ctx: ServerContext
@@ -78,18 +82,23 @@ class DeliveryWriter(ResponseWriter):
 
     def deliver(self, d: Delivery) -> None:
         """Write one Delivery from the thread. Runs as a loop callback."""
+        if self.sendfile_task is not None:
+            if self.after_file is None:
+                self.after_file = collections.deque()
+            self.after_file.append(d)
+            return
         if self.cancelled or self._output_dropped():
             # The loop answered this request already (taken back from the pool's queue, or 504
             # at its deadline): what the app still sends is dropped; its last delivery (after its
             # close()) frees the slot.
-            _close_file(d)
+            self._drop_file(d)
             if d.last:
                 self._free_slot()
             return
         connection = self.connection
         if connection.closing:
             # We closed it (framing error, abort) or the client left: tell the thread to stop.
-            _close_file(d)
+            self._drop_file(d)
             self.channel.close()
             if d.last:
                 self._job_ended()
@@ -107,9 +116,12 @@ class DeliveryWriter(ResponseWriter):
             else:
                 if not self._pieces(out, d.head, d.body, d.end and d.file is None):
                     self._cut_at_content_length()
-                if d.file is not None:  # (the job's last delivery: the loop sends the file now)
-                    self._start_sendfile(out, d.file)
-                    self._job_ended()
+                if d.file is not None:  # the loop sends the file now, then what follows it
+                    if d.body:
+                        self.channel.written(len(d.body))
+                    if d.last:
+                        self._job_ended()
+                    self._start_sendfile(out, d.file, d.last)
                     return
                 if out:
                     connection.writelines(out)
@@ -117,7 +129,7 @@ class DeliveryWriter(ResponseWriter):
             # The app broke HTTP framing (e.g. fewer bytes than its Content-Length): all we can
             # do with a half-sent response is close the connection.
             error_log.error("response to %s violates HTTP framing: %s; closing", self.request_line(), exc)
-            _close_file(d)
+            self._drop_file(d)
             connection.close()
             self.channel.close()
         if d.last:
@@ -144,30 +156,34 @@ class DeliveryWriter(ResponseWriter):
         )
         self.channel.close()
 
-    def _start_sendfile(self, out: List[Any], region: FileSlice) -> None:
-        """A wsgi.file_wrapper file, the response's end: the loop sends it (its descriptor is
-        the loop's, closed when it is sent or given up), then ends the response."""
-        if self.framer.kind is NO_BODY or region.length == 0:
-            os.close(region.file)
-            self._pieces(out, None, b"", True)
-            self.connection.writelines(out)
-            self._response_ended()
+    def _start_sendfile(self, out: List[Any], region: FileSlice, last: bool) -> None:
+        """Send a file region the thread handed over (its descriptor is the loop's, closed when
+        it is sent or given up); then end the response (``last``) or go on with what came after.
+        A spooled body past the app's Content-Length is cut there, as its bytes would be."""
+        framer = self.framer
+        length = region.length
+        if framer.kind is LENGTH and length > framer.remaining:
+            length = framer.remaining  # (a wsgi.file_wrapper region is cut by the thread already)
+            self.cut = True
+            self._cut_at_content_length()
+        if framer.kind is NO_BODY or length == 0:
+            self._drop_region(region)
+            self._region_done(region, out, last)
             return
-        after = self._file_framing(region.length, out)
+        after = self._file_framing(length, out)
         self.connection.writelines(out)
-        self.sendfile_task = self.ctx.loop.create_task(self._run_sendfile(region, after))
+        self.sendfile_task = self.ctx.loop.create_task(self._run_sendfile(region, length, after, last))
 
-    async def _run_sendfile(self, region: FileSlice, after: bytes) -> None:
+    async def _run_sendfile(self, region: FileSlice, length: int, after: bytes, last: bool) -> None:
+        out: List[Any] = []
         try:
-            sent = await self._send_file(region.file, region.offset, region.length)
-            if sent < region.length:
+            sent = await self._send_file(region.file, region.offset, length)
+            if sent < length:
                 # The file shrank under us: the declared framing can't be met, so the connection ends.
-                error_log.error("file for %s ended %d bytes early; closing", self.request_line(), region.length - sent)
+                error_log.error("file for %s ended %d bytes early; closing", self.request_line(), length - sent)
                 self.connection.close()
-            else:
-                out = [after] if after else []
-                self._pieces(out, None, b"", True)
-                self.connection.writelines(out)
+            elif after:
+                out.append(after)
         except asyncio.CancelledError:
             pass  # the connection is lost: the response ends there
         except Exception as exc:
@@ -175,11 +191,38 @@ class DeliveryWriter(ResponseWriter):
             self.connection.abort()
         finally:
             self.sendfile_task = None
+            self._drop_region(region)
+        self._region_done(region, out, last)
+
+    def _region_done(self, region: FileSlice, out: List[Any], last: bool) -> None:
+        """A file region is sent (or dropped): end the response, or write what came after it."""
+        connection = self.connection
+        if last:
+            if not connection.closing:
+                try:
+                    self._pieces(out, None, b"", True)
+                except FramingError as exc:
+                    error_log.error("response to %s violates HTTP framing: %s; closing", self.request_line(), exc)
+                    connection.close()
+            if out and not connection.closing:
+                connection.writelines(out)
+            self._response_ended()
+            return
+        if out and not connection.closing:
+            connection.writelines(out)
+        self.channel.written(region.length)  # (a spool file, counted in flight by its thread)
+        queued = self.after_file
+        while queued and self.sendfile_task is None:
+            self.deliver(queued.popleft())
+
+    def _drop_file(self, delivery: Delivery) -> None:
+        """A Delivery the loop will not write: its file region, if any, is closed."""
+        if delivery.file is not None:
+            self._drop_region(delivery.file)
+
+    def _drop_region(self, region: FileSlice) -> None:
+        """Close a region's descriptor (the loop's own); a spool file's bytes go back to the disk."""
+        if region.spooled is not None:
+            region.spooled.close()
+        else:
             os.close(region.file)
-        self._response_ended()
-
-
-def _close_file(delivery: Delivery) -> None:
-    """A file region the loop will not send: its descriptor is the loop's to close."""
-    if delivery.file is not None:
-        os.close(delivery.file.file)

@@ -58,9 +58,17 @@ class WSGICycle(DeliveryWriter):
         self.body = RequestBody(ctx, connection, expects_continue, buffer_bytes) if has_body else None
         environ["wsgi.input"] = EMPTY_INPUT if self.body is None else self.body.stream
         self.environ = environ
-        self.channel = OutputChannel(ctx.mailbox, self.deliver, ctx.config.output_buffer_bytes, connection.write_paused)
+        self.channel = OutputChannel(
+            ctx.mailbox,
+            self.deliver,
+            ctx.config.output_buffer_bytes,
+            connection.write_paused,
+            ctx.spool,
+            ctx.response_spool_bytes,
+        )
         self.cancelled = False
         self.sendfile_task = None
+        self.after_file = None
         environ["asyncwsgi.disconnected"] = DisconnectEvent(self.channel)
         interrupt = AppInterrupt() if ctx.config.interrupt_on_timeout else None
         self.call = WSGICall(ctx.app, environ, self.channel, ctx.config.queue_timeout, interrupt)
