@@ -21,6 +21,13 @@ def download(environ, start_response):
     return (bytes(view[i : i + 65536]) for i in range(0, len(_MIB), 65536))
 
 
+def download16(environ, start_response):
+    """16 MiB streamed in 64 KiB chunks, with a Content-Length: more than any buffer in memory."""
+    start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Content-Length", str(16 * len(_MIB)))])
+    view = memoryview(_MIB)
+    return (bytes(view[i : i + 65536]) for _ in range(16) for i in range(0, len(_MIB), 65536))
+
+
 def stream(environ, start_response):
     """1 MiB as 16 yields of 64 KiB with no Content-Length (chunked on HTTP/1.1), as a generated
     export or a proxied download is."""
@@ -51,13 +58,15 @@ def blocking(environ, start_response):
 
 
 def storm(environ, start_response):
-    """``/upload`` reads the body, ``/download`` streams 1 MiB, anything else is hello
-    (benchmarks/storm.py)."""
+    """``/upload`` reads the body, ``/download`` streams 1 MiB, ``/download16`` 16 MiB, anything
+    else is hello (benchmarks/storm.py)."""
     path = environ.get("PATH_INFO")
     if path == "/upload":
         return upload(environ, start_response)
     if path == "/download":
         return download(environ, start_response)
+    if path == "/download16":
+        return download16(environ, start_response)
     return hello(environ, start_response)
 
 

@@ -44,6 +44,7 @@ PEERS = [
     "django",
     "matplotlib",
     "gevent",
+    "whitenoise",  # (benchmarks/static.py)
 ]
 # Compiled servers, reference points rather than peers: a row where they install (bjoern needs
 # libev's headers: apt-get install libev-dev).

@@ -13,12 +13,17 @@ each kind are kept open, each reopened when the server closes it:
 * stall-upload: the head of a 64 KiB POST to /upload and 8 KiB of its body, then nothing;
 * zero-window: GET /download (1 MiB) with a 4 KiB receive buffer, then never read;
 * half-head: half of a request head, then nothing;
+* zero-window-16m: GET /download16 (16 MiB, more than any buffer in memory), never read;
+* stall-upload-4m: the head of a 4 MiB POST and 2 MiB of its body (past the 1 MiB request
+  buffers), then nothing;
 
-and 4 threads loop resets mid-upload (the head of a 1 MiB POST and 256 KiB, then RST). Eight
-good clients loop GET / on fresh connections. Reported per server (median round by good
-requests): good requests completed in the window, their p99, and the server's RSS at the end.
-``--kinds stall-upload --hostile 1000`` is the slow-body attack alone; ``--kinds none`` the
-unloaded baseline it is compared with.
+and 4 threads loop resets mid-upload (the head of a 1 MiB POST and 256 KiB, then RST). ``--good``
+good clients (8) loop GET / on fresh connections. Reported per server (median round by good
+requests): good requests completed in the window, their p99, the server's RSS at the end, and
+what the server holds on disk then (its open files' sizes: spool files, waitress's temporary
+files). ``--kinds stall-upload --hostile 1000`` is the slow-body attack alone; ``--kinds none``
+the unloaded baseline it is compared with; ``--kinds zero-window-16m,stall-upload-4m --hostile 10
+--good 10 --seconds 15`` the transfers past the memory buffers (issue 25).
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import argparse
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -67,14 +73,20 @@ def servers() -> Dict[str, List[str]]:
 def _open(kind: str) -> Optional[socket.socket]:
     try:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if kind == "zero-window":
+        if kind.startswith("zero-window"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.settimeout(2)
         sock.connect(("127.0.0.1", PORT))
         if kind == "stall-upload":
             sock.sendall(b"POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: 65536\r\n\r\n" + b"u" * 8192)
+        elif kind == "stall-upload-4m":
+            sock.settimeout(10)  # (2 MiB to send: the server may take a moment)
+            sock.sendall(b"POST /upload HTTP/1.1\r\nHost: bench\r\nContent-Length: %d\r\n\r\n" % (4 << 20))
+            sock.sendall(b"u" * (2 << 20))
         elif kind == "zero-window":
             sock.sendall(b"GET /download HTTP/1.1\r\nHost: bench\r\n\r\n")
+        elif kind == "zero-window-16m":
+            sock.sendall(b"GET /download16 HTTP/1.1\r\nHost: bench\r\n\r\n")
         else:
             sock.sendall(b"GET /half HTTP/1.1\r\nHost: bench\r\nX-Pad")
         sock.setblocking(False)
@@ -85,7 +97,7 @@ def _open(kind: str) -> Optional[socket.socket]:
 
 def _closed(sock: socket.socket, kind: str) -> bool:
     """Whether the server closed it (a zero-window client never reads, so it only checks errors)."""
-    if kind == "zero-window":
+    if kind.startswith("zero-window"):
         return sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0
     try:
         return sock.recv(65536) == b""  # stall-upload and half-head: 408 then close, or a close
@@ -121,10 +133,28 @@ def _rss_mib(pid: int) -> float:
     return float("nan")
 
 
-KINDS = ("stall-upload", "zero-window", "half-head", "reset")
+def _disk_mib(pid: int) -> float:
+    """What the server's open regular files hold now (unlinked ones too): its spool."""
+    total = 0
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                info = os.stat(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if stat.S_ISREG(info.st_mode) and not os.readlink(f"/proc/{pid}/fd/{fd}").startswith(ROOT):
+                total += info.st_size
+    except OSError:
+        pass
+    return total / (1 << 20)
 
 
-def measure(command: List[str], seconds: float, hostile: int, kinds: Sequence[str] = KINDS) -> Dict[str, float]:
+KINDS = ("stall-upload", "zero-window", "half-head", "reset", "zero-window-16m", "stall-upload-4m")
+
+
+def measure(
+    command: List[str], seconds: float, hostile: int, kinds: Sequence[str] = KINDS, good_clients: int = 8
+) -> Dict[str, float]:
     pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
     proc = subprocess.Popen(pin + command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -137,17 +167,18 @@ def measure(command: List[str], seconds: float, hostile: int, kinds: Sequence[st
         for thread in storm:
             thread.start()
         time.sleep(2)  # the storm is in place before the window opens
-        good = [threading.Thread(target=_good, args=(stop, latencies, PORT)) for _ in range(8)]
+        good = [threading.Thread(target=_good, args=(stop, latencies, PORT)) for _ in range(good_clients)]
         for thread in good:
             thread.start()
         time.sleep(seconds)
         rss = _rss_mib(proc.pid)
+        disk = _disk_mib(proc.pid)
         stop.set()
         for thread in storm + good:
             thread.join(15)
         latencies.sort()
         p99 = latencies[int(len(latencies) * 0.99)] if latencies else float("nan")
-        return {"good": len(latencies), "p99_ms": p99 * 1000, "rss": rss}
+        return {"good": len(latencies), "p99_ms": p99 * 1000, "rss": rss, "disk": disk}
     finally:
         proc.terminate()
         try:
@@ -162,6 +193,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--hostile", type=int, default=50, help="connections of each hostile kind")
+    parser.add_argument("--good", type=int, default=8, help="good clients")
     parser.add_argument("--only", help="run only servers whose name contains this")
     parser.add_argument(
         "--kinds",
@@ -176,16 +208,20 @@ def main(argv: Optional[List[str]] = None) -> None:
     for _ in range(args.rounds):
         for name, command in chosen.items():
             kinds = [k for k in args.kinds.split(",") if k and k != "none"]
-            results.setdefault(name, []).append(measure(command, args.seconds, args.hostile, kinds))
-    print(f"| server | good requests in {args.seconds:.0f} s (all rounds) | p99 ms | RSS MiB | vs waitress |")
-    print("|---|---|---|---|---|")
+            results.setdefault(name, []).append(measure(command, args.seconds, args.hostile, kinds, args.good))
+    window = f"good requests in {args.seconds:.0f} s (all rounds)"
+    print(f"| server | {window} | p99 ms | RSS MiB | disk MiB | vs waitress |")
+    print("|---|---|---|---|---|---|")
     reference = results.get("waitress")
     ref_good = sorted(r["good"] for r in reference)[len(reference) // 2] if reference else 0
     for name, runs in results.items():
         mid = sorted(runs, key=lambda r: r["good"])[len(runs) // 2]
         every = ", ".join(f"{r['good']:.0f}" for r in runs)
         ratio = f"{mid['good'] / ref_good:.2f}x" if ref_good else "-"
-        print(f"| {name} | {mid['good']:.0f} ({every}) | {mid['p99_ms']:.0f} | {mid['rss']:.0f} | {ratio} |")
+        print(
+            f"| {name} | {mid['good']:.0f} ({every}) | {mid['p99_ms']:.0f} | {mid['rss']:.0f} | {mid['disk']:.0f} "
+            f"| {ratio} |"
+        )
 
 
 if __name__ == "__main__":

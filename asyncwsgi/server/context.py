@@ -91,6 +91,7 @@ class ServerContext:
         # Directories served by the loop under path prefixes (--static; ConfigError for a missing
         # one); None when there are none.
         self.static = StaticMounts(config.static) if config.static else None
+        self.static_cache_control = config.static_cache_control.encode("latin-1")  # (checked: a header value)
         # The tasks of mounted ASGI apps' requests and WebSockets, cancelled if any outlive the drain.
         self.asgi_tasks: Set[asyncio.Task[None]] = set()
         # Each mount's lifespan state (copied into its request scopes); None: no lifespan support.

@@ -21,9 +21,11 @@ import select
 from typing import Any, Dict, Optional
 
 # How long to wait for a transport to write out what it holds before the file goes: its buffer
-# drains as the socket takes it. The head of a response is usually gone at once; what a slow
-# client had not read yet (a response spooled after its first megabyte) may take seconds, so the
-# wait doubles, up to the second figure, rather than wake the loop every millisecond.
+# drains as the socket takes it. The head of a response is written at the end of the loop's
+# iteration at the latest (uvloop gathers an iteration's writes), so the first wait is one
+# iteration, with no timer. What a slow client had not read yet (a response spooled after its
+# first megabyte) may take seconds, so the next waits start at 1 ms and double, up to 50 ms,
+# rather than wake the loop every millisecond.
 _DRAIN_POLL_SECONDS = 0.001
 _DRAIN_POLL_MAX_SECONDS = 0.05
 
@@ -52,12 +54,12 @@ class FileSender:
         seconds (0: no limit); OSError as the socket reports it (a reset, a broken pipe)."""
         sock = transport.get_extra_info("socket")
         fd = sock.fileno()
-        delay = _DRAIN_POLL_SECONDS
+        delay = 0.0
         while transport.get_write_buffer_size():
             if transport.is_closing():
                 return 0
             await asyncio.sleep(delay)  # what the transport holds goes out first, in order
-            delay = min(2 * delay, _DRAIN_POLL_MAX_SECONDS)
+            delay = min(2 * delay, _DRAIN_POLL_MAX_SECONDS) if delay else _DRAIN_POLL_SECONDS
         sent = 0
         while sent < count:
             if transport.is_closing():
@@ -80,14 +82,19 @@ class FileSender:
             self._watching = True
         waiter = self._loop.create_future()
         self._waiters[fd] = waiter
+        # A timer of its own rather than asyncio.wait_for, which wraps the wait in a task: this
+        # wait comes once for every socket buffer's worth of a large file.
+        timer = self._loop.call_later(timeout, _time_out, waiter) if timeout else None
         flags = select.EPOLLOUT | select.EPOLLONESHOT
         try:
             try:
                 epoll.modify(fd, flags)
             except FileNotFoundError:
                 epoll.register(fd, flags)
-            await asyncio.wait_for(waiter, timeout or None)
+            await waiter
         finally:
+            if timer is not None:
+                timer.cancel()
             if self._waiters.get(fd) is waiter:
                 del self._waiters[fd]
             try:
@@ -110,3 +117,9 @@ class FileSender:
                 self._watching = False
             self._epoll.close()
             self._epoll = None
+
+
+def _time_out(waiter: asyncio.Future[None]) -> None:
+    """[loop] The socket took nothing for the write timeout."""
+    if not waiter.done():
+        waiter.set_exception(asyncio.TimeoutError())

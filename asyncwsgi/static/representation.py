@@ -15,6 +15,11 @@ Pure (the file's stat is handed in):
 * the coding to send: a precompressed ``FILE.br`` or ``FILE.gz`` beside the file when the client
   accepts it (``Accept-Encoding``, q-values honoured; brotli first at equal q). Nothing is ever
   compressed on the fly.
+
+``represent`` puts them together as the head's fields, and keeps what it made for a file as it
+is now (its name, size, modification time and coding are the key): a file served again is one
+dictionary lookup, where building its fields (the date above all) was an eighth of a small
+file's request (58,000 of 449,000 instructions, measured in process with callgrind).
 """
 
 from __future__ import annotations
@@ -22,7 +27,9 @@ from __future__ import annotations
 import mimetypes
 import os
 import string
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, NamedTuple, Optional, Tuple
+
+from ..http.preconditions import http_date
 
 IMMUTABLE = b"public, max-age=31536000, immutable"
 # Content codings of precompressed copies, by preference, with their file suffixes.
@@ -136,3 +143,46 @@ def acceptable_codings(accept_encoding: Optional[bytes]) -> List[bytes]:
         if weight > 0:
             ranked.append((-weight, order, coding))
     return [coding for _, _, coding in sorted(ranked)]
+
+
+class Representation(NamedTuple):
+    """A file as served: its validators and the fields every response about it carries."""
+
+    tag: bytes  # the strong ETag
+    modified: int  # Last-Modified, in whole seconds
+    headers: Tuple[Tuple[bytes, bytes], ...]  # Content-Type first, Accept-Ranges second
+
+
+# Representations made lately, by file, size, modification time, coding, Vary and the
+# Cache-Control default. Bounded: emptied when full (what is served often is back at once).
+_REPRESENTATIONS: Dict[Tuple[str, int, int, bytes, bool, bytes], Representation] = {}
+_REPRESENTATIONS_MAX = 4096
+
+
+def represent(name: str, size: int, mtime_ns: int, coding: bytes, vary: bool, default: bytes) -> Representation:
+    """What the file ``name`` (the path asked for; ``coding`` says which copy is sent) is served
+    as; ``vary`` when precompressed copies exist, ``default`` the Cache-Control of unhashed names."""
+    key = (name, size, mtime_ns, coding, vary, default)
+    found = _REPRESENTATIONS.get(key)
+    if found is not None:
+        return found
+    modified = mtime_ns // 1_000_000_000
+    tag = etag(mtime_ns, size, coding)
+    headers = [
+        (b"Content-Type", content_type(name)),
+        (b"Accept-Ranges", b"bytes"),
+        (b"Last-Modified", http_date(modified)),
+        (b"ETag", tag),
+    ]
+    policy = cache_control(os.path.basename(name), default)
+    if policy is not None:
+        headers.append((b"Cache-Control", policy))
+    if vary:
+        headers.append((b"Vary", b"Accept-Encoding"))
+    if coding:
+        headers.append((b"Content-Encoding", coding))
+    found = Representation(tag, modified, tuple(headers))
+    if len(_REPRESENTATIONS) >= _REPRESENTATIONS_MAX:
+        _REPRESENTATIONS.clear()
+    _REPRESENTATIONS[key] = found
+    return found

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import NamedTuple, Optional, Union
+from typing import NamedTuple, Optional, Sequence, Union
 
 
 class Redirect(NamedTuple):
@@ -45,7 +45,7 @@ def resolve(root: str, rest: str, index: bool, follow_symlinks: bool) -> Union[s
     if any(segment.startswith(".") for segment in segments):
         return None
     path = os.path.join(root, *segments)
-    info = _stat_inside(root, path, follow_symlinks)
+    info = _stat_inside(root, segments, follow_symlinks)
     if info is None:
         return None
     if stat.S_ISDIR(info.st_mode):
@@ -54,7 +54,7 @@ def resolve(root: str, rest: str, index: bool, follow_symlinks: bool) -> Union[s
         if not text.endswith("/"):
             return REDIRECT
         path = os.path.join(path, INDEX)
-        info = _stat_inside(root, path, follow_symlinks)
+        info = _stat_inside(root, [*segments, INDEX], follow_symlinks)
         if info is None:
             return None
     return path if stat.S_ISREG(info.st_mode) else None
@@ -62,21 +62,49 @@ def resolve(root: str, rest: str, index: bool, follow_symlinks: bool) -> Union[s
 
 def variant(root: str, path: str, suffix: str, follow_symlinks: bool) -> Optional[str]:
     """``path + suffix`` (a precompressed copy: ``.br``, ``.gz``) if it is a regular file under
-    ``root``, else None."""
+    ``root``, else None. ``path`` is ``resolve``'s: its directories are known to be inside."""
     candidate = path + suffix
-    info = _stat_inside(root, candidate, follow_symlinks)
+    try:
+        info = _followed(root, candidate, os.lstat(candidate), follow_symlinks)
+    except (OSError, ValueError):
+        return None
     return candidate if info is not None and stat.S_ISREG(info.st_mode) else None
 
 
-def _stat_inside(root: str, path: str, follow_symlinks: bool) -> Optional[os.stat_result]:
-    """``path``'s stat (through symlinks), or None if it does not exist, or if its real path
-    leaves ``root`` and symlinks are not followed out (one lstat per component to know)."""
+def _stat_inside(root: str, segments: Sequence[str], follow_symlinks: bool) -> Optional[os.stat_result]:
+    """The stat (through symlinks) of ``segments`` under ``root`` (a real path), or None if it
+    does not exist, or if a symlink on the way leads out of ``root`` and symlinks are not
+    followed out.
+
+    One lstat per segment: the path's real parts are those; only where a segment is a symlink
+    is the real path of what it leads to worked out (``realpath``) and checked. (realpath of the
+    whole path cost one lstat per component of the directory as well, and Python's loop around
+    them.)
+    """
+    path = root
     try:
-        info = os.stat(path)
+        if not segments:
+            return os.stat(root)
+        for segment in segments:
+            path = path + os.sep + segment
+            info = os.lstat(path)
+            if stat.S_ISLNK(info.st_mode):
+                path = os.path.realpath(path)
+                followed = _followed(root, path, info, follow_symlinks)
+                if followed is None:
+                    return None
+                info = followed
+        return info  # (bound: there was a segment)
     except (OSError, ValueError):
         return None
-    if not follow_symlinks:
-        real = os.path.realpath(path)
-        if real != root and not real.startswith(root + os.sep):
-            return None
-    return info
+
+
+def _followed(root: str, path: str, info: os.stat_result, follow_symlinks: bool) -> Optional[os.stat_result]:
+    """``info`` (an lstat of ``path``, in a directory inside ``root``), or what the symlink it
+    may be leads to: None if that leaves ``root`` and symlinks are not followed out."""
+    if not stat.S_ISLNK(info.st_mode):
+        return info
+    real = os.path.realpath(path)
+    if not follow_symlinks and real != root and not real.startswith(root + os.sep):
+        return None
+    return os.stat(real)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -299,3 +300,28 @@ async def test_start_server_refuses_a_missing_directory(tmp_path):
         await start_server(app, port=0, static=(f"/static={tmp_path / 'missing'}",))
     with pytest.raises(ConfigError, match="needs --static"):
         await start_server(app, port=0, static_index=True)
+
+
+def test_a_client_that_reads_nothing_of_a_file_is_cut_off_at_the_write_timeout(serve, site, tmp_path):
+    """sendfile waits for the socket under --write-timeout, as the app's writes do: the client
+    is aborted, the timeout counted, and the file closed."""
+    (site / "huge.bin").write_bytes(os.urandom(16 * 1024 * 1024))  # more than loopback's buffers take
+    srv = static(serve, site, write_timeout=0.5, stats_path="/stats")
+    request(srv.port, raw_get("/static/css/app.css"))  # (descriptors a first connection opens)
+    before = len(os.listdir("/proc/self/fd"))
+    with socket.socket() as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16 * 1024)
+        slow.settimeout(WAIT)
+        slow.connect(("127.0.0.1", srv.port))
+        slow.sendall(raw_get("/static/huge.bin"))
+        began = time.monotonic()
+        assert wait_for(lambda: json.loads(request(srv.port, raw_get("/stats")).body)["timeouts"]["write"] == 1)
+        assert time.monotonic() - began < WAIT / 2
+        received = 0
+        try:
+            while chunk := slow.recv(1 << 20):
+                received += len(chunk)
+        except ConnectionError:
+            pass
+        assert received < 16 * 1024 * 1024  # what the kernel held, then the end: cut short
+    assert wait_for(lambda: len(os.listdir("/proc/self/fd")) <= before)
