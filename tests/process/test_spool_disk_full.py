@@ -27,7 +27,7 @@ def _one_mib_files() -> None:
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_a_disk_that_fails_costs_threads_never_a_request(loop):
-    args = ("tests.apps.basic:upload_or_download", "--port", "0", "--loop", loop, "--threads", "2")
+    args: tuple[str, ...] = ("tests.apps.basic:upload_or_download", "--port", "0", "--loop", loop, "--threads", "2")
     args += ("--request-buffer-bytes", "65536", "--stats-path", "/stats", "--no-access-log")
     with CLIServer(*args, preexec=_one_mib_files) as server:
         server.wait_listening()

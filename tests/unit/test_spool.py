@@ -11,9 +11,8 @@ from typing import Any, List
 
 import pytest
 
-from asyncwsgi.config import Config, ConfigError
-from asyncwsgi.errors import ClientDisconnected
-from asyncwsgi.wsgi import spool as spool_module
+from asyncwsgi.config import Config
+from asyncwsgi.errors import ClientDisconnected, ConfigError
 from asyncwsgi.wsgi.bridge import Delivery, InputStream, OutputChannel
 from asyncwsgi.wsgi.spool import SpoolDisk, check_directory
 from tests.helpers import wait_for
@@ -42,7 +41,7 @@ def test_a_spool_file_has_no_name_and_holds_what_was_appended(tmp_path):
     assert spool is not None
     assert os.listdir(tmp_path) == []
     assert os.fstat(spool.fd).st_nlink == 0  # nothing is left behind if the process dies
-    assert spool.append(b"abc") and spool.append(memoryview(b"defg"))
+    assert spool.append(b"abc") and spool.append(b"defg")
     assert spool.read(100, 0) == b"abcdefg" and spool.read(3, 2) == b"cde"
     assert (disk.bytes, disk.files, disk.bytes_total, disk.files_total) == (7, 1, 7, 1)
     spool.close()
@@ -70,7 +69,7 @@ def test_a_file_takes_nothing_past_its_cap_or_the_disks(tmp_path):
 
 
 def test_the_system_temporary_directory_is_the_default(monkeypatch, tmp_path):
-    monkeypatch.setattr(spool_module.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr("asyncwsgi.wsgi.spool.tempfile.gettempdir", lambda: str(tmp_path))
     assert SpoolDisk(None, 10).directory == str(tmp_path)
     assert check_directory(None) is None
 
@@ -83,7 +82,7 @@ def test_without_o_tmpfile_a_named_file_is_made_and_removed(monkeypatch, tmp_pat
             raise OSError(errno.EOPNOTSUPP, "not on this file system")
         return real_open(path, flags, *args)
 
-    monkeypatch.setattr(spool_module.os, "open", no_tmpfile)
+    monkeypatch.setattr("asyncwsgi.wsgi.spool.os.open", no_tmpfile)
     spool = SpoolDisk(str(tmp_path), 100).new_file(10)
     assert spool is not None and os.listdir(tmp_path) == []
     spool.close()
@@ -110,7 +109,7 @@ def test_a_failing_disk_is_counted_logged_once_and_leaves_the_file_as_it_was(mon
             return real_pwrite(fd, bytes(data[:2]), offset)  # a short write, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(spool_module.os, "pwrite", half_then_full)
+    monkeypatch.setattr("asyncwsgi.wsgi.spool.os.pwrite", half_then_full)
     caplog.set_level(logging.ERROR, logger="asyncwsgi.error")
     assert not spool.append(b"lost")
     assert not spool.append(b"lost again")
