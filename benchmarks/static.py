@@ -281,8 +281,10 @@ def _median(results: Dict[Tuple[str, str, int], List[dict]], server: str, name: 
 
 
 async def _slow_client(port: int, path: str, rate: int, stop: asyncio.Event, done: List[int]) -> None:
-    """Download ``path`` again and again, reading ``rate`` bytes a second (a small receive
-    buffer, so the server, not the kernel, holds what is not read yet)."""
+    """Download ``path`` again and again, reading ``rate`` bytes a second with a small receive
+    buffer. (The server's kernel takes what its socket's send buffer holds at once, up to a few
+    MiB on loopback: the file then waits there, not in the server.) ``done[0]`` counts the
+    downloads under way, ``done[1]`` those finished."""
     piece = max(1, rate // 8)
     while not stop.is_set():
         sock = socket.socket()
@@ -292,12 +294,16 @@ async def _slow_client(port: int, path: str, rate: int, stop: asyncio.Event, don
         try:
             await loop.sock_connect(sock, ("127.0.0.1", port))
             await loop.sock_sendall(sock, f"GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n".encode())
-            while not stop.is_set():
-                data = await loop.sock_recv(sock, piece)
-                if not data:
-                    done.append(1)
-                    break
-                await asyncio.sleep(len(data) / rate)
+            done[0] += 1
+            try:
+                while not stop.is_set():
+                    data = await loop.sock_recv(sock, piece)
+                    if not data:
+                        done[1] += 1
+                        break
+                    await asyncio.sleep(len(data) / rate)
+            finally:
+                done[0] -= 1
         except OSError:
             await asyncio.sleep(0.1)
         finally:
@@ -352,13 +358,14 @@ def slow(args: argparse.Namespace, bindir: Path, directory: Path) -> None:
         beside: List[float] = []
         samples: List[dict] = []
         rss: List[Tuple[float, float]] = []
+        under_way: List[int] = []
         for _ in range(args.runs):
             proc, port = start(command, directory, bindir)
             try:
                 run_wrk(port, Scenario("warm", APP, 16, ""), 1, None, "/")
                 alone.append(run_wrk(port, hello, args.seconds, None, "/")["rps"])
                 stop = threading.Event()
-                done: List[int] = []
+                done = [0, 0]
                 holder = threading.Thread(
                     target=_hold_slow_clients, args=(port, args.slow_clients, args.slow_rate, stop, done)
                 )
@@ -375,7 +382,9 @@ def slow(args: argparse.Namespace, bindir: Path, directory: Path) -> None:
 
                 sampler = threading.Thread(target=sample)
                 sampler.start()
+                under_way.append(done[0])
                 beside.append(run_wrk(port, hello, args.seconds, None, "/")["rps"])
+                under_way.append(done[0])
                 sampler_stop.set()
                 sampler.join()
                 after = tree_rss_kib(proc.pid) / 1024
@@ -390,7 +399,8 @@ def slow(args: argparse.Namespace, bindir: Path, directory: Path) -> None:
         print(
             f"asyncwsgi ({label}): hello alone {statistics.median(alone):,.0f} req/s, beside "
             f"{args.slow_clients} downloads at {args.slow_rate // 1000} KB/s {statistics.median(beside):,.0f} req/s "
-            f"({kept:.0%} kept; target >= 90%); up to {sending} connections sending files, up to {busy} "
+            f"({kept:.0%} kept; target >= 90%); downloads under way {min(under_way)}-{max(under_way)}; "
+            f"up to {sending} connections sending files, up to {busy} "
             f"threads busy (hello's); RSS {rss[len(rss) // 2][0]:.0f} -> {rss[len(rss) // 2][1]:.0f} MiB",
             flush=True,
         )
