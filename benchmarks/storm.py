@@ -54,7 +54,7 @@ def servers() -> Dict[str, List[str]]:
     found = {
         "asyncwsgi (uvloop)": [*ours, "--loop", "uvloop"],
         "asyncwsgi (asyncio)": [*ours, "--loop", "asyncio"],
-        "asyncwsgi, buffering off": [*ours, "--request-buffer-bytes", "0", "--response-buffer-bytes", "0"],
+        "asyncwsgi, buffering and spooling off": [*ours, "--request-buffer-bytes", "0", "--response-buffer-bytes", "0"],
     }
     gunicorn = shutil.which("gunicorn", path=os.path.dirname(python)) or shutil.which("gunicorn")
     if gunicorn:
