@@ -74,13 +74,14 @@ class Config:
     )
     worker_timeout: float = _opt(
         30.0,
-        "With --workers: kill and replace a worker whose event loop sends no heartbeat for this long (0: never).",
+        "Under the supervisor: kill and replace a worker whose event loop sends no heartbeat for "
+        "this long (0: never). Given with --workers 1, it starts the supervisor for the one worker.",
         metavar="SECONDS",
     )
     max_requests: int = _opt(
         0,
-        "With --workers (or under gunicorn): a worker drains and is replaced after this many "
-        "requests, plus up to --max-requests-jitter (0: never).",
+        "A worker drains and is replaced after this many requests, plus up to "
+        "--max-requests-jitter (0: never). With --workers 1 it starts the supervisor for the one worker.",
         metavar="N",
     )
     max_requests_jitter: int = _opt(
@@ -436,6 +437,8 @@ class Config:
         _at_least(self, "workers", 1)
         _at_least(self, "max_requests", 0)
         _at_least(self, "max_requests_jitter", 0)
+        if self.max_requests_jitter and not self.max_requests:
+            _fail("max_requests_jitter", "needs --max-requests: it adds to that limit")
         _at_least(self, "queue_size", 0)
         if self.deadline_header is not None and not _FIELD_NAME.fullmatch(self.deadline_header):
             _fail("deadline_header", f"must be a header name, got {self.deadline_header!r}")
@@ -557,6 +560,18 @@ class Config:
                 _fail(name, f"needs --{side}-buffer-bytes above 0: a spool goes on where that buffer ends")
         if self.spool_dir is not None and not self.spools:
             _fail("spool_dir", "is set, but nothing is spooled (--spool-total-bytes or both spool caps are 0)")
+
+    @property
+    def supervised(self) -> bool:
+        """Whether the command runs its workers under the supervisor: for more than one, for
+        --reload, and for one worker when an option only the supervisor honours is given
+        (--max-requests, or --worker-timeout other than its default)."""
+        return (
+            self.workers > 1
+            or self.reload
+            or bool(self.max_requests)
+            or self.worker_timeout != _DEFAULTS["worker_timeout"]
+        )
 
     @property
     def spools(self) -> bool:

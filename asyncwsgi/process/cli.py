@@ -171,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return _fail(f"cannot write --pid-file: {exc}", 1)
     socket_files: List[str] = []  # Unix sockets bound before dropping privileges: ours to remove
     try:
-        if (config.workers > 1 or config.reload) and heartbeat_fd() is None:
+        if config.supervised and heartbeat_fd() is None:
             return _supervise(args, config)  # binds (and drops privileges) itself
         if config.user is not None or config.group is not None:
             # Bind as root, then become --user: the app never runs as root.

@@ -6,7 +6,8 @@ replaces the worker), and asks on it for a successor (``REPLACE_ME``) once the w
 ``--max-requests`` (plus up to ``--max-requests-jitter``), or once as many requests as
 ``--threads`` have been stuck past ``--request-timeout`` for as long again. The supervisor starts
 the successor first and stops this worker (a drain) once the successor serves, so no request
-waits for a worker. A worker the command runs alone has no pipe, and none of this runs.
+waits for a worker. A process the command runs alone (one worker, no option that needs
+supervision: ``Config.supervised``) has no pipe, and none of this runs.
 """
 
 from __future__ import annotations

@@ -214,6 +214,43 @@ def test_max_requests_recycles_workers():
         assert server.wait() == 0
 
 
+def test_one_worker_with_max_requests_runs_under_the_supervisor_and_recycles():
+    """--max-requests needs someone to start the successor: with one worker (the Docker and
+    Kubernetes recipes) the command runs the supervisor for it rather than ignore the option."""
+    with start("--max-requests", "5") as server:
+        assert wait_for(lambda: len(children(server.pid)) == 1)
+        first = children(server.pid)
+        answered = set()
+
+        def recycled() -> bool:
+            try:
+                answered.add(ask(server.port))
+            except (OSError, EOFError):
+                time.sleep(0.05)  # a connection caught by the worker as it drains
+            return bool(children(server.pid)) and not (children(server.pid) & first)
+
+        assert wait_for(recycled)
+        assert server.pid not in answered and answered & first  # the worker answered, not the supervisor
+        assert "(--max-requests)" in server.output() and "serves in place of worker" in server.output()
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_one_worker_without_supervision_options_is_a_single_process():
+    with start() as server:
+        assert ask(server.port) == server.pid and not children(server.pid)
+        server.signal()
+        assert server.wait() == 0
+
+
+def test_one_worker_with_a_worker_timeout_runs_under_the_supervisor():
+    with start("--worker-timeout", "10") as server:
+        assert wait_for(lambda: len(children(server.pid)) == 1)
+        assert ask(server.port) in children(server.pid)
+        server.signal()
+        assert server.wait() == 0
+
+
 def test_a_recycled_worker_is_stopped_only_once_its_successor_serves():
     """The worker asks for a successor and serves on; the supervisor stops it only once the
     successor in its slot serves, so for a while there are three workers for two slots."""
@@ -259,8 +296,11 @@ def test_web_concurrency_sets_the_worker_count():
         assert server.wait() == 0
 
 
-@pytest.mark.parametrize("flag,value", [("--workers", "0"), ("--max-requests", "-1")])
+@pytest.mark.parametrize(
+    "flag,value", [("--workers", "0"), ("--max-requests", "-1"), ("--max-requests-jitter", "5")]
+)
 def test_bad_values(flag, value):
+    """A jitter with no --max-requests would add to nothing: refused, not ignored."""
     from tests.proc import run_cli
 
     result = run_cli(APP, flag, value)
