@@ -529,6 +529,7 @@ class Config:
                 if getattr(self, name) != _DEFAULTS[name]:
                     _fail(name, "needs --static: no static directory is served")
         self._check_spooling()
+        self._check_needs()
         prefixes = [parse_spec(spec)[0] for spec in self.mount]  # ConfigError names the bad one
         if len(set(prefixes)) != len(prefixes):
             _fail("mount", f"mounts a prefix twice: {', '.join(sorted(p for p in prefixes if prefixes.count(p) > 1))}")
@@ -546,6 +547,20 @@ class Config:
         for name, choices in _FIELD_CHOICES.items():
             if getattr(self, name) not in choices:
                 _fail(name, f"must be one of {', '.join(choices)}; got {getattr(self, name)!r}")
+
+    def _check_needs(self) -> None:
+        """An option that only takes effect beside another is refused without it, rather than
+        ignored: each line here is a setting someone could give and believe in."""
+        if not self.reload:
+            for name in ("reload_dir", "reload_include", "reload_exclude"):
+                if getattr(self, name) != _DEFAULTS[name]:
+                    _fail(name, "needs --reload: nothing is watched without it")
+        if self.uds_mode is not None and self.uds is None and not any(b.startswith("unix:") for b in self.bind):
+            _fail("uds_mode", "needs a Unix socket this server creates (--uds PATH or --bind unix:PATH)")
+        if not self.access_log and self.access_log_format != _DEFAULTS["access_log_format"]:
+            _fail("access_log_format", "is given with --no-access-log: no access line is written")
+        if not self.reuse_port and not self.supervised:
+            raise ConfigError("--no-reuse-port only applies to the sockets the supervisor binds for --workers")
 
     def _check_spooling(self) -> None:
         """A spool option that cannot take effect is refused: spooling extends a buffer in

@@ -72,7 +72,9 @@ def test_a_stuck_app_gets_504_at_the_deadline_and_its_slot_comes_back(serve):
 def test_a_started_response_is_aborted_at_the_deadline(serve):
     release, started = threading.Event(), threading.Event()
     closed: List[str] = []
-    srv = serve(_stuck_app(release, closed, started), request_timeout=0.5, access_log_format="%(s)s %(x)s")
+    srv = serve(
+        _stuck_app(release, closed, started), request_timeout=0.5, access_log=True, access_log_format="%(s)s %(x)s"
+    )
     with connect(srv.port) as sock:
         sock.sendall(get("/started"))
         received = _until_closed(sock)  # the head and first chunk, then the connection ends

@@ -106,3 +106,51 @@ def test_interrupt_on_timeout_is_refused_where_interrupts_skip_finally_blocks():
             Config(request_timeout=5.0, interrupt_on_timeout=True)
     else:
         assert Config(request_timeout=5.0, interrupt_on_timeout=True).interrupt_on_timeout
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [
+        ({"reload_dir": ("/srv",)}, "--reload-dir needs --reload"),
+        ({"reload_include": ("*.html",)}, "--reload-include needs --reload"),
+        ({"reload_exclude": ("build/*",)}, "--reload-exclude needs --reload"),
+        ({"uds_mode": "660"}, "--uds-mode needs a Unix socket"),
+        ({"uds_mode": "660", "bind": ("127.0.0.1:8000",)}, "--uds-mode needs a Unix socket"),
+        ({"access_log": False, "access_log_format": "json"}, "--access-log-format is given with --no-access-log"),
+        ({"reuse_port": False}, "--no-reuse-port only applies"),
+        ({"max_requests_jitter": 10}, "--max-requests-jitter needs --max-requests"),
+    ],
+)
+def test_an_option_that_would_do_nothing_is_refused(options, message):
+    with pytest.raises(ConfigError, match=message):
+        Config(**options)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"reload": True, "reload_dir": ("/srv",)},
+        {"uds": "/tmp/a.sock", "uds_mode": "660"},
+        {"bind": ("unix:/tmp/a.sock",), "uds_mode": "660"},
+        {"access_log": True, "access_log_format": "json"},
+        {"workers": 2, "reuse_port": False},
+        {"max_requests": 100, "reuse_port": False, "max_requests_jitter": 10},
+    ],
+)
+def test_the_same_options_beside_what_they_need_are_taken(options):
+    Config(**options)
+
+
+@pytest.mark.parametrize(
+    "options,supervised",
+    [
+        ({}, False),
+        ({"workers": 2}, True),
+        ({"reload": True}, True),
+        ({"max_requests": 5}, True),
+        ({"worker_timeout": 10.0}, True),
+        ({"worker_timeout": 30.0}, False),
+    ],
+)
+def test_the_supervisor_runs_when_an_option_needs_it(options, supervised):
+    assert Config(**options).supervised is supervised
