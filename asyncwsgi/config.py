@@ -25,6 +25,7 @@ from .wsgi.proxy import TrustedProxies
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+ErrorLogFormat = Literal["text", "json"]
 
 
 # --interrupt-on-timeout is refused from this Python on: CPython gh-139622 (3.13), measured here
@@ -401,7 +402,27 @@ class Config:
     pid_file: Optional[str] = _opt(
         None, "Write the server's process id to this file while it runs (command line only).", metavar="PATH"
     )
-    log_level: LogLevel = _opt("info", "Log level for the CLI's stderr logging.")
+    log_level: LogLevel = _opt("info", "Level of the command's error log (asyncwsgi.error).")
+    access_logfile: Optional[str] = _opt(
+        None,
+        "Append access lines to this file ('-': stdout); reopened on SIGUSR1 for log rotation. Default: stderr.",
+        metavar="PATH",
+    )
+    error_logfile: Optional[str] = _opt(
+        None,
+        "Append the error log to this file ('-': stderr, the default); reopened on SIGUSR1.",
+        metavar="PATH",
+    )
+    error_log_format: ErrorLogFormat = _opt(
+        "text", "The error log's lines: 'text', or 'json' (one object per line, a traceback inside its record)."
+    )
+    log_config: Optional[str] = _opt(
+        None,
+        "Configure logging from this file instead: a logging.config dictionary in JSON (.json) or "
+        "TOML (.toml), or an INI file for logging.config.fileConfig. The loggers are asyncwsgi.error "
+        "and asyncwsgi.access.",
+        metavar="FILE",
+    )
 
     def __post_init__(self) -> None:
         _check_type(self)
@@ -557,8 +578,17 @@ class Config:
                     _fail(name, "needs --reload: nothing is watched without it")
         if self.uds_mode is not None and self.uds is None and not any(b.startswith("unix:") for b in self.bind):
             _fail("uds_mode", "needs a Unix socket this server creates (--uds PATH or --bind unix:PATH)")
-        if not self.access_log and self.access_log_format != _DEFAULTS["access_log_format"]:
-            _fail("access_log_format", "is given with --no-access-log: no access line is written")
+        if not self.access_log:
+            for name in ("access_log_format", "access_logfile"):
+                if getattr(self, name) != _DEFAULTS[name]:
+                    _fail(name, "is given with --no-access-log: no access line is written")
+        if self.log_config is not None:
+            for name in ("access_logfile", "error_logfile", "error_log_format", "log_level"):
+                if getattr(self, name) != _DEFAULTS[name]:
+                    _fail(name, "cannot be combined with --log-config: set it in that file")
+        for name in ("access_logfile", "error_logfile", "log_config"):
+            if getattr(self, name) == "":
+                _fail(name, "must be a path, or '-'" if name != "log_config" else "must be a path")
         if not self.reuse_port and not self.supervised:
             raise ConfigError("--no-reuse-port only applies to the sockets the supervisor binds for --workers")
 
@@ -652,6 +682,13 @@ COMMAND_ONLY = frozenset(
         "group",
         "pid_file",
         "loop",
+        # An embedding program owns its process's logging: the loggers are asyncwsgi.error and
+        # asyncwsgi.access, to be given handlers as it likes.
+        "log_level",
+        "access_logfile",
+        "error_logfile",
+        "error_log_format",
+        "log_config",
         "mount",  # names apps to import: start_server takes mounts={prefix: app}
     }
 )

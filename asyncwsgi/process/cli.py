@@ -9,14 +9,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import logging
 import os
 import signal
 import sys
 from typing import Any, Dict, List, Mapping, NoReturn, Optional, Sequence, Tuple
 
 from .. import __version__
-from ..accesslog import BatchedStreamHandler
 from ..config import Config, field_choices, flag_name, number_kind
 from ..errors import AppImportError, ConfigError, StartupFailed
 from ..log import access_log, error_log
@@ -26,7 +24,7 @@ from ..server.tls import make_ssl_context
 from ..static.mounts import StaticMounts
 from ..types import WSGIApp
 from ..wsgi.spool import check_directory
-from . import privileges
+from . import logfiles, privileges
 from .importer import import_app, import_failure_app, import_mounts
 from .loops import resolve_loop
 from .reloader import ChangeWatcher
@@ -162,7 +160,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _check_spool_dir(config)  # and a --spool-dir that cannot take files
     except ConfigError as exc:
         return _fail(str(exc), 2)
-    _configure_logging(config.log_level, config.access_log)
+    try:
+        logs = logfiles.configure(config)
+    except ConfigError as exc:
+        return _fail(str(exc), 2)
+    except OSError as exc:
+        return _fail(f"cannot open a log file: {exc}", 1)
+    # SIGUSR1 reopens the log files; from here, not only once the loop runs, as its default
+    # action would end the process (the supervisor may pass it on to a worker still starting).
+    signal.signal(signal.SIGUSR1, lambda signum, frame: logs.reopen())
     _raise_fd_limit(config.max_connections + _SPARE_FDS)
     if config.pid_file is not None:
         try:
@@ -172,7 +178,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     socket_files: List[str] = []  # Unix sockets bound before dropping privileges: ours to remove
     try:
         if config.supervised and heartbeat_fd() is None:
-            return _supervise(args, config)  # binds (and drops privileges) itself
+            return _supervise(args, config, logs)  # binds (and drops privileges) itself
         if config.user is not None or config.group is not None:
             # Bind as root, then become --user: the app never runs as root.
             try:
@@ -181,14 +187,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 return _fail(str(exc), 2)
             except OSError as exc:
                 return _fail(f"cannot listen: {exc}", 1)
-        return _run(args, config, loop_name, loop_factory)
+        return _run(args, config, loop_name, loop_factory, logs)
     finally:
         discard_socket_files(socket_files)
         if config.pid_file is not None:
             _remove_pid_file(config.pid_file)
 
 
-def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory: Any) -> int:
+def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory: Any, logs: logfiles.LogSetup) -> int:
     try:
         app = import_app(args.app, factory=args.factory, app_dir=args.app_dir)
         mounts = import_mounts(config.mount, factory=args.factory, app_dir=args.app_dir)
@@ -205,7 +211,7 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
     loop = loop_factory()
     try:
         asyncio.set_event_loop(loop)
-        code: int = loop.run_until_complete(_serve(app, config, loop_name, mounts))
+        code: int = loop.run_until_complete(_serve(app, config, loop_name, mounts, logs))
         return code
     except OSError as exc:
         return _fail(f"cannot listen: {exc}", 1)
@@ -221,7 +227,7 @@ def _run(args: argparse.Namespace, config: Config, loop_name: str, loop_factory:
             loop.close()
 
 
-def _supervise(args: argparse.Namespace, config: Config) -> int:
+def _supervise(args: argparse.Namespace, config: Config, logs: logfiles.LogSetup) -> int:
     """Bind every worker's sockets, become --user if given, and run the supervisor."""
     app_args = [args.app, "--app-dir", args.app_dir] + (["--factory"] if args.factory else [])
     try:
@@ -241,7 +247,7 @@ def _supervise(args: argparse.Namespace, config: Config) -> int:
         except BaseException:
             sockets.close()
             raise
-        return Supervisor(config, app_args, watcher, sockets).run()
+        return Supervisor(config, app_args, watcher, sockets, on_reopen=logs.reopen).run()
     except ConfigError as exc:
         return _fail(str(exc), 2)
     except OSError as exc:
@@ -278,11 +284,11 @@ def _remove_pid_file(path: str) -> None:
         pass
 
 
-async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str, Any]) -> int:
+async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str, Any], logs: logfiles.LogSetup) -> int:
     # Signal handling comes first: a supervisor or systemd may send SIGTERM the moment it reads
     # "listening on", and before the handler the default action kills the process undrained,
     # leaving the pid file behind (seen in 5 of 40 runs under load).
-    signals = _Signals()
+    signals = _Signals(logs)
     signals.install()
     tasks: List[asyncio.Task[None]] = []
     try:
@@ -308,23 +314,28 @@ async def _serve(app: WSGIApp, config: Config, loop_name: str, mounts: Dict[str,
 
 
 class _Signals:
-    """SIGINT/SIGTERM on the loop: the first drains the server, a second closes everything now."""
+    """SIGINT/SIGTERM on the loop: the first drains the server, a second closes everything now.
+    SIGUSR1 reopens the log files, on the loop, between two batches of access lines."""
 
-    def __init__(self) -> None:
+    def __init__(self, logs: logfiles.LogSetup) -> None:
         self.count = 0
         self.server: Optional[Server] = None
         self._loop = asyncio.get_running_loop()
+        self._logs = logs
         self._installed: List[int] = []
 
     def install(self) -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._loop.add_signal_handler(signum, self._on_signal, signum)
             self._installed.append(signum)
+        self._loop.add_signal_handler(signal.SIGUSR1, self._logs.reopen)
+        self._installed.append(signal.SIGUSR1)
 
     def remove(self) -> None:
         for signum in self._installed:
-            self._loop.remove_signal_handler(signum)
+            self._loop.remove_signal_handler(signum)  # which restores the default action
         self._installed.clear()
+        signal.signal(signal.SIGUSR1, lambda signum, frame: self._logs.reopen())
 
     def attach(self, server: Server) -> None:
         self.server = server
@@ -374,21 +385,6 @@ def _raise_fd_limit(wanted: int) -> None:
             soft,
             _SPARE_FDS,
         )
-
-
-def _configure_logging(level: str, access_log: bool) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S"))
-    error = logging.getLogger("asyncwsgi.error")
-    error.addHandler(handler)
-    error.setLevel(level.upper())
-    error.propagate = False
-    access = logging.getLogger("asyncwsgi.access")
-    access_handler = BatchedStreamHandler(sys.stderr)  # lines from the loop are written in batches
-    access_handler.setFormatter(logging.Formatter("%(message)s"))
-    access.addHandler(access_handler)
-    access.setLevel(logging.INFO if access_log else logging.CRITICAL + 1)
-    access.propagate = False
 
 
 def _fail(message: str, code: int) -> int:

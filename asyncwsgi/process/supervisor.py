@@ -17,7 +17,9 @@ The supervisor:
   second signal passes it on again (workers then close at once) and exits 1;
 * SIGHUP: starts a new set of workers and stops the old ones once every new one is serving (if
   the new code cannot start, the old workers keep serving while it is retried with back-off);
-* SIGTTIN / SIGTTOU: one worker more / one fewer.
+* SIGTTIN / SIGTTOU: one worker more / one fewer;
+* SIGUSR1: reopens its log files and passes the signal on, so every worker reopens its own
+  (``logfiles.py``).
 
 With ``--reload`` (development) it also restarts every worker when a watched file changes
 (``reloader.py``). A worker whose app fails to import serves that error as a 500 page until then,
@@ -39,7 +41,7 @@ import signal
 import subprocess
 import sys
 import time
-from typing import Dict, Iterable, List, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 from ..config import Config
 from ..log import error_log
@@ -66,15 +68,22 @@ class _Worker:
     ready: bool = False  # has sent a heartbeat: it is serving
     retiring: bool = False  # told to stop (reload, fewer workers): not restarted
     replaced: bool = False  # asked for a successor (REPLACE_ME); stopped once it serves
+    reopen_owed: bool = False  # SIGUSR1 came before it served: passed on once it does
 
 
 class Supervisor:
     """Runs until signalled; returns the process exit code."""
 
     def __init__(
-        self, config: Config, app_args: List[str], watcher: Optional[ChangeWatcher], sockets: WorkerSockets
+        self,
+        config: Config,
+        app_args: List[str],
+        watcher: Optional[ChangeWatcher],
+        sockets: WorkerSockets,
+        on_reopen: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
+        self.on_reopen = on_reopen  # SIGUSR1: the supervisor's own log files
         self.sockets = sockets  # bound by the caller, perhaps before dropping privileges; closed by run()
         self.watcher = watcher  # --reload
         self.awaiting_change = False  # --reload: the app failed to start; wait for the next edit
@@ -96,6 +105,7 @@ class Supervisor:
             uds=None,
             fd=None,
             workers=1,
+            reuse_port=True,  # the supervisor's choice, already made: the worker binds nothing
             pid_file=None,
             user=None,
             group=None,
@@ -106,7 +116,7 @@ class Supervisor:
         wakeup_r, wakeup_w = os.pipe()
         os.set_blocking(wakeup_w, False)
         old_wakeup = signal.set_wakeup_fd(wakeup_w)
-        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU)
+        handled = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGUSR1)
         previous = {signum: signal.signal(signum, self._on_signal) for signum in handled}
         try:
             if self.watcher is not None:
@@ -160,6 +170,9 @@ class Supervisor:
             if data:
                 worker.last_beat = now
                 worker.ready = True
+                if worker.reopen_owed:
+                    worker.reopen_owed = False
+                    self._signal(worker, signal.SIGUSR1)
                 if REPLACE_ME in data and not (worker.replaced or worker.retiring or self.stopping):
                     self._replace(worker)
         while self._signals:
@@ -190,6 +203,16 @@ class Supervisor:
 
     def _handle_signal(self, signum: int) -> None:
         name = signal.Signals(signum).name
+        if signum == signal.SIGUSR1:
+            # Log rotation: every process reopens its own files. A worker still starting may not
+            # handle the signal yet (its default action ends it): it gets it once it serves.
+            self.on_reopen()
+            for worker in self.workers.values():
+                if worker.ready:
+                    self._signal(worker, signal.SIGUSR1)
+                else:
+                    worker.reopen_owed = True
+            return
         if signum in (signal.SIGTERM, signal.SIGINT):
             if self.stopping:
                 error_log.warning("received %s again: stopping workers now", name)

@@ -17,6 +17,7 @@ import pytest
 from asyncwsgi import __version__
 from asyncwsgi.config import Config, flag_name
 from asyncwsgi.process.cli import _Signals, build_parser
+from asyncwsgi.process.logfiles import LogSetup
 from tests.helpers import Reader, wait_for
 from tests.proc import ROOT, WAIT, CLIServer, _clean_environ, run_cli
 
@@ -284,12 +285,12 @@ def test_a_signal_while_starting_takes_effect_once_the_server_exists():
 
     async def scenario():
         first, second = FakeServer(), FakeServer()
-        signals = _Signals()
+        signals = _Signals(LogSetup())
         signals._on_signal(signal.SIGTERM)  # before there is a server
         assert first.calls == []
         signals.attach(first)  # type: ignore[arg-type]  # a stand-in: close() is all it needs
         assert first.calls == ["close"]
-        again = _Signals()
+        again = _Signals(LogSetup())
         again.attach(second)  # type: ignore[arg-type]
         again._on_signal(signal.SIGINT)
         again._on_signal(signal.SIGINT)
