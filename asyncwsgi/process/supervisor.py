@@ -46,6 +46,7 @@ from typing import Callable, Dict, Iterable, List, Optional
 from ..config import Config
 from ..log import error_log
 from ..server.listener import discard_socket_files
+from . import fleet
 from .reloader import ChangeWatcher
 from .settings import ENV_PREFIX, to_toml
 from .worker_sockets import WorkerSockets
@@ -97,6 +98,8 @@ class Supervisor:
         self.stop_deadline = 0.0
         self.reload_pending: List[int] = []  # pids of workers to retire once the new set is ready
         self._signals: List[int] = []
+        # --stats-path: where the workers publish their stats for one another (fleet.py)
+        self.stats_directory: Optional[str] = fleet.create() if config.stats_path else None
 
     def run(self) -> int:
         worker_config = dataclasses.replace(
@@ -139,6 +142,8 @@ class Supervisor:
             os.close(wakeup_w)
             self.sockets.close()
             discard_socket_files(self.sockets.socket_files)
+            if self.stats_directory is not None:
+                fleet.remove(self.stats_directory)
         error_log.info("supervisor stopped")
         return 1 if self.forced else 0
 
@@ -305,6 +310,8 @@ class Supervisor:
                 continue
             del self.workers[pid]
             os.close(worker.heartbeat)
+            if self.stats_directory is not None:
+                fleet.retire(self.stats_directory, pid, worker.slot)  # its counts stay with its slot
             if self.stopping or worker.retiring or worker.replaced:
                 continue  # (a replaced worker's successor is started already)
             ran = now - worker.started
@@ -357,6 +364,8 @@ class Supervisor:
         os.close(settings_w)
         env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX) and k != "WEB_CONCURRENCY"}
         env[HEARTBEAT_ENV] = str(write_end)
+        if self.stats_directory is not None:
+            env[fleet.DIRECTORY_ENV], env[fleet.SLOT_ENV] = self.stats_directory, str(slot)
         binds = [arg for fd in fds for arg in ("--bind", f"fd://{fd}")]
         try:
             proc = subprocess.Popen(

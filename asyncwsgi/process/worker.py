@@ -20,6 +20,7 @@ from typing import List, Optional
 from ..config import Config
 from ..log import error_log
 from ..server.server import Server
+from . import fleet
 from .supervisor import HEARTBEAT_SECONDS, REPLACE_ME, heartbeat_fd
 
 
@@ -29,6 +30,11 @@ def start_supervised(server: Server, config: Config) -> List[asyncio.Task[None]]
     if supervisor is None:
         return []
     tasks = [asyncio.ensure_future(_heartbeat(server, supervisor))]
+    directory, slot = os.environ.get(fleet.DIRECTORY_ENV), os.environ.get(fleet.SLOT_ENV, "")
+    if directory and slot.isdigit():  # --stats-path: one view of the group (fleet.py)
+        stats = fleet.FleetStats(directory, int(slot))
+        server.report_fleet(stats.view)
+        tasks.append(asyncio.ensure_future(stats.keep_publishing(server)))
     if config.max_requests:
         limit = config.max_requests + random.randint(0, config.max_requests_jitter)
         tasks.append(asyncio.ensure_future(_recycle_after(server, limit, supervisor)))

@@ -73,6 +73,10 @@ class ByteBudget:
         self.used -= size
 
 
+# Given this process's stats snapshot: the group's totals, and each worker slot's stats.
+FleetView = Callable[[Dict[str, Any]], Tuple[Dict[str, Any], Dict[int, Dict[str, Any]]]]
+
+
 class ServerContext:
     """Config, app, pool, environ template and the registry of open connections."""
 
@@ -118,6 +122,9 @@ class ServerContext:
         self.proxy_protocol_peers = TrustedProxies(config.forwarded_allow_ips) if config.proxy_protocol else None
         self.connections: Set[Registered] = set()
         self.stats = Stats()
+        # Under --workers: the whole group's stats around this worker's own (process/fleet.py
+        # sets it through Server.report_fleet); None: the stats path reports this process.
+        self.fleet: Optional[FleetView] = None
         self.access_formatter = AccessFormatter(config.access_log_format)
         # Paths the loop answers itself (health, readiness, stats), when configured.
         self.local_paths = local_paths(config.health_path, config.ready_path, config.stats_path)

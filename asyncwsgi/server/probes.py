@@ -17,10 +17,11 @@ kind of cycle.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from .context import HEALTH, READY, ServerContext
 from .stats import QUEUE_BUCKETS
@@ -143,84 +144,161 @@ def answer(ctx: ServerContext, kind: str, query: bytes, accept: str, peer: Optio
     if stacks and not ctx.trusted_peers.trusts(peer):
         return 403, _TEXT, b"stacks only for --forwarded-allow-ips\n"
     data = snapshot(ctx, stacks)
-    if b"format=prometheus" in query or "text/plain" in accept or "openmetrics" in accept:
+    prometheus_wanted = b"format=prometheus" in query or "text/plain" in accept or "openmetrics" in accept
+    if ctx.fleet is not None:
+        total, slots = ctx.fleet(data)
+        if prometheus_wanted:
+            body = prometheus_fleet(slots)
+            return 200, "text/plain; version=0.0.4; charset=utf-8", body.encode()
+        document = {**total, "workers": [{"worker": slot, **slots[slot]} for slot in sorted(slots)]}
+        return 200, "application/json", json.dumps(document, indent=1).encode() + b"\n"
+    if prometheus_wanted:
         return 200, "text/plain; version=0.0.4; charset=utf-8", prometheus(data).encode()
     return 200, "application/json", json.dumps(data, indent=1).encode() + b"\n"
 
 
 def prometheus(data: Dict[str, Any]) -> str:
     """The snapshot in the Prometheus text exposition format (version 0.0.4)."""
+    return _render([("", data)])
+
+
+def prometheus_fleet(slots: Dict[int, Dict[str, Any]]) -> str:
+    """Every worker slot's stats, each sample labelled ``worker="<slot>"``, and how many
+    workers serve. A slot's counters carry those of the workers it replaced (process/fleet.py),
+    so each series only grows while the group runs."""
+    text = _render([(f'worker="{slot}"', slots[slot]) for slot in sorted(slots)])
+    live = sum(len(data.get("pids", ())) for data in slots.values())
+    return (
+        text
+        + "# HELP asyncwsgi_workers Worker processes serving.\n# TYPE asyncwsgi_workers gauge\n"
+        + f"asyncwsgi_workers {live}\n"
+    )
+
+
+def _render(datasets: List[Tuple[str, Dict[str, Any]]]) -> str:
+    """Each family once (its HELP and TYPE), with the samples of every dataset, each given
+    that dataset's label (``worker="0"``) beside its own."""
     lines: List[str] = []
 
-    def metric(name: str, kind: str, helptext: str, samples: List[Tuple[str, Any]]) -> None:
+    def metric(
+        name: str, kind: str, helptext: str, samples_of: Callable[[Dict[str, Any]], List[Tuple[str, Any]]]
+    ) -> None:
         lines.append(f"# HELP asyncwsgi_{name} {helptext}")
         lines.append(f"# TYPE asyncwsgi_{name} {kind}")
-        for labels, value in samples:
-            lines.append(f"asyncwsgi_{name}{labels} {_number(value)}")
+        for label, data in datasets:
+            for labels, value in samples_of(data):
+                lines.append(f"asyncwsgi_{name}{_with_label(labels, label)} {_number(value)}")
 
-    connections = data["connections"]
     metric(
         "connections",
         "gauge",
         "Open connections by state.",
-        [(f'{{state="{k}"}}', v) for k, v in connections.items() if k != "open"],
+        lambda d: [(f'{{state="{k}"}}', v) for k, v in d["connections"].items() if k != "open"],
     )
-    threads = data["threads"]
     metric(
         "threads",
         "gauge",
         "Threads by state.",
-        [(f'{{state="{state}"}}', threads[state]) for state in ("busy", "spare", "stuck")],
+        lambda d: [(f'{{state="{state}"}}', d["threads"][state]) for state in ("busy", "spare", "stuck")],
     )
-    metric("threads_total", "gauge", "Threads.", [("", data["threads"]["total"])])
-    buffers = data["request_buffers"]
-    metric("request_buffer_bytes", "gauge", "Request-body bytes reserved for buffering.", [("", buffers["bytes"])])
-    metric("request_buffer_capacity_bytes", "gauge", "--request-buffer-total-bytes.", [("", buffers["capacity"])])
-    buffers = data["response_buffers"]
-    metric("response_buffer_bytes", "gauge", "Response bytes reserved for slow readers.", [("", buffers["bytes"])])
-    metric("response_buffer_capacity_bytes", "gauge", "--response-buffer-total-bytes.", [("", buffers["capacity"])])
-    spool = data["spool"]
-    metric("spool_bytes", "gauge", "Bytes held in spool files.", [("", spool["bytes"])])
-    metric("spool_capacity_bytes", "gauge", "--spool-total-bytes (0: no spooling).", [("", spool["capacity"])])
-    metric("spool_files", "gauge", "Spool files open.", [("", spool["files"])])
-    metric("spooled_bytes_total", "counter", "Bytes written to spool files.", [("", spool["bytes_total"])])
-    metric("spool_files_total", "counter", "Spool files made.", [("", spool["files_total"])])
-    metric("spool_full_total", "counter", "Spool writes refused at --spool-total-bytes.", [("", spool["full"])])
-    metric("spool_errors_total", "counter", "Spool files the disk could not make or write.", [("", spool["errors"])])
-    queue = data["queue"]
+    metric("threads_total", "gauge", "Threads.", lambda d: [("", d["threads"]["total"])])
+    metric(
+        "request_buffer_bytes",
+        "gauge",
+        "Request-body bytes reserved for buffering.",
+        lambda d: [("", d["request_buffers"]["bytes"])],
+    )
+    metric(
+        "request_buffer_capacity_bytes",
+        "gauge",
+        "--request-buffer-total-bytes.",
+        lambda d: [("", d["request_buffers"]["capacity"])],
+    )
+    metric(
+        "response_buffer_bytes",
+        "gauge",
+        "Response bytes reserved for slow readers.",
+        lambda d: [("", d["response_buffers"]["bytes"])],
+    )
+    metric(
+        "response_buffer_capacity_bytes",
+        "gauge",
+        "--response-buffer-total-bytes.",
+        lambda d: [("", d["response_buffers"]["capacity"])],
+    )
+    for name, kind, key, helptext in _SPOOL_FAMILIES:
+        metric(name, kind, helptext, functools.partial(_spool_sample, key))
     metric(
         "queue_depth",
         "gauge",
         "Requests waiting for a thread.",
-        [('{where="pool"}', queue["in_pool"]), ('{where="parked"}', queue["parked"])],
+        lambda d: [('{where="pool"}', d["queue"]["in_pool"]), ('{where="parked"}', d["queue"]["parked"])],
     )
-    metric("oldest_queued_seconds", "gauge", "Age of the oldest request waiting.", [("", queue["oldest_seconds"])])
-    histogram = data["queue_seconds"]
-    samples: List[Tuple[str, Any]] = [(f'_bucket{{le="{le}"}}', n) for le, n in histogram["buckets"].items()]
-    samples += [("_sum", histogram["sum"]), ("_count", histogram["count"])]
-    metric("queue_seconds", "histogram", "Time from request to a thread starting it.", samples)
-    metric("requests_total", "counter", "Requests parsed.", [("", data["requests"])])
+    metric(
+        "oldest_queued_seconds",
+        "gauge",
+        "Age of the oldest request waiting.",
+        lambda d: [("", d["queue"]["oldest_seconds"])],
+    )
+    metric("queue_seconds", "histogram", "Time from request to a thread starting it.", _histogram)
+    metric("requests_total", "counter", "Requests parsed.", lambda d: [("", d["requests"])])
     metric(
         "responses_total",
         "counter",
         "Responses by status class.",
-        [(f'{{class="{k}"}}', v) for k, v in data["responses"].items()],
+        lambda d: [(f'{{class="{k}"}}', v) for k, v in d["responses"].items()],
     )
-    metric("disconnects_total", "counter", "Clients gone before their response ended.", [("", data["disconnects"])])
+    metric(
+        "disconnects_total",
+        "counter",
+        "Clients gone before their response ended.",
+        lambda d: [("", d["disconnects"])],
+    )
     metric(
         "dropped_while_waiting_total",
         "counter",
         "Requests dropped unrun: their client reset while they waited for a thread.",
-        [("", data["dropped_while_waiting"])],
+        lambda d: [("", d["dropped_while_waiting"])],
     )
     metric(
         "timeouts_total",
         "counter",
         "Deadlines that ended a request or connection.",
-        [(f'{{kind="{k}"}}', v) for k, v in data["timeouts"].items()],
+        lambda d: [(f'{{kind="{k}"}}', v) for k, v in d["timeouts"].items()],
     )
-    metric("ready", "gauge", "1 when ready for traffic.", [("", 1 if data["ready"] else 0)])
+    metric("ready", "gauge", "1 when ready for traffic.", lambda d: [("", 1 if d["ready"] else 0)])
     return "\n".join(lines) + "\n"
+
+
+_SPOOL_FAMILIES = (
+    ("spool_bytes", "gauge", "bytes", "Bytes held in spool files."),
+    ("spool_capacity_bytes", "gauge", "capacity", "--spool-total-bytes (0: no spooling)."),
+    ("spool_files", "gauge", "files", "Spool files open."),
+    ("spooled_bytes_total", "counter", "bytes_total", "Bytes written to spool files."),
+    ("spool_files_total", "counter", "files_total", "Spool files made."),
+    ("spool_full_total", "counter", "full", "Spool writes refused at --spool-total-bytes."),
+    ("spool_errors_total", "counter", "errors", "Spool files the disk could not make or write."),
+)
+
+
+def _spool_sample(key: str, data: Dict[str, Any]) -> List[Tuple[str, Any]]:
+    return [("", data["spool"][key])]
+
+
+def _histogram(data: Dict[str, Any]) -> List[Tuple[str, Any]]:
+    histogram = data["queue_seconds"]
+    samples: List[Tuple[str, Any]] = [(f'_bucket{{le="{le}"}}', n) for le, n in histogram["buckets"].items()]
+    return [*samples, ("_sum", histogram["sum"]), ("_count", histogram["count"])]
+
+
+def _with_label(labels: str, label: str) -> str:
+    """``{state="idle"}`` with ``worker="0"`` first in it; a suffix (``_bucket``) kept before it."""
+    if not label:
+        return labels
+    suffix, brace, inner = labels.partition("{")
+    if not brace:
+        return f"{labels}{{{label}}}"
+    return f"{suffix}{{{label},{inner}"
 
 
 def _le(bound: float) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-from typing import Any, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from ..asgi.lifespan import Lifespan
 from ..asgi.mounts import Mounts
@@ -21,8 +21,9 @@ from ..log import error_log
 from ..types import WSGIApp
 from ..wsgi.pool import ThreadPool
 from .connection.protocol import HTTPProtocol
-from .context import ServerContext
+from .context import FleetView, ServerContext
 from .listener import Listener, bind_sockets, remove_socket_file
+from .probes import snapshot
 from .stats import Stats
 from .tls import make_ssl_context
 
@@ -58,6 +59,14 @@ class Server:
     def stats(self) -> Stats:
         """Counters since start: requests, responses by class, timeouts (see stats.py)."""
         return self._ctx.stats
+
+    def stats_snapshot(self) -> Dict[str, Any]:
+        """What the stats path reports for this process now (``probes.snapshot``)."""
+        return snapshot(self._ctx)
+
+    def report_fleet(self, view: FleetView) -> None:
+        """Have the stats path report a group of processes (``view``), not this one alone."""
+        self._ctx.fleet = view
 
     def threads_lost(self) -> bool:
         """As many requests as --threads are stuck past --request-timeout, each in a thread

@@ -452,3 +452,49 @@ def test_a_killed_supervisor_leaves_no_files_behind(tmp_path):
     finally:
         server.kill()
     assert list(tmp_path.iterdir()) == []
+
+
+def _scrape(port: int, prometheus: bool = False) -> str:
+    with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as sock:
+        sock.sendall(get("/stats?format=prometheus" if prometheus else "/stats"))
+        return Reader(sock).response().body.decode()
+
+
+@pytest.mark.slow
+def test_one_scrape_reports_every_worker_and_counters_never_go_back_across_recycling():
+    """--workers 3 --stats-path: whichever worker answers, the stats cover all three slots
+    (labelled in Prometheus) and the totals; workers recycled by --max-requests carry their
+    counts into their slot, so no counter ever goes backwards."""
+    import json
+
+    with start("--workers", "3", "--max-requests", "40", "--stats-path", "/stats") as server:
+        assert wait_for(lambda: len(json.loads(_scrape(server.port))["workers"]) == 3)  # each has published
+        load = Load(lambda: ask(server.port), threads=3)
+        totals: List[int] = []
+        per_slot: List[dict] = []
+        try:
+            for _ in range(60):
+                document = json.loads(_scrape(server.port))
+                assert sorted(w["worker"] for w in document["workers"]) == [0, 1, 2]
+                totals.append(document["requests"])
+                assert document["requests"] >= sum(w["requests"] for w in document["workers"])
+                text = _scrape(server.port, prometheus=True)
+                series = dict(
+                    (line.split("{")[1].split("}")[0], int(line.split()[-1]))
+                    for line in text.splitlines()
+                    if line.startswith("asyncwsgi_requests_total{")
+                )
+                assert set(series) == {'worker="0"', 'worker="1"', 'worker="2"'}
+                per_slot.append(series)
+                if document["retired_workers"] >= 4 and len(totals) > 10:
+                    break
+                time.sleep(0.05)
+        finally:
+            load.stop()
+        assert document["retired_workers"] >= 4, document  # workers were recycled meanwhile
+        assert totals == sorted(totals), totals
+        for slot in per_slot[0]:
+            values = [scrape[slot] for scrape in per_slot]
+            assert values == sorted(values), (slot, values)
+        server.signal()
+        assert server.wait() == 0
