@@ -20,6 +20,7 @@ from .errors import (
     RequestBodyTooLarge,
     RequestTimeout,
     RequestTrailersTooLarge,
+    StartupFailed,
 )
 from .server.server import Server, serve, start_server
 
@@ -34,6 +35,7 @@ __all__ = [
     "RequestTimeout",
     "RequestTrailersTooLarge",
     "Server",
+    "StartupFailed",
     "__version__",
     "serve",
     "start_server",

@@ -54,7 +54,7 @@ class Config:
     bind: Tuple[str, ...] = _opt(
         (),
         "Listen here; repeat for several listeners: HOST:PORT, [IPV6]:PORT, unix:PATH, fd://N, or "
-        "systemd (socket activation). Replaces --host, --port, --uds and --fd.",
+        "systemd (socket activation). Replaces --host and --port; cannot be combined with --uds or --fd.",
         metavar="ADDRESS",
         repeat=True,
     )
@@ -63,8 +63,8 @@ class Config:
     )
     workers: int = _opt(
         1,
-        "Worker processes sharing the listeners, under a supervisor that restarts them (command "
-        "line only; WEB_CONCURRENCY sets it when nothing else does). Each has --threads threads.",
+        "Worker processes sharing the listeners, under a supervisor that restarts them "
+        "(WEB_CONCURRENCY sets it when nothing else does). Each has --threads threads.",
         metavar="N",
     )
     reuse_port: bool = _opt(
@@ -399,9 +399,7 @@ class Config:
     group: Optional[str] = _opt(
         None, "Switch to this group (name or gid) after binding; default: the user's group.", metavar="GROUP"
     )
-    pid_file: Optional[str] = _opt(
-        None, "Write the server's process id to this file while it runs (command line only).", metavar="PATH"
-    )
+    pid_file: Optional[str] = _opt(None, "Write the server's process id to this file while it runs.", metavar="PATH")
     log_level: LogLevel = _opt("info", "Level of the command's error log (asyncwsgi.error).")
     access_logfile: Optional[str] = _opt(
         None,

@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs: Dict[str, Any] = {
             "dest": f.name,
             "default": argparse.SUPPRESS,
-            "help": meta["help"] + f" (default: {f.default})",
+            # "(default: ...)" only where there is one and the help does not already say it.
+            "help": meta["help"]
+            + ("" if f.default in (None, "") or "default" in meta["help"] else f" (default: {f.default})"),
         }
         choices = field_choices(f.name)
         if choices is not None:

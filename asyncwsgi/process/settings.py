@@ -92,6 +92,10 @@ def _read_toml(path: str) -> Dict[str, Any]:
 def _field(key: str, source: str) -> str:
     name = key.replace("-", "_")
     if name not in _FIELDS:
+        negated = name[3:] if name.startswith("no_") else ""
+        if _FIELDS.get(negated) is not None and _FIELDS[negated].default is True:
+            # --no-access-log is the flag; the setting is the positive name, set false.
+            raise ConfigError(f"{source}: unknown setting {key!r}; write {negated.replace('_', '-')} = false")
         raise ConfigError(f"{source}: unknown setting {key!r}")
     return name
 

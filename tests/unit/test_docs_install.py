@@ -25,7 +25,7 @@ def test_the_page_names_the_distribution_pyproject_builds():
 def test_every_user_extra_is_in_the_table_and_no_other():
     extras = set(re.findall(r"^([a-z]+) = \[", _section("project.optional-dependencies"), re.M))
     documented = set(re.findall(r"^\| `([a-z]+)` \|", INSTALL, re.M))
-    assert documented == extras - {"test", "lint"}
+    assert documented == extras - {"test", "lint", "docs"}
 
 
 def test_no_page_installs_the_other_project():
