@@ -213,8 +213,9 @@ class Config:
     request_buffer_bytes: int = _opt(
         1024**2,
         "Request bodies up to this size are read whole by the server before the app runs, so the "
-        "app's reads never wait on a slow client; larger ones, chunked ones past it, and ones that "
-        "expect 100 Continue stream to the app as they arrive (0: always stream).",
+        "app's reads never wait on a slow client; larger ones, and chunked ones past it, go on into "
+        "a spool file (--request-spool-bytes); ones that expect 100 Continue stream to the app as "
+        "they arrive (0: always stream, and nothing is spooled).",
         metavar="BYTES",
     )
     request_buffer_total_bytes: int = _opt(
@@ -232,8 +233,8 @@ class Config:
     response_buffer_bytes: int = _opt(
         1024**2,
         "Response bytes the server holds for a slow client before the app's writes block, so a "
-        "response up to this size never keeps a thread waiting on its reader (0: only "
-        "--output-buffer-bytes).",
+        "response up to this size never keeps a thread waiting on its reader; past it, a spool "
+        "file (--response-spool-bytes) (0: only --output-buffer-bytes, and nothing is spooled).",
         metavar="BYTES",
     )
     response_buffer_total_bytes: int = _opt(

@@ -593,7 +593,7 @@ TARGETS: List[Target] = [
     ("--workers 2 vs gunicorn gthread -w 2", "hello-50-workers-2", "gunicorn-gthread", "ratio", 1.0),
     ("--workers 2 vs uWSGI, 2 processes", "hello-50-workers-2", "uwsgi", "ratio", 1.0),
 ]
-# Issue 4's targets, which must still hold.
+# The first goals, which must still hold.
 EARLIER_TARGETS: List[Target] = [
     ("hello-50 vs gunicorn gthread", "hello-50", "gunicorn-gthread", "ratio", 1.5),
     ("hello-50 vs uvicorn+a2wsgi (h11)", "hello-50", "uvicorn-a2wsgi-h11", "ratio", 2.5),
@@ -710,20 +710,20 @@ def write_report(
         "such a case or a fault of the count; it was not checked.",
         "The multi-process scenario shares both CPUs with wrk, so two workers cannot reach 2x one.",
         "",
-        "## Targets (issue 12), from this run",
+        "## The project's goals, against this run",
         "",
         "| target | wanted | measured | met |",
         "| --- | --- | --- | --- |",
         *target_rows(medians, TARGETS),
         "",
-        "## Earlier targets (issue 4), from this run",
+        "## Earlier goals, against this run",
         "",
         "| target | wanted | measured | met |",
         "| --- | --- | --- | --- |",
         *target_rows(medians, EARLIER_TARGETS),
         "",
         "granian (Rust) and bjoern (C, one thread, no pool: an app that blocks stalls it) are compiled",
-        "servers, shown as reference points where they install; the targets compare pure-Python peers.",
+        "servers, shown as reference points where they install; the goals compare pure-Python peers.",
         "",
     ]
     for scenario in SCENARIOS:
