@@ -27,12 +27,19 @@ if NGINX is None and os.environ.get("REQUIRE_NGINX_TESTS"):
     raise RuntimeError("REQUIRE_NGINX_TESTS is set (as in CI) but nginx is not installed")
 pytestmark = pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx-light)")
 
-# The location block from docs/deployment.md, verbatim.
+# The map and the location block from docs/deployment.md, verbatim.
+MAP = """
+    map $http_upgrade $connection_upgrade {
+        default upgrade;
+        ""      "";
+    }
+"""
 LOCATION = """
         location / {
             proxy_pass http://asyncwsgi;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection $connection_upgrade;
             proxy_set_header Host $http_host;
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
@@ -67,6 +74,7 @@ http {{
     fastcgi_temp_path {temp["fastcgi"]};
     uwsgi_temp_path {temp["uwsgi"]};
     scgi_temp_path {temp["scgi"]};
+{MAP}
     upstream asyncwsgi {{
         server {upstream};
         keepalive 16;
@@ -212,10 +220,33 @@ def test_chunked_upload_through_nginx_reaches_the_app_whole(serve, nginx):
 
 def test_deployment_doc_shows_the_tested_location_block():
     doc = (ROOT / "docs" / "deployment.md").read_text()
-    tested = [line.strip() for line in LOCATION.strip().splitlines()]
     documented = [line.strip() for line in doc.splitlines()]
-    start = documented.index(tested[0])
-    assert documented[start : start + len(tested)] == tested
+    for block in (MAP, LOCATION):
+        tested = [line.strip() for line in block.strip().splitlines()]
+        start = documented.index(tested[0])
+        assert documented[start : start + len(tested)] == tested
+
+
+def test_a_websocket_to_a_mounted_app_passes_through_nginx(tmp_path, nginx):
+    """The same location serves the WSGI app with upstream keep-alive and upgrades WebSockets
+    for a --mount: the Upgrade header passes, and Connection is "upgrade" only for them."""
+    from websockets.sync.client import connect as ws_connect
+
+    args = ("tests.apps.websocket_echo:wsgi_app", "--port", "0", "--mount", "/ws=tests.apps.websocket_echo:app")
+    with CLIServer(*args) as server:
+        server.wait_listening()
+        proxy = nginx(f"127.0.0.1:{server.port}")
+        with httpx.Client(base_url=proxy.url, timeout=WAIT) as client:
+            assert client.get("/").text == "ok\n"
+        with ws_connect(f"ws://127.0.0.1:{proxy.port}/ws/echo", open_timeout=WAIT) as ws:
+            ws.send("through nginx")
+            assert ws.recv(timeout=WAIT) == "through nginx"
+            ws.send(b"\x00\x01" * 40000)  # 80 KB: more than one of nginx's proxy buffers
+            assert ws.recv(timeout=WAIT) == b"\x00\x01" * 40000
+        with httpx.Client(base_url=proxy.url, timeout=WAIT) as client:
+            assert client.get("/").text == "ok\n"  # plain requests still kept alive upstream
+        server.signal()
+        assert server.wait() == 0
 
 
 def _pid_through(url: str):
