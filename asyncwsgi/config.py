@@ -643,6 +643,17 @@ class Config:
         defaults = self._command_only_defaults()
         return [flag_name(name) for name, default in defaults.items() if getattr(self, name) != default]
 
+    def check_websocket_options(self, mounted: bool) -> None:
+        """WebSockets exist only for mounted ASGI apps: without one, a ``ws_*`` option would
+        change nothing, so it is refused (the command checks ``--mount``, start_server its
+        ``mounts``)."""
+        if mounted:
+            return
+        names = [f.name for f in dataclasses.fields(self) if f.name.startswith("ws_")]
+        given = [flag_name(name) for name in names if getattr(self, name) != _DEFAULTS[name]]
+        if given:
+            raise ConfigError(f"{', '.join(given)}: no WebSocket is served without a mounted app (--mount)")
+
     def without_command_options(self) -> Config:
         """This config with the command-only options at their defaults: what the command passes
         to ``start_server`` once it has acted on them itself."""

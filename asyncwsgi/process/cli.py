@@ -159,6 +159,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         loop_name, loop_factory = resolve_loop(config.loop)
         make_ssl_context(config)  # unreadable certificates are a one-line error before importing the app
         StaticMounts(config.static)  # so is a --static directory that is not there
+        config.check_websocket_options(mounted=bool(config.mount))  # before any worker starts
         _check_spool_dir(config)  # and a --spool-dir that cannot take files
     except ConfigError as exc:
         return _fail(str(exc), 2)

@@ -224,6 +224,7 @@ async def start_server(
     if config.mount:
         raise ConfigError("--mount names apps for the command to import: pass start_server(mounts={prefix: app})")
     table = Mounts((mounts or {}).items())  # ConfigError for a bad prefix or a non-ASGI app
+    config.check_websocket_options(mounted=bool(table.in_order))
     command_only = config.command_options_set()
     running = "uvloop" if type(asyncio.get_running_loop()).__module__.startswith("uvloop") else "asyncio"
     if config.loop == running:

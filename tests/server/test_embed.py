@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 import asyncwsgi
-from asyncwsgi import ConfigError
+from asyncwsgi import ConfigError, start_server
 from tests.apps import basic
 
 
@@ -312,3 +312,21 @@ async def test_stop_accepting_leaves_queued_connections_to_the_other_holder_of_t
         server.close()
         await server.wait_closed()
         listener.close()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(
+    "option", [{"ws_max_size": 1024}, {"ws_ping_interval": 5.0}, {"ws_per_message_deflate": False}]
+)
+async def test_websocket_options_without_a_mounted_app_are_refused(option):
+    """WebSockets are served only for mounted ASGI apps: without one, a ws_* option would do
+    nothing, so it is refused; with one, it is taken."""
+    with pytest.raises(ConfigError, match="no WebSocket is served without a mounted app"):
+        await start_server(basic.hello, port=0, **option)
+
+    async def asgi(scope, receive, send):
+        return None
+
+    server = await start_server(basic.hello, port=0, mounts={"/ws": asgi}, **option)
+    server.close()
+    await server.wait_closed()
