@@ -296,9 +296,13 @@ def test_web_concurrency_sets_the_worker_count():
         assert server.wait() == 0
 
 
-@pytest.mark.parametrize("flag,value", [("--workers", "0"), ("--max-requests", "-1"), ("--max-requests-jitter", "5")])
+@pytest.mark.parametrize(
+    "flag,value",
+    [("--workers", "0"), ("--max-requests", "-1"), ("--max-requests-jitter", "5"), ("--ws-max-size", "1024")],
+)
 def test_bad_values(flag, value):
-    """A jitter with no --max-requests would add to nothing: refused, not ignored."""
+    """A jitter with no --max-requests would add to nothing, a WebSocket option with no --mount
+    would change nothing: refused, not ignored."""
     from tests.proc import run_cli
 
     result = run_cli(APP, flag, value)
