@@ -19,6 +19,7 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -276,6 +277,7 @@ class Result:
     rss_per_idle_kib: Optional[float] = None
     served: int = 0  # of the load generator's connections, how many had a response
     connections: int = 0  # the load generator's connections at the end of the run
+    switches_per_request: Optional[float] = None  # the server's context switches (perf), per request
 
 
 def venv_bindir() -> Path:
@@ -365,6 +367,51 @@ class PeakRSS:
         self._thread.join(2)
 
 
+class ContextSwitches:
+    """The server's context switches while wrk runs (``perf stat -e context-switches`` on every
+    thread of its processes), for the switches-per-request column of one-connection scenarios.
+    None where perf cannot count them."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.proc: Optional[subprocess.Popen[str]] = None
+
+    def start(self) -> None:
+        if shutil.which("perf") is None:
+            return
+        pids = ",".join(str(p) for p in [self.pid, *_descendants(self.pid)])
+        self.proc = subprocess.Popen(
+            ["perf", "stat", "-x,", "-e", "context-switches", "-p", pids],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        time.sleep(0.2)  # attached before the load starts
+
+    def stop(self) -> Optional[float]:
+        if self.proc is None:
+            return None
+        self.proc.send_signal(signal.SIGINT)
+        _, err = self.proc.communicate(timeout=30)
+        for line in err.splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] == "context-switches" and fields[0].isdigit():
+                return float(fields[0])
+        return None
+
+
+def _descendants(pid: int) -> List[int]:
+    found: List[int] = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(p) for p in f.read().split()]
+    except OSError:
+        return found
+    for child in children:
+        found += [child, *_descendants(child)]
+    return found
+
+
 class ServedClients:
     """How many of wrk's connections had at least one response, read from the kernel.
 
@@ -452,7 +499,9 @@ def run_wrk(port: int, scenario: Scenario, seconds: int, script: Optional[str], 
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx:
         errors += int(non2xx.group(1))
-    return {"rps": rps, "p50": percentile("50"), "p99": percentile("99"), "errors": errors}
+    total = re.search(r"(\d+) requests in", out)
+    requests = float(total.group(1)) if total else 0.0
+    return {"rps": rps, "p50": percentile("50"), "p99": percentile("99"), "errors": errors, "requests": requests}
 
 
 # Servers in the multi-process scenario, and how each is told its process count.
@@ -509,8 +558,12 @@ def measure(name: str, command: List[str], scenario: Scenario, seconds: int, scr
             if line.strip() != "ready":
                 raise RuntimeError(f"{name}: could not hold {scenario.idle} idle connections")
             rss_per_idle = (tree_rss_kib(proc.pid) - before) / scenario.idle
+        switches = ContextSwitches(proc.pid) if scenario.connections == 1 else None
         with PeakRSS(proc.pid) as rss, ServedClients(port, scenario.connections, seconds) as served:
+            if switches is not None:
+                switches.start()
             stats = run_wrk(port, scenario, seconds, script, scenario.path)
+            count = switches.stop() if switches is not None else None
         if not stats["rps"]:
             raise RuntimeError("no response completed within the run")
         value = stats["rps"] * scenario.mib_per_request if scenario.mib_per_request else stats["rps"]
@@ -523,6 +576,7 @@ def measure(name: str, command: List[str], scenario: Scenario, seconds: int, scr
             rss_per_idle,
             served.served,
             served.connections,
+            count / stats["requests"] if count is not None and stats.get("requests") else None,
         )
     finally:
         if holder is not None:
@@ -554,6 +608,7 @@ def median_result(results: List[Result]) -> Result:
         med(idle) if idle else None,
         min(r.served for r in results),
         min(r.connections for r in results),
+        med(switches) if (switches := [r.switches_per_request for r in results if r.switches_per_request]) else None,
     )
 
 
@@ -732,6 +787,9 @@ def write_report(
             continue
         lines += [f"## {scenario.description}", "", f"![{scenario.name}](img/bench-{scenario.name}.png)", ""]
         header = f"| server | {scenario.unit} | p50 ms | p99 ms | errors | clients served | peak RSS MiB |"
+        switches = any(r.switches_per_request for r in rows.values())
+        if switches:
+            header += " context switches per request |"
         if scenario.idle:
             header += " RSS per idle connection KiB |"
         header += f" {OURS} ÷ this |"
@@ -743,6 +801,8 @@ def write_report(
                 f"| {name} | {result.value:,.0f} | {result.p50_ms:.2f} | {result.p99_ms:.2f} | {result.errors} |"
                 f" {result.served}/{result.connections} | {result.peak_rss_mib:.0f} |"
             )
+            if switches:
+                row += f" {result.switches_per_request:.1f} |" if result.switches_per_request else " - |"
             if scenario.idle:
                 row += f" {result.rss_per_idle_kib:.1f} |" if result.rss_per_idle_kib is not None else " - |"
             lines.append(row + f" {ratio} |")

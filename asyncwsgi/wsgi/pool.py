@@ -19,7 +19,6 @@ first exits. At most ``spares`` are out at a time; past that, stuck requests shr
 from __future__ import annotations
 
 import collections
-import queue
 import threading
 import time
 from typing import Callable, Deque, List, Optional
@@ -33,6 +32,54 @@ Waiter = Callable[[], None]
 _STOP = None
 
 
+class _Jobs:
+    """Jobs to threads, one wake-up each: a job wakes the thread idle most recently (its stack
+    and caches are warm), and a thread that finishes takes the next job without sleeping. [both]
+
+    A ``queue.SimpleQueue`` shared by every thread hands jobs round the threads in turn: at one
+    connection with 8 threads, 11.3 context switches per request against 6.9 with one thread
+    (``perf stat --per-thread``), 17,250 against 18,838 requests in 4 s.
+
+    With it, one connection: 7.0 switches per request, and 13-18% more requests a second; 50 and
+    256 connections level (medians of 8 and 10 alternated rounds within 3%).
+
+    No lock of its own: each step is one operation on a deque or a list, which the GIL makes
+    atomic (as ``bridge.Mailbox`` relies on), so the loop never waits for a pool thread that was
+    preempted holding a lock. The races between ``put`` and a thread going idle are closed by
+    looking at the backlog again after joining the idle list.
+    """
+
+    __slots__ = ("_backlog", "_idle")
+
+    def __init__(self) -> None:
+        self._backlog: Deque[Optional[Job]] = collections.deque()
+        self._idle: List[threading.Lock] = []  # a stack of idle threads' wake locks (held while asleep)
+
+    def put(self, job: Optional[Job]) -> None:  # [any]
+        self._backlog.append(job)
+        try:
+            wake = self._idle.pop()
+        except IndexError:
+            return  # every thread is busy (or about to look again): the first free takes it
+        wake.release()
+
+    def get(self, wake: threading.Lock) -> Optional[Job]:  # [thread; ``wake`` is held]
+        backlog, idle = self._backlog, self._idle
+        while True:
+            try:
+                return backlog.popleft()
+            except IndexError:
+                pass
+            idle.append(wake)
+            if backlog:  # a put came in between: take ourselves back if no put has yet
+                try:
+                    idle.remove(wake)
+                    continue
+                except ValueError:
+                    pass  # a put took us and releases ``wake``
+            wake.acquire()
+
+
 class ThreadPool:
     """N threads fed from one queue; bounded admission decided on the loop thread."""
 
@@ -41,7 +88,7 @@ class ThreadPool:
         self.spares = spares
         self.capacity = threads + queue_size
         self._name = name
-        self._jobs: queue.SimpleQueue[Optional[Job]] = queue.SimpleQueue()
+        self._jobs = _Jobs()
         self._workers: List[threading.Thread] = []
         self._started = 0  # threads ever started, for their names
         self._admitted = 0  # [loop] jobs admitted and not yet released
@@ -147,8 +194,10 @@ class ThreadPool:
 
     def _work(self) -> None:
         jobs = self._jobs
+        wake = threading.Lock()
+        wake.acquire()  # held while this thread has nothing to do
         while True:
-            job = jobs.get()
+            job = jobs.get(wake)
             if job is _STOP:
                 return
             try:

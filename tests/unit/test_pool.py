@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, cast
 
-from asyncwsgi.wsgi.pool import ThreadPool
+from asyncwsgi.wsgi.pool import ThreadPool, _Jobs
 from tests.helpers import wait_for
 
 
@@ -111,3 +111,75 @@ def test_no_spares_by_default():
     pool = ThreadPool(threads=2, queue_size=0)
     assert not pool.lend_spare()
     assert (pool.running_threads, pool.capacity) == (2, 2)
+
+
+def _parked_thread(jobs: _Jobs, ran: List[str], name: str) -> threading.Thread:
+    """A thread running jobs from ``jobs`` as the pool's do, until a None job."""
+
+    def work() -> None:
+        wake = threading.Lock()
+        wake.acquire()
+        while True:
+            job = jobs.get(wake)
+            if job is None:
+                return
+            ran.append(name)
+            job()
+
+    thread = threading.Thread(target=work, name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_job_wakes_the_thread_idle_most_recently():
+    """The warm thread runs the next job: one connection's requests stay on one thread."""
+    jobs, ran = _Jobs(), cast(List[str], [])
+    first = _parked_thread(jobs, ran, "first")
+    assert wait_for(lambda: len(jobs._idle) == 1)
+    second = _parked_thread(jobs, ran, "second")
+    assert wait_for(lambda: len(jobs._idle) == 2)
+    for _ in range(3):
+        done = threading.Event()
+        jobs.put(done.set)
+        assert done.wait(5)
+        assert wait_for(lambda: len(jobs._idle) == 2)
+    assert ran == ["second"] * 3
+    for _ in range(2):
+        jobs.put(None)
+    first.join(5)
+    second.join(5)
+    assert not first.is_alive() and not second.is_alive()
+
+
+def test_every_job_runs_exactly_once_however_puts_and_idling_interleave():
+    """Bursts of puts while four threads go idle and wake, each burst put the moment the last
+    one finishes (when its thread is between its look at the backlog and its sleep): a job lost
+    there would stop the test with every thread asleep, none would be picked up by a later put."""
+    jobs, ran = _Jobs(), cast(List[str], [])
+    threads = [_parked_thread(jobs, ran, f"t{i}") for i in range(4)]
+    counts = [0] * 4000
+    lock = threading.Lock()
+    finished = threading.Semaphore(0)
+
+    def job_for(index: int) -> Callable[[], None]:
+        def job() -> None:
+            with lock:
+                counts[index] += 1
+            finished.release()
+
+        return job
+
+    index = 0
+    while index < len(counts):
+        burst = range(index, min(len(counts), index + 1 + index % 3))
+        for i in burst:
+            jobs.put(job_for(i))
+        for i in burst:
+            assert finished.acquire(timeout=5), f"job {i} of {list(burst)} was lost"
+        index = burst[-1] + 1
+    assert counts == [1] * len(counts)
+    for _ in threads:
+        jobs.put(None)
+    for thread in threads:
+        thread.join(5)
+    assert not any(thread.is_alive() for thread in threads)
