@@ -253,8 +253,13 @@ def _endless_streams(srv, ended: List[int], rounds: int) -> None:
         for reader in readers:
             reader.join(WAIT)
         assert len(results) == 4, f"round {round_}: a stream was never cut off"
+        # Each stream started and was cut short; or, on a loaded machine, its app had not begun
+        # its response at the deadline and the loop answered 504 (the deadline fired either way).
+        started = [r for r in results if r.startswith(b"HTTP/1.1 200 OK")]
+        assert started, "no stream started: the machine was too slow for this test's deadline"
         for received in results:
-            assert received.startswith(b"HTTP/1.1 200 OK") and not received.endswith(b"0\r\n\r\n")
+            cut_short = received in started and not received.endswith(b"0\r\n\r\n")
+            assert cut_short or received.startswith(b"HTTP/1.1 504 "), received[:200]
         assert wait_for(lambda: len(ended) == 4 * (round_ + 1)), f"round {round_}"  # noqa: B023
         assert request(srv.port, get("/quick")).body == b"quick"
 
@@ -283,7 +288,7 @@ def test_responses_streamed_as_fast_as_they_are_read_are_still_cut_off(serve):
     one batch of hand-offs: the deadline's timer has to fire (it never did on the stdlib loop
     while the Mailbox drained its queue until empty)."""
     ended: List[int] = []
-    srv = serve(_endless_app(ended), threads=4, request_timeout=0.2, spare_threads=0)
+    srv = serve(_endless_app(ended), threads=4, request_timeout=0.4, spare_threads=0)
     _endless_streams(srv, ended, rounds=1)
 
 
