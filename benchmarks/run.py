@@ -330,18 +330,30 @@ def stop_server(proc: subprocess.Popen, grace: float = 10.0) -> None:
         proc.wait()
 
 
-def tree_rss_kib(pid: int) -> int:
-    """RSS of a process and its descendants (gunicorn's worker is a child of its arbiter)."""
-    total = 0
+def tree_pids(pid: int) -> List[int]:
+    """A process and its live descendants (gunicorn's worker is a child of its arbiter; our
+    workers are children of the supervisor)."""
+    found: List[int] = []
     pending = [pid]
     while pending:
         current = pending.pop()
+        found.append(current)
         try:
-            with open(f"/proc/{current}/status") as f:
-                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))  # type: ignore[union-attr]
             for task in os.listdir(f"/proc/{current}/task"):
                 with open(f"/proc/{current}/task/{task}/children") as f:
                     pending.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return found
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its descendants."""
+    total = 0
+    for current in tree_pids(pid):
+        try:
+            with open(f"/proc/{current}/status") as f:
+                total += int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))  # type: ignore[union-attr]
         except (OSError, AttributeError):
             continue
     return total
@@ -351,16 +363,11 @@ def tree_cpu_seconds(pid: int) -> float:
     """CPU time (user + system) used so far by a process and its live descendants."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
+    for current in tree_pids(pid):
         try:
             with open(f"/proc/{current}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-            for task in os.listdir(f"/proc/{current}/task"):
-                with open(f"/proc/{current}/task/{task}/children") as f:
-                    pending.extend(int(c) for c in f.read().split())
         except (OSError, IndexError, ValueError):
             continue
     return total
@@ -399,7 +406,7 @@ class ContextSwitches:
     def start(self) -> None:
         if shutil.which("perf") is None:
             return
-        pids = ",".join(str(p) for p in [self.pid, *_descendants(self.pid)])
+        pids = ",".join(str(p) for p in tree_pids(self.pid))
         self.proc = subprocess.Popen(
             ["perf", "stat", "-x,", "-e", "context-switches", "-p", pids],
             stdout=subprocess.DEVNULL,
@@ -418,18 +425,6 @@ class ContextSwitches:
             if len(fields) > 2 and fields[2] == "context-switches" and fields[0].isdigit():
                 return float(fields[0])
         return None
-
-
-def _descendants(pid: int) -> List[int]:
-    found: List[int] = []
-    try:
-        with open(f"/proc/{pid}/task/{pid}/children") as f:
-            children = [int(p) for p in f.read().split()]
-    except OSError:
-        return found
-    for child in children:
-        found += [child, *_descendants(child)]
-    return found
 
 
 class ServedClients:

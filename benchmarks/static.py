@@ -52,6 +52,7 @@ from benchmarks.run import (  # noqa: E402  (after the path above)
     ServedClients,
     free_port,
     run_wrk,
+    server_commands,
     stop_server,
     tree_rss_kib,
     venv_bindir,
@@ -104,6 +105,10 @@ http {{
 
 def servers(bindir: Path) -> Dict[str, Command]:
     python = str(bindir / "python")
+    peers = server_commands(bindir)
+
+    def static_env(directory: Path) -> Dict[str, str]:
+        return {"BENCH_STATIC_DIR": str(directory)}  # where static_apps' WhiteNoise looks
 
     def ours(*flags: str) -> Command:
         return lambda d, port: (
@@ -116,68 +121,15 @@ def servers(bindir: Path) -> Dict[str, Command]:
         "asyncwsgi --static --loop asyncio": lambda d, port: ours("--static", f"/static={d}", "--loop", "asyncio")(
             d, port
         ),
-        "WhiteNoise + asyncwsgi": lambda d, port: (ours()(d, port)[0], {"BENCH_STATIC_DIR": str(d)}),
-        "WhiteNoise + gunicorn gthread": lambda d, port: (
-            [
-                str(bindir / "gunicorn"),
-                "-k",
-                "gthread",
-                "--threads",
-                "8",
-                "-w",
-                "1",
-                "--worker-connections",
-                "10000",
-                "--keep-alive",
-                KEEP_ALIVE,
-                "-b",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-                APP,
-            ],
-            {"BENCH_STATIC_DIR": str(d)},
-        ),
-        "WhiteNoise + waitress": lambda d, port: (
-            [
-                str(bindir / "waitress-serve"),
-                "--threads=8",
-                f"--listen=127.0.0.1:{port}",
-                "--connection-limit=10000",
-                f"--channel-timeout={KEEP_ALIVE}",
-                "--asyncore-use-poll",
-                APP,
-            ],
-            {"BENCH_STATIC_DIR": str(d)},
-        ),
+        "WhiteNoise + asyncwsgi": lambda d, port: (ours()(d, port)[0], static_env(d)),
+        # WhiteNoise under the peers: their commands exactly as benchmarks/run.py runs them.
+        "WhiteNoise + gunicorn gthread": lambda d, port: (peers["gunicorn-gthread"](APP, port), static_env(d)),
+        "WhiteNoise + waitress": lambda d, port: (peers["waitress"](APP, port), static_env(d)),
     }
     if (bindir / "granian").exists():
+        # run.py's granian command, with the static mount before the app.
         found["granian --static-path-mount"] = lambda d, port: (
-            [
-                str(bindir / "granian"),
-                "--interface",
-                "wsgi",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--blocking-threads",
-                "8",
-                "--http",
-                "1",
-                "--no-ws",
-                "--log-level",
-                "warning",
-                "--backlog",
-                "2048",
-                "--static-path-route",
-                "/static",
-                "--static-path-mount",
-                str(d),
-                APP,
-            ],
+            [*peers["granian"](APP, port)[:-1], "--static-path-route", "/static", "--static-path-mount", str(d), APP],
             {},
         )
     if shutil.which("nginx"):
