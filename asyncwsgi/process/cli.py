@@ -171,7 +171,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return _fail(f"cannot open a log file: {exc}", 1)
     # SIGUSR1 reopens the log files; from here, not only once the loop runs, as its default
     # action would end the process (the supervisor may pass it on to a worker still starting).
-    signal.signal(signal.SIGUSR1, lambda signum, frame: logs.reopen())
+    logs.reopen_on_sigusr1()
     _raise_fd_limit(config.max_connections + _SPARE_FDS)
     if config.pid_file is not None:
         try:
@@ -338,7 +338,7 @@ class _Signals:
         for signum in self._installed:
             self._loop.remove_signal_handler(signum)  # which restores the default action
         self._installed.clear()
-        signal.signal(signal.SIGUSR1, lambda signum, frame: self._logs.reopen())
+        self._logs.reopen_on_sigusr1()  # (remove_signal_handler left the default action)
 
     def attach(self, server: Server) -> None:
         self.server = server

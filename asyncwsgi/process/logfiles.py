@@ -20,6 +20,7 @@ import json
 import logging
 import logging.config
 import os
+import signal
 import sys
 import threading
 import time
@@ -55,6 +56,11 @@ class LogFile:
 
     def flush(self) -> None:
         """Nothing is buffered here: each write is already the kernel's."""
+
+    def reopen_on_sigusr1(self) -> None:
+        """SIGUSR1 calls ``reopen`` through a plain signal handler: while no event loop handles
+        it (starting, stopping), when its default action would end the process."""
+        signal.signal(signal.SIGUSR1, lambda signum, frame: self.reopen())
 
     def reopen(self) -> None:
         """Open the path again (a new file if it was moved away), then close the old one."""
@@ -97,6 +103,11 @@ class LogSetup:
         log_file = LogFile(path)
         self.files.append(log_file)
         return log_file
+
+    def reopen_on_sigusr1(self) -> None:
+        """SIGUSR1 calls ``reopen`` through a plain signal handler: while no event loop handles
+        it (starting, stopping), when its default action would end the process."""
+        signal.signal(signal.SIGUSR1, lambda signum, frame: self.reopen())
 
     def reopen(self) -> None:
         """SIGUSR1: pending access lines go to the old files, then every file is opened again."""
