@@ -1,4 +1,4 @@
-"""Response bytes: the status line, the header block, and the body framing. [loop]
+"""Response bytes: the status line, the header block, and the body framing. [any]
 
 h11 parses requests; responses we serialise here. The app's status and headers were already
 validated on the thread (``wsgi.make_head``), and h11's send path would validate, copy and
@@ -11,6 +11,9 @@ The body framing of a response (RFC 9112 §6.3) is decided once, in ``start_resp
     LENGTH       the app set Content-Length: exactly that many bytes, or FramingError
     CHUNKED      no Content-Length, HTTP/1.1 client: the chunked transfer coding
     UNTIL_CLOSE  no Content-Length, HTTP/1.0 client: the body ends when we close
+
+Pure functions and the framer of one response: the loop uses them, and so does an app's thread
+writing a whole response itself (``whole_response``, for ``wsgi.bridge.SocketLoan``).
 """
 
 from __future__ import annotations
@@ -164,6 +167,39 @@ def start_response(
         lines.append(_CONNECTION_KEEP_ALIVE)
     lines.append(b"\r\n")
     return b"\r\n".join(lines), BodyFramer(kind, length or 0), closes
+
+
+class WholeResponse(NamedTuple):
+    """A response complete in hand, framed: what the app's thread writes itself
+    (``wsgi.bridge.SocketLoan``) and what the loop then counts as written."""
+
+    pieces: List[Any]  # the head, then the framed body: written in order, uncopied
+    size: int  # their bytes
+    framer: BodyFramer  # the body's framing, ended
+    closes: bool  # the connection ends after it
+    status: int
+    body_bytes: int  # body bytes it carries, as the access log counts them
+
+
+def whole_response(
+    head: ResponseHead, body: bytes, *, head_request: bool, http11: bool, close: bool, extra: Tuple[bytes, ...]
+) -> Optional[WholeResponse]:
+    """``head`` and all of its ``body`` framed as ``start_response`` says; None where the body
+    does not match its framing (the loop's own path then says why and acts on it)."""
+    data, framer, closes = start_response(head, head_request=head_request, http11=http11, close=close, extra=extra)
+    pieces: List[Any] = [data]
+    body_bytes = 0
+    if body and framer.kind is not NO_BODY:
+        pieces.extend(framer.data(body))
+        if framer.excess:
+            return None
+        body_bytes = len(body)
+    if framer.kind is LENGTH and framer.remaining:
+        return None  # short of its Content-Length
+    end = framer.end()
+    if end:
+        pieces.append(end)
+    return WholeResponse(pieces, sum(len(piece) for piece in pieces), framer, closes, head.status_code, body_bytes)
 
 
 _OWN_DATE, _OWN_SERVER = 1, 2

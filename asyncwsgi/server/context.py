@@ -235,12 +235,15 @@ class ServerContext:
         """RFC 9110 §6.6.1 Date, formatted at most once a second."""
         now = int(time.time())
         if now != self._date_second:
-            self._date_second = now
-            self._date = formatdate(now, usegmt=True).encode("ascii")
-            lines = [b"Date: " + self._date]
+            # (Also called by the app's threads, for a response they write themselves: the new
+            # second is set last, so none of them reads it with the last second's lines.)
+            date = formatdate(now, usegmt=True).encode("ascii")
+            lines = [b"Date: " + date]
             if self.server_header is not None:
                 lines.append(b"Server: " + self.server_header)
+            self._date = date
             self._header_lines = tuple(lines)
+            self._date_second = now
         return self._date
 
     def header_lines(self) -> Tuple[bytes, ...]:

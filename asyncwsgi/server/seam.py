@@ -23,6 +23,7 @@ import h11
 
 from ..http.response import BodyFramer, ResponseHead
 from ..types import Environ
+from ..wsgi.bridge import SocketLoan
 
 
 class CycleState(enum.Enum):
@@ -87,6 +88,14 @@ class Connection(Protocol):
 
     def send_continue(self) -> None:
         """Invite the body with 100 Continue if the client waits for it and nothing was sent."""
+
+    def lend_socket(self, request: h11.Request) -> Optional[SocketLoan]:
+        """The socket, for the app's thread to write a whole response itself; None where the
+        loop must write it (the connection recalls it before it writes or closes)."""
+
+    def response_written(self, closes: bool) -> None:
+        """The app's thread wrote a whole response on the lent socket (``closes``: it said
+        the connection ends after it)."""
 
     def pause_reading(self, reason: int) -> None: ...
 

@@ -1,7 +1,8 @@
 """The WSGI side of one request: call the app, validate what it says, stream what it yields. [thread]
 
 Everything in this module runs on one of the pool's threads. It never touches the socket or the h11
-connection; it only produces ``Delivery`` messages for ``bridge.OutputChannel``. Rules kept
+connection; it only produces ``Delivery`` messages for ``bridge.OutputChannel`` (which may write
+a whole response on a socket the loop lent it, ``bridge.SocketLoan``). Rules kept
 here, from PEP 3333:
 
 * status and headers are validated in ``start_response`` (CR/LF and control bytes, header

@@ -27,6 +27,7 @@ from asyncwsgi.server.cycle.probe import ProbeCycle
 from asyncwsgi.server.cycle.websocket import WebSocketSession
 from asyncwsgi.server.cycle.wsgi import WSGICycle
 from asyncwsgi.server.seam import PAUSE_POOL, Connection, Cycle, Upgraded
+from asyncwsgi.wsgi.bridge import SocketLoan
 from asyncwsgi.wsgi.pool import ThreadPool
 
 
@@ -66,6 +67,12 @@ class FakeConnection:
 
     def send_continue(self) -> None:
         self.events.append("continue")
+
+    def lend_socket(self, request: h11.Request) -> Optional[SocketLoan]:
+        return None  # every response goes through the loop's path, which these tests look at
+
+    def response_written(self, closes: bool) -> None:
+        raise AssertionError("no socket is lent")
 
     def pause_reading(self, reason: int) -> None:
         self.events.append(("pause", reason))

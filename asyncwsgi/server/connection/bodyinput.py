@@ -30,6 +30,7 @@ from ...http.head import check_fields
 from ...http.response import CONTINUE, BodyFramer, ResponseHead, start_response
 from ...http.wirecheck import FramingRefused
 from ...log import error_log
+from ...wsgi.bridge import SocketLoan
 from ..seam import Cycle
 from .bodyrate import BodyMeter, check_interval
 from .flow import PAUSE_REFUSED
@@ -198,7 +199,27 @@ class BodyInput(WireInput):
         """[seam] The app's first body read: invite the body if the client waits for it."""
         if self.awaiting_continue() and not self.closing:
             self._sent |= CONTINUE_SENT
-            self.transport.write(CONTINUE)
+            self.write(CONTINUE)
+
+    def lend_socket(self, request: h11.Request) -> Optional[SocketLoan]:
+        """[seam] The socket for the app's thread to write a whole response to ``request``
+        itself (``bridge.SocketLoan``), with the connection's say on keep-alive as it stands now;
+        None where the loop must write it. Only for a request without a body: one with a body
+        may still owe 100 Continue, or leave a body unread that decides keep-alive later."""
+        if self._sent or self._body is not None:
+            return None
+        return self._lend(self.ctx, request.method == b"HEAD", request.http_version >= b"1.1", self._should_close())
+
+    def response_written(self, closes: bool) -> None:
+        """[seam] The app's thread wrote a whole response on the lent socket (``closes``: it
+        said the connection ends after it)."""
+        self._recall_loan()
+        self._sent |= HEAD_SENT
+        if closes:
+            self._close_after_response = True
+
+    def _lent_socket_used(self) -> None:
+        self._sent |= HEAD_SENT  # a refusal now would follow a response on the wire: none is written
 
     def _should_close(self) -> bool:
         """Whether the response being started must carry ``Connection: close``."""

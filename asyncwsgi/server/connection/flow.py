@@ -26,6 +26,7 @@ import socket
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 
 from ...log import error_log
+from ...wsgi.bridge import SocketLoan
 from ..seam import PAUSE_POOL
 
 if TYPE_CHECKING:
@@ -50,6 +51,18 @@ _NO_WATCH, _WATCH_WHEN_UNREAD = -2, -1
 _JOIN_PIECES_BYTES = 16 * 1024
 
 
+# ``_lend_fd`` before the transport is looked at.
+_NOT_LOOKED = -2
+
+
+def _lendable_fd(transport: Any) -> int:
+    """The descriptor of a transport's socket a thread may write to, or -1 (TLS, or none)."""
+    if transport.get_extra_info("sslcontext") is not None:
+        return -1
+    sock = transport.get_extra_info("socket")
+    return -1 if sock is None else int(sock.fileno())
+
+
 def _sends_vectors(transport: Any) -> bool:
     """Whether ``transport.writelines`` sends the pieces as they are, with flow control."""
     return type(transport).__module__ == "uvloop.loop"
@@ -62,6 +75,8 @@ class FlowControl(asyncio.Protocol):
     """
 
     __slots__ = (
+        "_lend_fd",
+        "_loan",
         "_read_pauses",
         "_reset_fd",
         "_transport_paused",
@@ -83,6 +98,8 @@ class FlowControl(asyncio.Protocol):
         self._read_pauses = 0
         self._transport_paused = False  # transport.pause_reading() is in effect
         self._reset_fd = _NO_WATCH  # the socket in ctx.gone while a waiting request is unread
+        self._loan: Optional[SocketLoan] = None  # the socket, lent to the app's thread for one write
+        self._lend_fd = _NOT_LOOKED  # its descriptor, or -1 where it is never lent (TLS)
 
     # --- hooks ---------------------------------------------------------------------------------
 
@@ -109,6 +126,9 @@ class FlowControl(asyncio.Protocol):
 
     def _client_reset(self) -> None:
         """The socket watched for a reset (``watch_for_reset``) has reset."""
+
+    def _lent_socket_used(self) -> None:
+        """A recalled loan was used: part of a response went out from the app's thread."""
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -213,12 +233,16 @@ class FlowControl(asyncio.Protocol):
         self._cancel_write_timer()
         self._app_writes_unblocked()
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Any) -> None:
+        if self._loan is not None:
+            self._recall_loan()
         self.transport.write(data)
         if self._write_grant:
             self._check_write_grant()
 
     def writelines(self, pieces: List[Any]) -> None:
+        if self._loan is not None:
+            self._recall_loan()
         if len(pieces) == 1:
             self.transport.write(pieces[0])
         elif sum(len(p) for p in pieces) <= _JOIN_PIECES_BYTES or not _sends_vectors(self.transport):
@@ -233,6 +257,8 @@ class FlowControl(asyncio.Protocol):
         kernel (``server/sendfile.py``); the bytes sent, fewer if the file ended. A client that
         takes nothing for --write-timeout is aborted (ConnectionAbortedError here), as when the
         app writes. NotImplementedError where the kernel cannot send to this connection (TLS)."""
+        if self._loan is not None:
+            self._recall_loan()
         sender = self.ctx.file_sender
         if not sender.usable(self.transport):
             raise NotImplementedError("no sendfile to this connection")
@@ -274,10 +300,41 @@ class FlowControl(asyncio.Protocol):
             self.abort()
 
     def abort(self) -> None:
+        self._recall_loan()
         self.transport.abort()
 
+    # --- the socket lent to the app's thread (bridge.SocketLoan) -----------------------------
+
+    def _lend(self, server: Any, head_request: bool, http11: bool, close: bool) -> Optional[SocketLoan]:
+        """Lend the socket for one write of a whole response, if nothing can come before it:
+        nothing queued in the transport, the client keeping up, plain TCP or a Unix socket (a
+        TLS transport holds the session's state: its bytes go through it)."""
+        self._recall_loan()
+        transport = self.transport
+        if self.write_paused or self.closing or transport.get_write_buffer_size():
+            return None
+        fd = self._lend_fd
+        if fd == _NOT_LOOKED:
+            fd = self._lend_fd = _lendable_fd(transport)
+        if fd < 0:
+            return None
+        try:
+            loan = self._loan = SocketLoan(fd, server, head_request, http11, close)
+        except OSError:  # out of descriptors: the loop writes it, as without a loan
+            return None
+        return loan
+
+    def _recall_loan(self) -> None:
+        """Take the socket back before the loop writes, half-closes or closes it."""
+        loan = self._loan
+        if loan is not None:
+            self._loan = None
+            if loan.recall():
+                self._lent_socket_used()
+
     def _end_flow(self) -> None:
-        """The transport is gone: no timer, no reservation, no watch is left behind."""
+        """The transport is gone: no timer, no reservation, no watch, no loan is left behind."""
+        self._recall_loan()
         self._cancel_write_timer()
         self._release_write_grant()
         if self._reset_fd >= 0:

@@ -188,6 +188,8 @@ class HTTPProtocol(BodyInput):
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self.phase = CLOSED
         self._deadline.stop()
+        loan = self._loan
+        answered = loan is not None and loan.answered  # by the app's thread: the loop has yet to hear
         self._end_flow()
         ctx = self.ctx
         ctx.connections.discard(self)
@@ -195,7 +197,8 @@ class HTTPProtocol(BodyInput):
         ctx.gate.release(proxy.peer_ip if proxy is not None else None if self.client is None else self.client[0])
         cycle = self.cycle
         if cycle is not None and not cycle.done:
-            ctx.stats.disconnects += 1
+            if not answered:
+                ctx.stats.disconnects += 1
             cycle.connection_lost()
         if ctx.on_connection_lost is not None:
             ctx.on_connection_lost()
@@ -462,6 +465,7 @@ class HTTPProtocol(BodyInput):
         """[seam] Answer a request we refuse (unless a response has begun), then half-close and
         linger so the client reads it."""
         log_refusal(status, self._peer(), detail)
+        self._recall_loan()
         if not self._sent & HEAD_SENT and not self.lost:
             self.transport.write(refusal(self.ctx, status, request, self.client, headers))
         self.linger()
@@ -473,6 +477,7 @@ class HTTPProtocol(BodyInput):
         if self.lost or transport.is_closing():
             return
         self.cycle = None
+        self._recall_loan()
         if transport.can_write_eof():
             try:
                 transport.write_eof()
@@ -488,11 +493,13 @@ class HTTPProtocol(BodyInput):
 
     def close(self) -> None:
         self._deadline.stop()
+        self._recall_loan()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()
 
     def abort(self) -> None:
         self._deadline.stop()
+        self._recall_loan()
         if self.transport is not None:
             self.transport.abort()
 

@@ -14,7 +14,9 @@ here as one loop callback and goes out as one write:
   and closes it. In the job's last Delivery, the job ends there (its thread and pool slot are
   free) and the response once the file is out; Deliveries that come while a file is being sent
   wait their turn (``after_file``: bounded, as the thread counts them in flight);
-* a body that breaks its framing closes the connection: a cut response is never taken whole.
+* a body that breaks its framing closes the connection: a cut response is never taken whole;
+* a whole response the thread wrote itself on a lent socket (``bridge.SocketLoan``) comes as
+  ``written``: only counted, and what the socket did not take written after it.
 
 The job's last Delivery ends the job (``_job_ended``) and, once written, the response
 (``_response_ended``). Output that comes for a request the loop has already answered (taken back
@@ -82,6 +84,9 @@ class DeliveryWriter(ResponseWriter):
 
     def deliver(self, d: Delivery) -> None:
         """Write one Delivery from the thread. Runs as a loop callback."""
+        if d.written is not None:
+            self._written_by_thread(d)
+            return
         if self.sendfile_task is not None:
             if self.after_file is None:
                 self.after_file = collections.deque()
@@ -137,6 +142,25 @@ class DeliveryWriter(ResponseWriter):
             self._response_ended()
         elif d.body:
             self.channel.written(len(d.body))
+
+    def _written_by_thread(self, d: Delivery) -> None:
+        """The thread wrote the whole response itself on the socket the connection lent it
+        (``bridge.SocketLoan``): count it, write what the socket did not take, and end the job
+        and the response as if the loop had written it. (Whatever the loop did meanwhile, it
+        recalled the loan first and, seeing it used, wrote no answer of its own.)"""
+        response = d.written
+        assert response is not None
+        self.framer = response.framer
+        self.status = response.status
+        self.bytes_out = response.body_bytes
+        self.response_complete = True
+        self.reusable = True
+        connection = self.connection
+        connection.response_written(response.closes)
+        if d.sent < response.size and not connection.closing:
+            connection.writelines(_unsent(response.pieces, d.sent))
+        self._job_ended()
+        self._response_ended()
 
     def _output_dropped(self) -> bool:
         deadline = self.deadline
@@ -226,3 +250,16 @@ class DeliveryWriter(ResponseWriter):
             region.spooled.close()
         else:
             os.close(region.file)
+
+
+def _unsent(pieces: List[Any], sent: int) -> List[Any]:
+    """What is left of ``pieces`` once their first ``sent`` bytes are out."""
+    out: List[Any] = []
+    for piece in pieces:
+        size = len(piece)
+        if sent >= size:
+            sent -= size
+            continue
+        out.append(memoryview(piece)[sent:] if sent else piece)
+        sent = 0
+    return out

@@ -102,6 +102,13 @@ class WSGICycle(DeliveryWriter):
         ctx = self.ctx
         pool = ctx.pool
         behind = pool.admitted >= pool.threads  # no idle thread: it waits in the pool's queue
+        if self.body is None and not pool.admitted:
+            # No other job runs, so the loop would wake for this response alone: a whole one may
+            # go out from its thread (bridge.SocketLoan). Hello world at one connection (uvloop):
+            # 7.1 -> 5.7 context switches a request, p50 190 -> 140 µs, +6% to +29% in req/s
+            # over 7 alternated rounds. Lent under load too, it cost 30% at 50 connections:
+            # threads each writing for themselves, where the awake loop writes a batch.
+            self.channel.loan = self.connection.lend_socket(self.request)
         if ctx.slow_watch is not None:
             ctx.slow_watch.add(self)
         if pool.try_submit(self.call.run):
@@ -285,11 +292,12 @@ class WSGICycle(DeliveryWriter):
     def _details(self) -> Details:
         """What an access-log format other than the default may show of it."""
         started = self.call.started_at
+        loan = self.channel.loan  # a client that left after its thread answered it in whole stayed
         return (
             0 if self.body is None else self.body.received,
             started - self.call.queued_at if started else 0.0,
             time.monotonic() - started if started else 0.0,
-            self.channel.gone,
+            self.channel.gone and not (loan is not None and loan.answered),
             self.deadline is not None and self.deadline.timed_out,
         )
 
