@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+import trustme
 
 from asyncwsgi import Server, start_server
 from asyncwsgi.process.loops import resolve_loop
@@ -343,3 +347,16 @@ def children(pid: int) -> Set[int]:
         if int(ppid) == pid and state != "Z":
             found.add(int(entry))
     return found
+
+
+def tls_files(folder: Path) -> Tuple[str, str, ssl.SSLContext]:
+    """A server certificate for 127.0.0.1 from a new CA: its certfile and keyfile in ``folder``,
+    and a client context that trusts it."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    certfile, keyfile = folder / "cert.pem", folder / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    return str(certfile), str(keyfile), context

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import os
 import socket
-import ssl
 import threading
 import time
 from typing import Any, Dict, List
 
 import pytest
-import trustme
 
 from asyncwsgi.wsgi.bridge import Delivery, SocketLoan
-from tests.helpers import WAIT, Reader, connect, get, request, wait_for
+from tests.helpers import WAIT, Reader, connect, get, request, tls_files, wait_for
 
 BIG = os.urandom(60 * 1024)
 
@@ -122,14 +120,8 @@ def test_a_thread_finishing_after_its_504_finds_its_loan_recalled(serve, loans):
 
 
 def test_over_tls_the_socket_is_never_lent(serve, loans, tmp_path):
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    srv = serve(app, certfile=str(certfile), keyfile=str(keyfile))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
+    certfile, keyfile, context = tls_files(tmp_path)
+    srv = serve(app, certfile=certfile, keyfile=keyfile)
     with (
         socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,

@@ -7,15 +7,12 @@ from __future__ import annotations
 import json
 import os
 import socket
-import ssl
 import struct
 import threading
 from typing import Any, Dict, List
 
-import trustme
-
 from asyncwsgi.server.probes import snapshot
-from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, slow_reader, wait_for
+from tests.helpers import WAIT, Reader, ServerThread, connect, get, request, slow_reader, tls_files, wait_for
 
 MiB = 1024 * 1024
 
@@ -350,16 +347,10 @@ def test_a_spooled_body_past_its_content_length_is_cut_there(serve):
 
 
 def test_over_tls_a_spooled_response_is_read_and_sent_in_pieces(serve, tmp_path):
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
+    certfile, keyfile, context = tls_files(tmp_path)
     body = _pattern(8 * MiB)
     finished = threading.Event()
-    srv = serve(_big_app(body, finished), threads=1, certfile=str(certfile), keyfile=str(keyfile))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
+    srv = serve(_big_app(body, finished), threads=1, certfile=certfile, keyfile=keyfile)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as raw:
         raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
         raw.settimeout(WAIT)

@@ -10,16 +10,14 @@ import json
 import logging
 import os
 import socket
-import ssl
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from asyncwsgi import ConfigError, start_server
-from tests.helpers import WAIT, Reader, connect, get, request, wait_for
+from tests.helpers import WAIT, Reader, connect, get, request, tls_files, wait_for
 
 BIG = os.urandom(3 * 1024 * 1024 + 11)
 
@@ -277,14 +275,8 @@ def test_files_are_closed_when_their_responses_end(serve, site):
 
 
 def test_over_tls_a_file_is_read_and_sent_in_pieces(serve, site, tmp_path):
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(certfile))
-    cert.private_key_pem.write_to_path(str(keyfile))
-    srv = static(serve, site, certfile=str(certfile), keyfile=str(keyfile))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
+    certfile, keyfile, context = tls_files(tmp_path)
+    srv = static(serve, site, certfile=certfile, keyfile=keyfile)
     with (
         socket.create_connection(("127.0.0.1", srv.port), timeout=WAIT) as raw,
         context.wrap_socket(raw, server_hostname="127.0.0.1") as sock,
